@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The module as the kernel sees it once loaded: live, unused, with the
+ * attributes a user inspects.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+
+#define MOD_SYSFS "/sys/module/rust_dma_heap"
+
+static int read_attr(const char *attr, char *buf, size_t len)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), MOD_SYSFS "/%s", attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+TEST(module_is_live)
+{
+	char buf[64];
+
+	ASSERT_EQ(0, read_attr("initstate", buf, sizeof(buf)));
+	ASSERT_STREQ("live", buf);
+}
+
+TEST(module_has_no_users_at_start)
+{
+	char buf[64];
+
+	ASSERT_EQ(0, read_attr("refcnt", buf, sizeof(buf)));
+	ASSERT_STREQ("0", buf);
+}
+
+TEST(module_is_gpl)
+{
+	char buf[64];
+
+	/* A non-GPL module would be tainted 'P' and lose dma-buf's symbols. */
+	ASSERT_EQ(0, read_attr("taint", buf, sizeof(buf)));
+	ASSERT_EQ(NULL, strchr(buf, 'P'));
+}
+
+TEST_HARNESS_MAIN

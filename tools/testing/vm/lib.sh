@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for the rust-dma-heap test bench. Sourced, not executed.
+
+# Paths. The repository root is two levels above this file's directory.
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$VM_DIR/../../.." && pwd)
+SHARED=${SHARED:-$REPO/../shared}
+CACHE=${RDH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-dma-heap}
+ARCH=${ARCH:-arm64}
+KVER=7.3.4
+
+case "$ARCH" in
+arm64)
+	CROSS_COMPILE=${CROSS_COMPILE:-aarch64-linux-gnu-}
+	QEMU=qemu-system-aarch64
+	KIMAGE=arch/arm64/boot/Image
+	CONSOLE=ttyAMA0
+	;;
+x86_64)
+	CROSS_COMPILE=${CROSS_COMPILE:-}
+	QEMU=qemu-system-x86_64
+	KIMAGE=arch/x86/boot/bzImage
+	CONSOLE=ttyS0
+	;;
+*)
+	echo "unsupported ARCH=$ARCH (arm64 or x86_64)" >&2
+	exit 2
+	;;
+esac
+export ARCH CROSS_COMPILE
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+T0=${T0:-$(date +%s)}
+export T0
+
+elapsed() {
+	local s=$(($(date +%s) - T0))
+	printf '%d:%02d' $((s / 60)) $((s % 60))
+}
+
+log() {
+	printf '[%s] %s\n' "$(elapsed)" "$*" >&2
+}
+
+die() {
+	printf '[%s] error: %s\n' "$(elapsed)" "$*" >&2
+	exit 1
+}
+
+# step NAME LOGFILE CMD...: run a long command with its output in LOGFILE,
+# printing the step name, a heartbeat with the log's last line every 30 s,
+# and the time it took. On failure, show the tail of the log.
+step() {
+	local name=$1 logf=$2 start rc ticker
+	shift 2
+	start=$(date +%s)
+	log "==> $name"
+	mkdir -p "$(dirname "$logf")"
+	(
+		while sleep 30 >/dev/null 2>&1 </dev/null; do
+			printf '[%s]     ... %s: %s\n' "$(elapsed)" "$name" \
+				"$(tail -n 1 "$logf" 2>/dev/null | cut -c1-100)" >&2
+		done
+	) &
+	ticker=$!
+	rc=0
+	"$@" >"$logf" 2>&1 || rc=$?
+	kill "$ticker" 2>/dev/null || true
+	wait "$ticker" 2>/dev/null || true
+	if [ "$rc" -ne 0 ]; then
+		tail -n 40 "$logf" >&2
+		die "$name failed (rc=$rc, full log: $logf)"
+	fi
+	log "    $name done in $(($(date +%s) - start))s"
+}

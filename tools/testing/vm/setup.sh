@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install everything the test bench needs on a Debian 12 (bookworm) machine.
+# Idempotent: a second run installs nothing and takes a few seconds.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+BINDGEN_VERSION=0.73.0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-19-dev clang-19 lld-19 llvm-19
+flex bison bc libelf-dev libssl-dev cpio device-tree-compiler kmod make xz-utils dpkg-dev"
+# QEMU comes from bookworm-backports: the image's qemu-utils is the
+# backports build, and bookworm's own qemu-system conflicts with it.
+QEMU_PKGS="qemu-system-arm qemu-system-x86"
+
+missing_pkgs() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q '^install ok installed$' || echo "$p"
+	done
+}
+
+add_suite() { # name suite
+	local f=/etc/apt/sources.list.d/rust-dma-heap-$1.sources
+	[ -f "$f" ] && return 1
+	log "adding apt suite $2 (pinned low: nothing upgrades from it unasked)"
+	$SUDO tee "$f" >/dev/null <<EOT
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $2
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOT
+	$SUDO tee "/etc/apt/preferences.d/rust-dma-heap-$1" >/dev/null <<EOT
+Package: *
+Pin: release n=$2
+Pin-Priority: 100
+EOT
+	return 0
+}
+
+apt_updated=
+apt_update() {
+	[ -n "$apt_updated" ] && return
+	step "apt-get update" "$CACHE/logs/apt-update.log" $SUDO apt-get update
+	apt_updated=1
+}
+
+apt_install() { # [-t suite] pkgs...
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+		--no-install-recommends "$@"
+}
+
+need=$(missing_pkgs $PKGS)
+need_qemu=$(missing_pkgs $QEMU_PKGS)
+if [ -n "$need$need_qemu" ]; then
+	if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		add_suite bookworm-backports bookworm-backports || true
+	fi
+	apt_update
+	[ -z "$need" ] || step "apt-get install $(echo $need)" "$CACHE/logs/apt.log" apt_install $need
+	[ -z "$need_qemu" ] || step "apt-get install $(echo $need_qemu)" \
+		"$CACHE/logs/apt-qemu.log" apt_install -t bookworm-backports $need_qemu
+fi
+
+# Rust: the kernel needs the standard library's source to build core.
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+	step "rustup component add rust-src" "$CACHE/logs/rustup.log" rustup component add rust-src
+fi
+if ! bindgen --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VERSION"; then
+	step "cargo install bindgen-cli $BINDGEN_VERSION" "$CACHE/logs/bindgen.log" \
+		cargo install bindgen-cli --version "$BINDGEN_VERSION" --locked
+fi
+
+# Static arm64 busybox for the initramfs: ../shared when present, else Debian.
+bb_dir=$CACHE/busybox-$ARCH
+if [ ! -x "$bb_dir/usr/bin/busybox" ]; then
+	deb=
+	if [ "$ARCH" = arm64 ] && [ -f "$SHARED/SHA256SUMS" ]; then
+		(cd "$SHARED" && sha256sum --quiet -c --ignore-missing SHA256SUMS) ||
+			die "checksum mismatch in $SHARED"
+		deb=$(ls "$SHARED"/debs/busybox-static_*_arm64.deb 2>/dev/null | head -n1)
+	fi
+	if [ -z "$deb" ]; then
+		darch=$ARCH
+		[ "$ARCH" = x86_64 ] && darch=amd64
+		if [ "$darch" != "$(dpkg --print-architecture)" ] &&
+			! dpkg --print-foreign-architectures | grep -qx "$darch"; then
+			$SUDO dpkg --add-architecture "$darch"
+			apt_updated=
+		fi
+		apt_update
+		mkdir -p "$CACHE/debs"
+		(cd "$CACHE/debs" && apt-get download "busybox-static:$darch")
+		deb=$(ls "$CACHE"/debs/busybox-static_*_"$darch".deb | head -n1)
+	fi
+	rm -rf "$bb_dir"
+	mkdir -p "$bb_dir"
+	dpkg-deb -x "$deb" "$bb_dir"
+	log "busybox from $(basename "$deb")"
+fi
+
+# Kernel source: ../shared's pinned tarball (checksummed) or Debian's
+# linux-source-7.3 from trixie-backports.
+KSRC_DIR=$CACHE/src/linux-$KVER
+if [ -z "${KDIR:-}" ] && [ ! -f "$KSRC_DIR/.rdh-extracted" ]; then
+	tarball=$SHARED/kernel/linux-source-$KVER.tar.xz
+	if [ -f "$tarball" ]; then
+		(cd "$SHARED" && sha256sum --quiet -c --ignore-missing SHA256SUMS) ||
+			die "checksum mismatch for $tarball"
+	else
+		add_suite trixie-backports trixie-backports && apt_updated=
+		apt_update
+		step "apt-get install linux-source-7.3" "$CACHE/logs/apt-linux-source.log" \
+			apt_install -t trixie-backports linux-source-7.3
+		tarball=/usr/src/linux-source-7.3.tar.xz
+		[ -f "$tarball" ] || die "linux-source-7.3 did not install $tarball"
+	fi
+	rm -rf "$KSRC_DIR" "$CACHE/src/tmp"
+	mkdir -p "$CACHE/src/tmp"
+	step "extract $(basename "$tarball")" "$CACHE/logs/extract.log" \
+		tar -C "$CACHE/src/tmp" -xf "$tarball"
+	mv "$CACHE/src/tmp"/linux-source-* "$KSRC_DIR"
+	rmdir "$CACHE/src/tmp"
+	grep -q "^SUBLEVEL = ${KVER##*.}$" "$KSRC_DIR/Makefile" ||
+		die "$tarball is not Linux $KVER"
+	touch "$KSRC_DIR/.rdh-extracted"
+fi
+log "set-up complete"

@@ -2,9 +2,16 @@
 
 //! rust-dma-heap: the dma-heap allocator (`/dev/dma_heap/<name>`,
 //! `DMA_HEAP_IOCTL_ALLOC`) in Rust.
+//!
+//! Layers, top to bottom: [`registry`] (nodes, ioctl), [`heaps`] (memory
+//! backends), [`buffer`] (the dma-buf exporter), [`wrappers`] (the only
+//! `unsafe` code, over kernel C APIs).
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
+mod buffer;
+mod heaps;
+mod registry;
 mod wrappers;
 
 module! {
@@ -13,22 +20,38 @@ module! {
     authors: ["rust-dma-heap developers"],
     description: "DMA-BUF heaps in Rust",
     license: "GPL",
+    imports_ns: ["DMA_BUF"],
+    params: {
+        system_heap: bool {
+            default: true,
+            description: "Register the system heap (default: true)",
+        },
+    },
 }
 
-struct RustDmaHeap;
+struct RustDmaHeap {
+    _registry: Pin<KBox<registry::Registry>>,
+}
 
 impl kernel::Module for RustDmaHeap {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!(
-            "loaded ({} MiB of RAM managed)\n",
-            wrappers::totalram_pages() >> (20 - kernel::page::PAGE_SHIFT)
-        );
-        Ok(RustDmaHeap)
-    }
-}
-
-impl Drop for RustDmaHeap {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let class_name = wrappers::class_name_param();
+        let registry = registry::Registry::new(class_name, module).inspect_err(|e| {
+            if *e == EEXIST {
+                pr_err!(
+                    "device class '{}' exists already (a kernel with CONFIG_DMABUF_HEAPS?): \
+                     load with class_name=<another name>\n",
+                    class_name
+                );
+            }
+        })?;
+        if module_parameters::system_heap.value() {
+            let heap: Arc<dyn registry::Heap> = Arc::new(heaps::system::SystemHeap, GFP_KERNEL)?;
+            registry.add(heap)?;
+        }
+        pr_info!("heaps registered under /dev/{}/\n", class_name);
+        Ok(RustDmaHeap {
+            _registry: registry,
+        })
     }
 }

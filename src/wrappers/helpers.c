@@ -1,13 +1,90 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Thin C wrappers for kernel APIs that are inline or macros and so have no
- * symbol the Rust side could call. No logic lives here.
+ * symbol the Rust side could call, and the module's one string parameter
+ * (the Rust module! macro takes integers and bools only). No logic lives
+ * here.
  */
+#include <linux/dma-mapping.h>
+#include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/signal.h>
+#include <linux/scatterlist.h>
+#include <linux/vmalloc.h>
 
 #include "helpers.h"
+
+static char class_name[32] = "dma_heap";
+module_param_string(class_name, class_name, sizeof(class_name), 0444);
+MODULE_PARM_DESC(class_name,
+		 "Device class and /dev directory of the heaps (default: dma_heap)");
+
+/* Upstream system heap's LOW_ORDER_GFP and HIGH_ORDER_GFP. */
+const gfp_t rdh_gfp_zeroed_user = GFP_HIGHUSER | __GFP_ZERO;
+const gfp_t rdh_gfp_zeroed_user_opportunistic =
+	((GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY) &
+	 ~__GFP_RECLAIM) | __GFP_COMP;
+
+const char *rdh_class_name(void)
+{
+	return class_name;
+}
 
 unsigned long rdh_totalram_pages(void)
 {
 	return totalram_pages();
+}
+
+bool rdh_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
+}
+
+unsigned long rdh_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
+		     unsigned int len, unsigned int offset)
+{
+	sg_set_page(sg, page, len, offset);
+}
+
+struct scatterlist *rdh_sg_next(struct scatterlist *sg)
+{
+	return sg_next(sg);
+}
+
+void rdh_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
+				  enum dma_data_direction dir)
+{
+	dma_sync_sgtable_for_cpu(dev, sgt, dir);
+}
+
+void rdh_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt,
+				     enum dma_data_direction dir)
+{
+	dma_sync_sgtable_for_device(dev, sgt, dir);
+}
+
+void *rdh_vmap(struct page **pages, unsigned int count)
+{
+	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
+}
+
+void rdh_vunmap(const void *addr)
+{
+	vunmap(addr);
+}
+
+void rdh_flush_kernel_vmap_range(void *addr, int size)
+{
+	flush_kernel_vmap_range(addr, size);
+}
+
+void rdh_invalidate_kernel_vmap_range(void *addr, int size)
+{
+	invalidate_kernel_vmap_range(addr, size);
 }

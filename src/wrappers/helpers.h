@@ -6,6 +6,32 @@
 #ifndef RUST_DMA_HEAP_HELPERS_H
 #define RUST_DMA_HEAP_HELPERS_H
 
+#include <linux/dma-direction.h>
+#include <linux/gfp_types.h>
+#include <linux/types.h>
+
+struct device;
+struct page;
+struct sg_table;
+struct scatterlist;
+
+extern const gfp_t rdh_gfp_zeroed_user;
+extern const gfp_t rdh_gfp_zeroed_user_opportunistic;
+
+const char *rdh_class_name(void);
 unsigned long rdh_totalram_pages(void);
+bool rdh_fatal_signal_pending(void);
+unsigned long rdh_page_to_pfn(struct page *page);
+void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
+		     unsigned int len, unsigned int offset);
+struct scatterlist *rdh_sg_next(struct scatterlist *sg);
+void rdh_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
+				  enum dma_data_direction dir);
+void rdh_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt,
+				     enum dma_data_direction dir);
+void *rdh_vmap(struct page **pages, unsigned int count);
+void rdh_vunmap(const void *addr);
+void rdh_flush_kernel_vmap_range(void *addr, int size);
+void rdh_invalidate_kernel_vmap_range(void *addr, int size);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

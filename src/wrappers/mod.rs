@@ -2,16 +2,53 @@
 
 //! Safe wrappers over the kernel C APIs that `rust/kernel` lacks in 7.3.
 //!
-//! This is the only place in the module with `unsafe` code.
+//! This is the only place in the module with `unsafe` code. Each type here
+//! states its invariants; each `unsafe` block says why it holds. Everything
+//! above this layer (registry, buffer, heaps) is safe Rust.
 
-use kernel::ffi::c_ulong;
+pub(crate) mod chrdev;
+pub(crate) mod dmabuf;
+pub(crate) mod pages;
+pub(crate) mod sgtable;
 
-mod ffi {
-    use super::c_ulong;
+use kernel::{bindings, ffi, str::{CStr, CStrExt}};
 
+/// Declarations of `helpers.c`: thin wrappers for inline kernel functions.
+mod ffi_helpers {
+    use kernel::{bindings, ffi};
+
+    // The kernel's structs contain zero-sized lockdep fields that rustc
+    // flags; these are only ever passed by pointer, as in `bindings`.
+    #[allow(improper_ctypes)]
     extern "C" {
-        /// `totalram_pages()`, see `helpers.c`.
-        pub(super) fn rdh_totalram_pages() -> c_ulong;
+        pub(crate) static rdh_gfp_zeroed_user: bindings::gfp_t;
+        pub(crate) static rdh_gfp_zeroed_user_opportunistic: bindings::gfp_t;
+        pub(crate) fn rdh_class_name() -> *const ffi::c_char;
+        pub(crate) fn rdh_totalram_pages() -> ffi::c_ulong;
+        pub(crate) fn rdh_fatal_signal_pending() -> bool;
+        pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
+        pub(crate) fn rdh_sg_set_page(
+            sg: *mut bindings::scatterlist,
+            page: *mut bindings::page,
+            len: ffi::c_uint,
+            offset: ffi::c_uint,
+        );
+        pub(crate) fn rdh_sg_next(sg: *mut bindings::scatterlist) -> *mut bindings::scatterlist;
+        pub(crate) fn rdh_dma_sync_sgtable_for_cpu(
+            dev: *mut bindings::device,
+            sgt: *mut bindings::sg_table,
+            dir: bindings::dma_data_direction,
+        );
+        pub(crate) fn rdh_dma_sync_sgtable_for_device(
+            dev: *mut bindings::device,
+            sgt: *mut bindings::sg_table,
+            dir: bindings::dma_data_direction,
+        );
+        pub(crate) fn rdh_vmap(pages: *mut *mut bindings::page, count: ffi::c_uint)
+            -> *mut ffi::c_void;
+        pub(crate) fn rdh_vunmap(addr: *const ffi::c_void);
+        pub(crate) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
+        pub(crate) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
     }
 }
 
@@ -19,5 +56,78 @@ mod ffi {
 pub(crate) fn totalram_pages() -> usize {
     // SAFETY: `rdh_totalram_pages` only reads an atomic counter; it has no
     // preconditions and may be called from any context.
-    unsafe { ffi::rdh_totalram_pages() as usize }
+    unsafe { ffi_helpers::rdh_totalram_pages() as usize }
+}
+
+/// Whether the current task has a fatal signal (SIGKILL) pending.
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: reads `current`'s signal state; valid in any process context.
+    unsafe { ffi_helpers::rdh_fatal_signal_pending() }
+}
+
+/// The `class_name` module parameter (declared in `helpers.c`).
+pub(crate) fn class_name_param() -> &'static CStr {
+    // SAFETY: `rdh_class_name` returns the module parameter's static,
+    // NUL-terminated buffer. The parameter is read-only (0444) once the
+    // module is loaded, so the string neither changes nor goes away while
+    // the module is alive, which covers every user of this `'static`.
+    unsafe { CStr::from_char_ptr(ffi_helpers::rdh_class_name()) }
+}
+
+/// Converts a raw DMA direction from C into the Rust enum.
+fn dma_dir_from_raw(dir: bindings::dma_data_direction) -> kernel::dma::DataDirection {
+    use kernel::dma::DataDirection;
+    if dir == bindings::dma_data_direction::DMA_TO_DEVICE {
+        DataDirection::ToDevice
+    } else if dir == bindings::dma_data_direction::DMA_FROM_DEVICE {
+        DataDirection::FromDevice
+    } else if dir == bindings::dma_data_direction::DMA_NONE {
+        DataDirection::None
+    } else {
+        DataDirection::Bidirectional
+    }
+}
+
+/// A reference-counted `struct device` of an importer.
+///
+/// # Invariants
+///
+/// `ptr` points to a device on which this object holds a reference
+/// (`get_device`), dropped in `Drop`.
+pub(crate) struct DeviceRef {
+    ptr: core::ptr::NonNull<bindings::device>,
+}
+
+// SAFETY: `struct device` references may be taken and dropped on any thread.
+unsafe impl Send for DeviceRef {}
+// SAFETY: `DeviceRef` only hands out the pointer for thread-safe C APIs.
+unsafe impl Sync for DeviceRef {}
+
+impl DeviceRef {
+    /// Takes a new reference on `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a live `struct device`.
+    unsafe fn get(ptr: *mut bindings::device) -> Option<Self> {
+        // SAFETY: the caller guarantees `ptr` is a live device.
+        let ptr = unsafe { bindings::get_device(ptr) };
+        core::ptr::NonNull::new(ptr).map(|ptr| Self { ptr })
+    }
+
+    fn as_raw(&self) -> *mut bindings::device {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for DeviceRef {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant we own one reference on the device.
+        unsafe { bindings::put_device(self.ptr.as_ptr()) };
+    }
+}
+
+/// `size` as the C `int` the cache-maintenance helpers take, saturated.
+fn c_int_len(size: usize) -> ffi::c_int {
+    ffi::c_int::try_from(size).unwrap_or(ffi::c_int::MAX)
 }

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The system heap: pages from the buddy allocator, largest blocks first.
+
+use crate::{
+    buffer::Backing,
+    registry::Heap,
+    wrappers::{
+        fatal_signal_pending,
+        pages::{Effort, PageBlock, PageRuns},
+        totalram_pages,
+    },
+};
+use kernel::{page::PAGE_SIZE, prelude::*, str::CStr};
+
+/// Block orders tried, largest first: 1 MiB, 64 KiB, 4 KiB with 4 KiB
+/// pages, the sizes IOMMUs map cheaply (as upstream).
+const ORDERS: [u32; 3] = [8, 4, 0];
+
+/// The `system` heap.
+pub(crate) struct SystemHeap;
+
+impl SystemHeap {
+    /// The largest block not larger than `remaining` nor `max_order`; high
+    /// orders are opportunistic, order 0 may reclaim.
+    fn alloc_largest(remaining: usize, max_order: u32) -> Option<PageBlock> {
+        ORDERS
+            .iter()
+            .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
+            .find_map(|&order| {
+                let effort = if order > 0 {
+                    Effort::Opportunistic
+                } else {
+                    Effort::Normal
+                };
+                PageBlock::alloc(order, effort)
+            })
+    }
+}
+
+impl Heap for SystemHeap {
+    fn name(&self) -> &CStr {
+        c"system"
+    }
+
+    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Backing> {
+        // More than the machine has can never succeed: refuse it before
+        // reclaim and the OOM killer get involved (upstream does not).
+        if len / PAGE_SIZE > totalram_pages() {
+            return Err(ENOMEM);
+        }
+        let mut blocks = KVVec::new();
+        let mut remaining = len;
+        let mut max_order = ORDERS[0];
+        while remaining > 0 {
+            // A killed caller stops here; dropping `blocks` frees all.
+            if fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            let block = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            remaining -= block.size();
+            max_order = block.order();
+            blocks.push(block, GFP_KERNEL)?;
+        }
+        Ok(Backing::Pages(PageRuns::new(blocks)))
+    }
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The heap registry: one char device node per heap in the `dma_heap`
+//! class, and `DMA_HEAP_IOCTL_ALLOC` decoded with upstream's semantics.
+//! Knows nothing about memory: heaps turn a length into a [`Backing`].
+
+use crate::{
+    buffer::{Backing, Buffer},
+    wrappers::{
+        chrdev::{ChrdevRegion, Class, Node, NodeOps},
+        dmabuf::DmaBuf,
+    },
+};
+use kernel::{
+    bindings,
+    fs::file::FileDescriptorReservation,
+    ioctl::{_IOC_DIR, _IOC_NR, _IOC_SIZE, _IOC_TYPE},
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CStr,
+    sync::{Arc, Mutex},
+    uaccess::{UserPtr, UserSlice},
+    uapi::{_IOC_READ, _IOC_WRITE},
+    ThisModule,
+};
+
+/// The most heaps one registry holds (upstream: `NUM_HEAP_MINORS`).
+const MAX_HEAPS: u32 = 128;
+
+/// `DMA_HEAP_IOC_MAGIC`.
+const DMA_HEAP_IOC_MAGIC: u32 = b'H' as u32;
+/// `DMA_HEAP_IOCTL_ALLOC`'s command number.
+const DMA_HEAP_ALLOC_NR: u32 = 0;
+/// `sizeof(struct dma_heap_allocation_data)`.
+const ALLOC_DATA_SIZE: usize = 24;
+/// `DMA_HEAP_VALID_FD_FLAGS`.
+const VALID_FD_FLAGS: u32 = bindings::O_CLOEXEC | bindings::O_ACCMODE;
+/// `DMA_HEAP_VALID_HEAP_FLAGS`: none yet.
+const VALID_HEAP_FLAGS: u64 = 0;
+
+/// A memory backend. The registry calls it; it never looks inside the
+/// memory it returns.
+pub(crate) trait Heap: Send + Sync {
+    /// The heap's name: its node is `/dev/<class>/<name>` and its buffers'
+    /// exporter name.
+    fn name(&self) -> &CStr;
+
+    /// Allocates `len` bytes (page-aligned, non-zero), zeroed. `fd_flags`
+    /// and `heap_flags` are validated already.
+    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Backing>;
+}
+
+/// The file side of one heap node.
+struct HeapFile {
+    heap: Arc<dyn Heap>,
+    module: &'static ThisModule,
+}
+
+/// `struct dma_heap_allocation_data`, in native byte order.
+struct AllocationData {
+    len: u64,
+    fd: u32,
+    fd_flags: u32,
+    heap_flags: u64,
+}
+
+impl AllocationData {
+    fn parse(b: &[u8]) -> Self {
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        Self {
+            len: u64_at(0),
+            fd: u32_at(8),
+            fd_flags: u32_at(12),
+            heap_flags: u64_at(16),
+        }
+    }
+}
+
+impl HeapFile {
+    /// `dma_heap_ioctl_allocate()`: validates, allocates and exports. The
+    /// fd is reserved but not installed.
+    fn allocate(&self, data: &AllocationData) -> Result<(DmaBuf, FileDescriptorReservation)> {
+        if data.fd != 0
+            || data.fd_flags & !VALID_FD_FLAGS != 0
+            || data.heap_flags & !VALID_HEAP_FLAGS != 0
+        {
+            return Err(EINVAL);
+        }
+        // PAGE_ALIGN(); a length that wraps (or does not fit size_t) is 0.
+        let len = usize::try_from(data.len)
+            .ok()
+            .and_then(|l| l.checked_next_multiple_of(PAGE_SIZE))
+            .unwrap_or(0);
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let backing = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
+        let size = backing.len();
+        let buffer = Buffer::new(self.heap.clone(), backing)?;
+        let dmabuf = DmaBuf::export(buffer, size, data.fd_flags, self.module)?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
+        Ok((dmabuf, fd))
+    }
+}
+
+impl NodeOps for HeapFile {
+    /// `dma_heap_ioctl()`: the argument may be smaller or larger than
+    /// today's struct (older or newer userspace); missing input reads as
+    /// zero, extra input is ignored, and only what the caller's size covers
+    /// is written back.
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC || _IOC_NR(cmd) != DMA_HEAP_ALLOC_NR {
+            return Err(ENOTTY);
+        }
+        let kdir = _IOC_READ | _IOC_WRITE;
+        let user_size = _IOC_SIZE(cmd);
+        let in_size = if _IOC_DIR(cmd) & kdir & _IOC_WRITE != 0 { user_size } else { 0 };
+        let out_size = if _IOC_DIR(cmd) & kdir & _IOC_READ != 0 { user_size } else { 0 };
+        let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
+
+        let mut kdata = KVec::<u8>::new();
+        UserSlice::new(UserPtr::from_addr(arg), in_size).read_all(&mut kdata, GFP_KERNEL)?;
+        kdata.resize(ksize, 0, GFP_KERNEL)?;
+
+        let data = AllocationData::parse(&kdata[..ALLOC_DATA_SIZE]);
+        let (dmabuf, fd) = self.allocate(&data)?;
+        kdata[8..12].copy_from_slice(&fd.reserved_fd().to_ne_bytes());
+        // On a failed copy-out, dropping `fd` and `dmabuf` un-reserves the
+        // fd and frees the buffer: nothing leaks.
+        UserSlice::new(UserPtr::from_addr(arg), out_size)
+            .writer()
+            .write_slice(&kdata[..out_size])?;
+        dmabuf.install(fd);
+        Ok(0)
+    }
+}
+
+/// All heaps of one class.
+///
+/// Fields drop in order: nodes (no file can be open: the module is going
+/// away), then the device numbers, then the class.
+#[pin_data]
+pub(crate) struct Registry {
+    #[pin]
+    nodes: Mutex<KVec<Pin<KBox<Node<HeapFile>>>>>,
+    region: ChrdevRegion,
+    class: Arc<Class>,
+    module: &'static ThisModule,
+}
+
+impl Registry {
+    /// Creates the class `class_name` (`/dev/<class_name>/`) with room for
+    /// `MAX_HEAPS` heaps.
+    pub(crate) fn new(
+        class_name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result<Pin<KBox<Self>>> {
+        let class = Class::new(class_name)?;
+        let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
+        KBox::pin_init(
+            try_pin_init!(Self {
+                nodes <- new_mutex!(KVec::new()),
+                region,
+                class,
+                module,
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Registers `heap`; its node exists when this returns. Names are
+    /// unique (`EEXIST`).
+    pub(crate) fn add(&self, heap: Arc<dyn Heap>) -> Result {
+        let mut nodes = self.nodes.lock();
+        if nodes.iter().any(|n| n.data().heap.name() == heap.name()) {
+            pr_err!("a heap named {} exists already\n", heap.name());
+            return Err(EEXIST);
+        }
+        let minor = u32::try_from(nodes.len()).map_err(|_| ENOSPC)?;
+        let devt = self.region.devt(minor).ok_or(ENOSPC)?;
+        nodes.reserve(1, GFP_KERNEL)?;
+        let name = heap.name();
+        let file = HeapFile {
+            heap: heap.clone(),
+            module: self.module,
+        };
+        let node = Node::new(&self.class, devt, name, file, self.module)?;
+        nodes.push(node, GFP_KERNEL)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared helpers of the rust-dma-heap selftests.
+ */
+#ifndef RDH_SELFTEST_H
+#define RDH_SELFTEST_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <drm/drm.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
+
+#define PAGE 4096UL
+
+/* Where the heaps are: /dev/dma_heap, or RDH_DEV_DIR when set. */
+static inline const char *rdh_dir(void)
+{
+	const char *d = getenv("RDH_DEV_DIR");
+
+	return d ? d : "/dev/dma_heap";
+}
+
+static inline int rdh_open_heap(const char *name, int flags)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", rdh_dir(), name);
+	return open(path, flags | O_CLOEXEC);
+}
+
+/* Allocate; returns the dma-buf fd or -errno. */
+static inline int rdh_alloc(int heap_fd, uint64_t len, uint32_t fd_flags,
+			    uint64_t heap_flags)
+{
+	struct dma_heap_allocation_data data = {
+		.len = len,
+		.fd_flags = fd_flags,
+		.heap_flags = heap_flags,
+	};
+
+	if (ioctl(heap_fd, DMA_HEAP_IOCTL_ALLOC, &data) < 0)
+		return -errno;
+	return data.fd;
+}
+
+static inline int rdh_sync(int buf_fd, uint64_t flags)
+{
+	struct dma_buf_sync sync = { .flags = flags };
+
+	return ioctl(buf_fd, DMA_BUF_IOCTL_SYNC, &sync) < 0 ? -errno : 0;
+}
+
+/* Number of open fds of this process. */
+static inline int rdh_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+/* A field of /proc/meminfo, in KiB. */
+static inline long rdh_meminfo(const char *field)
+{
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* Lines of debugfs bufinfo naming exporter @exp_name (-1: no debugfs). */
+static inline int rdh_bufinfo_count(const char *exp_name)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/sys/kernel/debug/dma_buf/bufinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save;
+		int col = 0;
+
+		/* size flags mode count exp_name ino name */
+		for (tok = strtok_r(line, " \t\n", &save); tok;
+		     tok = strtok_r(NULL, " \t\n", &save), col++)
+			if (col == 4 && !strcmp(tok, exp_name))
+				n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Open vgem's card node, or -1. */
+static inline int rdh_open_vgem(void)
+{
+	char name[16], path[32];
+	int i, fd;
+
+	for (i = 0; i < 16; i++) {
+		struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
+
+		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(name, 0, sizeof(name));
+		if (!ioctl(fd, DRM_IOCTL_VERSION, &v) && !strcmp(name, "vgem"))
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+#endif /* RDH_SELFTEST_H */

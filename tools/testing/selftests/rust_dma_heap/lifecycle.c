@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The registry as userspace and udev see it, and the module's lifetime:
+ * sysfs class, node mode, unload refused while a buffer or node is in use,
+ * reload under another class name, heaps disabled at load time.
+ *
+ * Needs the module at RDH_KO (default /lib/modules/rust_dma_heap.ko),
+ * loaded with default parameters; leaves it so.
+ */
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "rdh.h"
+#include "../kselftest_harness.h"
+
+#define MOD "rust_dma_heap"
+
+static const char *ko_path(void)
+{
+	const char *p = getenv("RDH_KO");
+
+	return p ? p : "/lib/modules/rust_dma_heap.ko";
+}
+
+static int unload(void)
+{
+	return syscall(__NR_delete_module, MOD, O_NONBLOCK) ? -errno : 0;
+}
+
+static int load(const char *params)
+{
+	int fd = open(ko_path(), O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int refcnt(void)
+{
+	char buf[32];
+
+	if (read_text("/sys/module/" MOD "/refcnt", buf, sizeof(buf)))
+		return -1;
+	return atoi(buf);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+TEST(class_in_sysfs_like_upstream)
+{
+	char buf[512], link[256];
+	ssize_t n;
+
+	n = readlink("/sys/class/dma_heap/system/subsystem", link, sizeof(link) - 1);
+	ASSERT_LT(0, n);
+	link[n] = '\0';
+	/* udev rules match SUBSYSTEM=="dma_heap". */
+	EXPECT_STREQ("dma_heap", strrchr(link, '/') + 1);
+	ASSERT_EQ(0, read_text("/sys/class/dma_heap/system/uevent", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, "DEVNAME=dma_heap/system\n")) TH_LOG("%s", buf);
+	ASSERT_EQ(0, read_text("/sys/class/dma_heap/system/dev", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strchr(buf, ':'));
+}
+
+TEST(node_is_root_0600_char_device)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, stat("/dev/dma_heap/system", &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	EXPECT_EQ(0, st.st_uid);
+	EXPECT_EQ(0, st.st_gid);
+}
+
+TEST(node_is_not_seekable)
+{
+	int fd = rdh_open_heap("system", O_RDONLY);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, lseek(fd, 0, SEEK_SET));
+	EXPECT_EQ(ESPIPE, errno);
+	close(fd);
+}
+
+TEST(unload_refused_while_buffer_lives)
+{
+	int heap = rdh_open_heap("system", O_RDONLY), buf;
+	uint32_t *p;
+
+	ASSERT_LE(0, heap);
+	buf = rdh_alloc(heap, 2 * PAGE, O_RDWR, 0);
+	ASSERT_LE(0, buf);
+	close(heap);
+	/* The buffer pins the module (the exporter's owner). */
+	EXPECT_EQ(1, refcnt());
+	EXPECT_EQ(-EWOULDBLOCK, unload());
+	/* ...and stays fully usable. */
+	p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[PAGE / 4] = 0xfeedface;
+	EXPECT_EQ(0xfeedface, p[PAGE / 4]);
+	EXPECT_EQ(0, rdh_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW));
+	EXPECT_EQ(0, rdh_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW));
+	munmap(p, 2 * PAGE);
+	close(buf);
+	EXPECT_EQ(0, refcnt());
+}
+
+TEST(unload_refused_while_node_open)
+{
+	int heap = rdh_open_heap("system", O_RDONLY);
+
+	ASSERT_LE(0, heap);
+	EXPECT_EQ(-EWOULDBLOCK, unload());
+	close(heap);
+	EXPECT_EQ(0, refcnt());
+}
+
+TEST(reload_under_another_class_name)
+{
+	int heap, buf;
+
+	ASSERT_EQ(0, unload());
+	EXPECT_FALSE(exists("/dev/dma_heap/system"));
+	EXPECT_FALSE(exists("/sys/class/dma_heap"));
+	ASSERT_EQ(0, load("class_name=rdh_alt"));
+	EXPECT_TRUE(exists("/sys/class/rdh_alt/system"));
+	EXPECT_FALSE(exists("/dev/dma_heap/system"));
+	heap = open("/dev/rdh_alt/system", O_RDONLY | O_CLOEXEC);
+	EXPECT_LE(0, heap);
+	if (heap >= 0) {
+		buf = rdh_alloc(heap, PAGE, O_RDWR, 0);
+		EXPECT_LE(0, buf);
+		close(buf);
+		close(heap);
+	}
+	ASSERT_EQ(0, unload());
+	EXPECT_FALSE(exists("/dev/rdh_alt/system"));
+	ASSERT_EQ(0, load(""));
+	EXPECT_TRUE(exists("/dev/dma_heap/system"));
+}
+
+TEST(heap_disabled_at_load_time)
+{
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, load("system_heap=0"));
+	EXPECT_TRUE(exists("/sys/class/dma_heap"));
+	EXPECT_FALSE(exists("/dev/dma_heap/system"));
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, load(""));
+	EXPECT_TRUE(exists("/dev/dma_heap/system"));
+}
+
+TEST(unload_reload_cycles)
+{
+	int i, heap, buf;
+
+	for (i = 0; i < 10; i++) {
+		ASSERT_EQ(0, unload());
+		ASSERT_EQ(0, load(""));
+		heap = rdh_open_heap("system", O_RDONLY);
+		ASSERT_LE(0, heap);
+		buf = rdh_alloc(heap, 16 * PAGE, O_RDWR, 0);
+		ASSERT_LE(0, buf);
+		close(buf);
+		close(heap);
+	}
+}
+
+TEST_HARNESS_MAIN

@@ -62,7 +62,7 @@ unsafe extern "C" fn devnode(
     unsafe {
         bindings::kasprintf(
             bindings::GFP_KERNEL,
-            c"%s/%s".as_ptr(),
+            c"%s/%s".as_ptr().cast(),
             (*(*dev).class).name,
             bindings::dev_name(dev),
         )
@@ -212,7 +212,7 @@ impl<T: NodeOps> Node<T> {
                 core::ptr::null_mut(),
                 this.devt,
                 core::ptr::null_mut(),
-                c"%s".as_ptr(),
+                c"%s".as_ptr().cast(),
                 name.as_char_ptr(),
             )
         };

@@ -79,12 +79,14 @@ fi
 
 # Static arm64 busybox for the initramfs: ../shared when present, else Debian.
 bb_dir=$CACHE/busybox-$ARCH
-if [ ! -x "$bb_dir/usr/bin/busybox" ]; then
+if [ ! -x "$bb_dir/busybox" ]; then
 	deb=
 	if [ "$ARCH" = arm64 ] && [ -f "$SHARED/SHA256SUMS" ]; then
 		(cd "$SHARED" && sha256sum --quiet -c --ignore-missing SHA256SUMS) ||
 			die "checksum mismatch in $SHARED"
-		deb=$(ls "$SHARED"/debs/busybox-static_*_arm64.deb 2>/dev/null | head -n1)
+		for f in "$SHARED"/debs/busybox-static_*_arm64.deb; do
+			[ -f "$f" ] && deb=$f
+		done
 	fi
 	if [ -z "$deb" ]; then
 		darch=$ARCH
@@ -97,11 +99,21 @@ if [ ! -x "$bb_dir/usr/bin/busybox" ]; then
 		apt_update
 		mkdir -p "$CACHE/debs"
 		(cd "$CACHE/debs" && apt-get download "busybox-static:$darch")
-		deb=$(ls "$CACHE"/debs/busybox-static_*_"$darch".deb | head -n1)
+		for f in "$CACHE"/debs/busybox-static_*_"$darch".deb; do
+			[ -f "$f" ] && deb=$f
+		done
+		[ -n "$deb" ] || die "could not download busybox-static:$darch"
 	fi
 	rm -rf "$bb_dir"
 	mkdir -p "$bb_dir"
-	dpkg-deb -x "$deb" "$bb_dir"
+	dpkg-deb -x "$deb" "$bb_dir/pkg"
+	# /usr/bin (merged /usr, 1.38) or /bin (bookworm's 1.35).
+	bb=
+	for f in "$bb_dir"/pkg/usr/bin/busybox "$bb_dir"/pkg/bin/busybox; do
+		[ -x "$f" ] && bb=$f && break
+	done
+	[ -n "$bb" ] || die "no busybox binary in $deb"
+	cp "$bb" "$bb_dir/busybox"
 	log "busybox from $(basename "$deb")"
 fi
 

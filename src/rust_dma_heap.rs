@@ -36,11 +36,20 @@ struct RustDmaHeap {
 impl kernel::Module for RustDmaHeap {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let class_name = wrappers::class_name_param();
+        // Upstream's framework owns "dma_heap" when built in: say so before
+        // the driver core complains about a duplicate class. (The module
+        // loader turns an init's EEXIST into EBUSY.)
+        if cfg!(CONFIG_DMABUF_HEAPS) && class_name == c"dma_heap" {
+            pr_err!(
+                "this kernel has CONFIG_DMABUF_HEAPS: /dev/dma_heap is upstream's; \
+                 load with class_name=<another name>\n"
+            );
+            return Err(EEXIST);
+        }
         let registry = registry::Registry::new(class_name, module).inspect_err(|e| {
             if *e == EEXIST {
                 pr_err!(
-                    "device class '{}' exists already (a kernel with CONFIG_DMABUF_HEAPS?): \
-                     load with class_name=<another name>\n",
+                    "device class '{}' exists already: load with class_name=<another name>\n",
                     class_name
                 );
             }

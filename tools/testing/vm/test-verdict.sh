@@ -34,7 +34,7 @@ cases=(
 )
 n=0 fail=0
 echo "TAP version 13"
-echo "1..$((${#cases[@]} + 1))"
+echo "1..$((${#cases[@]} + 2))"
 for c in "${cases[@]}"; do
 	name=${c%%|*}
 	rest=${c#*|}
@@ -59,6 +59,18 @@ if [ "$got" = 1 ]; then
 	echo "ok $n verdict: expected program never started"
 else
 	echo "not ok $n verdict: expected program never started (exit $got)"
+	fail=1
+fi
+# Several boots: one bad boot fails the whole verdict.
+printf '%s\n' "$good" >"$tmp/a"
+printf '%s\n' "${good/ok 1 a/not ok 1 a}" >"$tmp/b"
+python3 "$V" a="$tmp/a" --expect a=t b="$tmp/b" --expect b=t >"$tmp/out" 2>&1
+got=$?
+n=$((n + 1))
+if [ "$got" = 1 ] && grep -qx 'not ok b/t:1 a' "$tmp/out"; then
+	echo "ok $n verdict: one failing boot of two"
+else
+	echo "not ok $n verdict: one failing boot of two (exit $got)"
 	fail=1
 fi
 exit $fail

@@ -89,60 +89,68 @@ def parse(lines):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("log", help="serial console log of the test boot")
-    ap.add_argument("--expect", default="",
-                    help="space-separated programs that must have run")
-    ap.add_argument("--timed-out", action="store_true",
-                    help="the boot was killed by the runner's timeout")
-    args = ap.parse_args()
+    ap.add_argument("logs", nargs="+", metavar="[LABEL=]LOG",
+                    help="serial console log of a test boot (one per boot)")
+    ap.add_argument("--expect", action="append", default=[], metavar="[LABEL=]PROGS",
+                    help="space-separated programs that must have run in that boot")
+    ap.add_argument("--timed-out", action="append", default=[], metavar="LABEL",
+                    help="that boot was killed by the runner's timeout")
+    args = ap.parse_intermixed_args()
 
-    with open(args.log, errors="replace") as f:
-        programs, done, kernel_bad = parse(f)
+    def split(arg):
+        label, sep, rest = arg.partition("=")
+        return (label, rest) if sep and "/" not in label and " " not in label else ("", arg)
 
+    expects = dict(split(e) for e in args.expect)
     passed = failed = skipped = 0
     problems = []
-    seen = {p.name for p in programs}
-    for name in args.expect.split():
-        if name not in seen:
-            failed += 1
-            problems.append(f"{name}: never started")
-
     print("TAP version 13")
-    for p in programs:
-        for num in sorted(p.results):
-            ok, desc, directive = p.results[num]
-            if directive == "SKIP":
-                skipped += 1
-                print(f"ok {p.name}:{num} {desc} # SKIP")
-            elif ok or directive in ("TODO", "XFAIL"):
-                passed += 1
-                print(f"ok {p.name}:{num} {desc}")
-            else:
+    for arg in args.logs:
+        label, path = split(arg)
+        pre = f"{label}/" if label else ""
+        with open(path, errors="replace") as f:
+            programs, done, kernel_bad = parse(f)
+
+        seen = {p.name for p in programs}
+        for name in expects.get(label, "").split():
+            if name not in seen:
                 failed += 1
-                print(f"not ok {p.name}:{num} {desc}")
-        if p.plan is None:
+                problems.append(f"{pre}{name}: never started")
+        for p in programs:
+            for num in sorted(p.results):
+                ok, desc, directive = p.results[num]
+                if directive == "SKIP":
+                    skipped += 1
+                    print(f"ok {pre}{p.name}:{num} {desc} # SKIP")
+                elif ok or directive in ("TODO", "XFAIL"):
+                    passed += 1
+                    print(f"ok {pre}{p.name}:{num} {desc}")
+                else:
+                    failed += 1
+                    print(f"not ok {pre}{p.name}:{num} {desc}")
+            if p.plan is None:
+                failed += 1
+                problems.append(f"{pre}{p.name}: no KTAP plan")
+            elif len(p.results) < p.plan:
+                missing = p.plan - len(p.results)
+                failed += missing
+                problems.append(f"{pre}{p.name}: short plan, {missing} of {p.plan} results missing")
+            if p.rc is None:
+                failed += 1
+                problems.append(f"{pre}{p.name}: did not finish")
+            elif p.rc != 0 and all(ok or d for ok, _, d in p.results.values()) \
+                    and p.plan is not None and len(p.results) >= p.plan:
+                failed += 1
+                problems.append(f"{pre}{p.name}: exited with status {p.rc}")
+        if not done:
             failed += 1
-            problems.append(f"{p.name}: no KTAP plan")
-        elif len(p.results) < p.plan:
-            missing = p.plan - len(p.results)
-            failed += missing
-            problems.append(f"{p.name}: short plan, {missing} of {p.plan} results missing")
-        if p.rc is None:
+            problems.append(f"{pre}the guest did not reach the end of its run"
+                            + (" (timeout)" if label in args.timed_out else " (crash?)"))
+        if kernel_bad:
             failed += 1
-            problems.append(f"{p.name}: did not finish")
-        elif p.rc != 0 and all(ok or d for ok, _, d in p.results.values()) \
-                and p.plan is not None and len(p.results) >= p.plan:
-            failed += 1
-            problems.append(f"{p.name}: exited with status {p.rc}")
-    if not done:
-        failed += 1
-        problems.append("the guest did not reach the end of its run"
-                        + (" (timeout)" if args.timed_out else " (crash?)"))
-    if kernel_bad:
-        failed += 1
-        problems.append(f"kernel log: {len(kernel_bad)} line(s) of warnings/bugs/leaks")
-        for k in kernel_bad[:20]:
-            problems.append(f"  {k}")
+            problems.append(f"{pre}kernel log: {len(kernel_bad)} line(s) of warnings/bugs/leaks")
+            for k in kernel_bad[:20]:
+                problems.append(f"  {k}")
     for msg in problems:
         print(f"# problem: {msg}")
     if skipped:

@@ -13,7 +13,12 @@ use crate::{
     },
 };
 use kernel::{
-    bindings, dma::DataDirection, ffi, new_mutex, page::PAGE_SIZE, prelude::*, str::CStr,
+    bindings,
+    dma::DataDirection,
+    ffi, new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CStr,
     sync::{Arc, Mutex},
 };
 
@@ -98,7 +103,10 @@ impl Exporter for Buffer {
     fn attach(&self, dev: &DeviceRef) -> Result<Arc<Attachment>> {
         let sgt = SgTable::new(&self.runs, dev)?;
         let att = Arc::pin_init(pin_init!(Attachment { sgt <- new_mutex!(sgt) }), GFP_KERNEL)?;
-        self.inner.lock().attachments.push(att.clone(), GFP_KERNEL)?;
+        self.inner
+            .lock()
+            .attachments
+            .push(att.clone(), GFP_KERNEL)?;
         Ok(att)
     }
 

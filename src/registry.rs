@@ -116,8 +116,16 @@ impl NodeOps for HeapFile {
         }
         let kdir = _IOC_READ | _IOC_WRITE;
         let user_size = _IOC_SIZE(cmd);
-        let in_size = if _IOC_DIR(cmd) & kdir & _IOC_WRITE != 0 { user_size } else { 0 };
-        let out_size = if _IOC_DIR(cmd) & kdir & _IOC_READ != 0 { user_size } else { 0 };
+        let in_size = if _IOC_DIR(cmd) & kdir & _IOC_WRITE != 0 {
+            user_size
+        } else {
+            0
+        };
+        let out_size = if _IOC_DIR(cmd) & kdir & _IOC_READ != 0 {
+            user_size
+        } else {
+            0
+        };
         let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
 
         let mut kdata = KVec::<u8>::new();

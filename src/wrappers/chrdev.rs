@@ -7,17 +7,17 @@
 //! mode, and udev rules match heaps by `SUBSYSTEM=="dma_heap"`, so heaps get
 //! a class of their own, as upstream's `dma-heap.c` does.
 
+use core::{pin::Pin, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
     ffi,
     prelude::*,
-    str::CStr,
+    str::{CStr, CStrExt},
     sync::Arc,
     types::Opaque,
     ThisModule,
 };
-use core::{pin::Pin, ptr::NonNull};
 
 /// A device class whose devices appear as `/dev/<class name>/<device name>`.
 ///
@@ -53,6 +53,10 @@ impl Drop for Class {
 }
 
 /// `class->devnode`: place every node in a directory named after the class.
+///
+/// # Safety
+///
+/// Called only by the driver core, with a registered device of a [`Class`].
 unsafe extern "C" fn devnode(
     dev: *const bindings::device,
     _mode: *mut bindings::umode_t,
@@ -62,7 +66,7 @@ unsafe extern "C" fn devnode(
     unsafe {
         bindings::kasprintf(
             bindings::GFP_KERNEL,
-            c"%s/%s".as_ptr().cast(),
+            c"%s/%s".as_char_ptr(),
             (*(*dev).class).name,
             bindings::dev_name(dev),
         )
@@ -212,7 +216,7 @@ impl<T: NodeOps> Node<T> {
                 core::ptr::null_mut(),
                 this.devt,
                 core::ptr::null_mut(),
-                c"%s".as_ptr().cast(),
+                c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
         };
@@ -223,10 +227,22 @@ impl<T: NodeOps> Node<T> {
     /// # Safety
     ///
     /// Called by the VFS for an inode of one of our nodes.
-    unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> ffi::c_int {
+    unsafe extern "C" fn open(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> ffi::c_int {
         // SAFETY: `i_cdev` is the cdev embedded in a live `Node<T>` (the
         // open holds a module reference; see the type invariants).
-        let node = unsafe { kernel::container_of!((*inode).__bindgen_anon_5.i_cdev.cast::<Opaque<bindings::cdev>>(), Self, cdev) };
+        let node = unsafe {
+            kernel::container_of!(
+                (*inode)
+                    .__bindgen_anon_5
+                    .i_cdev
+                    .cast::<Opaque<bindings::cdev>>(),
+                Self,
+                cdev
+            )
+        };
         // SAFETY: `file` is being opened; its private data is ours.
         unsafe { (*file).private_data = node.cast() };
         // SAFETY: valid inode and file being opened.
@@ -236,11 +252,14 @@ impl<T: NodeOps> Node<T> {
     /// # Safety
     ///
     /// Called by the VFS on an open file of one of our nodes.
-    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: ffi::c_uint, arg: ffi::c_ulong)
-        -> ffi::c_long {
+    unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: ffi::c_uint,
+        arg: ffi::c_ulong,
+    ) -> ffi::c_long {
         // SAFETY: `open` stored the node, which outlives the file.
         let node = unsafe { &*(*file).private_data.cast::<Self>() };
-        match node.data.ioctl(cmd, arg as usize) {
+        match node.data.ioctl(cmd, arg) {
             Ok(v) => v as ffi::c_long,
             Err(e) => e.to_errno() as ffi::c_long,
         }

@@ -4,11 +4,11 @@
 //! [`Exporter`] implemented in safe Rust.
 
 use super::{sgtable::dir_from_raw, DeviceRef};
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings, dma::DataDirection, error::from_err_ptr, ffi, fs::file::FileDescriptorReservation,
     mm::virt::VmaNew, prelude::*, str::CStr, sync::Arc, ThisModule,
 };
-use core::{marker::PhantomData, ptr::NonNull};
 
 /// What a dma-buf's private data implements: the buffer side of every
 /// `dma_buf_ops` callback. `Drop` of the last `Arc` is `release`.
@@ -61,7 +61,7 @@ impl UserMapping<'_> {
     /// Offset into the buffer, in pages, of the mapping's start.
     pub(crate) fn pgoff(&self) -> usize {
         // SAFETY: the VMA is valid for the callback's duration.
-        unsafe { (*self.vma.as_ptr()).vm_pgoff as usize }
+        unsafe { (*self.vma.as_ptr()).vm_pgoff }
     }
 
     /// Length of the mapping in bytes.
@@ -197,6 +197,11 @@ impl<T: Exporter> VTable<T> {
         unsafe { &*(*att).priv_.cast::<T::Attachment>() }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn attach(
         dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
@@ -217,6 +222,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn detach(
         dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
@@ -229,6 +239,11 @@ impl<T: Exporter> VTable<T> {
         this.detach(&a);
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn map_dma_buf(
         att: *mut bindings::dma_buf_attachment,
         dir: bindings::dma_data_direction,
@@ -241,6 +256,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn unmap_dma_buf(
         att: *mut bindings::dma_buf_attachment,
         _sgt: *mut bindings::sg_table,
@@ -251,11 +271,21 @@ impl<T: Exporter> VTable<T> {
         this.unmap(a);
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
         // SAFETY: the last callback: take back the reference `export` gave.
         drop(unsafe { Arc::from_raw((*dmabuf).priv_.cast::<T>()) });
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn begin_cpu_access(
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
@@ -268,6 +298,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn end_cpu_access(
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
@@ -280,6 +315,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn mmap(
         dmabuf: *mut bindings::dma_buf,
         vma: *mut bindings::vm_area_struct,
@@ -295,6 +335,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn vmap(
         dmabuf: *mut bindings::dma_buf,
         map: *mut bindings::iosys_map,
@@ -315,6 +360,11 @@ impl<T: Exporter> VTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
+    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
+    /// export and release.
     unsafe extern "C" fn vunmap(dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) {
         // SAFETY: called by the dma-buf core on our live dma-buf.
         let this = unsafe { Self::exporter(dmabuf) };

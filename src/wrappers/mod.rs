@@ -11,7 +11,10 @@ pub(crate) mod dmabuf;
 pub(crate) mod pages;
 pub(crate) mod sgtable;
 
-use kernel::{bindings, ffi, str::{CStr, CStrExt}};
+use kernel::{
+    bindings, ffi,
+    str::{CStr, CStrExt},
+};
 
 /// Declarations of `helpers.c`: thin wrappers for inline kernel functions.
 mod ffi_helpers {
@@ -44,8 +47,10 @@ mod ffi_helpers {
             sgt: *mut bindings::sg_table,
             dir: bindings::dma_data_direction,
         );
-        pub(crate) fn rdh_vmap(pages: *mut *mut bindings::page, count: ffi::c_uint)
-            -> *mut ffi::c_void;
+        pub(crate) fn rdh_vmap(
+            pages: *mut *mut bindings::page,
+            count: ffi::c_uint,
+        ) -> *mut ffi::c_void;
         pub(crate) fn rdh_vunmap(addr: *const ffi::c_void);
         pub(crate) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
         pub(crate) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);

@@ -4,8 +4,8 @@
 //! their user mappings.
 
 use super::{c_int_len, ffi_helpers};
-use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
 use core::ptr::NonNull;
+use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
 
 /// How hard the page allocator should try for a block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -176,7 +176,12 @@ impl KernelMapping {
             let len = core::cmp::min(CHUNK, self.runs.len() - off);
             // SAFETY: `addr + off .. + len` lies inside the live mapping
             // (type invariant).
-            unsafe { f(self.addr.as_ptr().cast::<u8>().add(off).cast(), c_int_len(len)) };
+            unsafe {
+                f(
+                    self.addr.as_ptr().cast::<u8>().add(off).cast(),
+                    c_int_len(len),
+                )
+            };
             off += len;
         }
     }

@@ -4,7 +4,9 @@
 //! DMA mapping state.
 
 use super::{dma_dir_from_raw, ffi_helpers, pages::PageRuns, DeviceRef};
-use kernel::{bindings, dma::DataDirection, error::to_result, prelude::*, sync::Arc, types::Opaque};
+use kernel::{
+    bindings, dma::DataDirection, error::to_result, prelude::*, sync::Arc, types::Opaque,
+};
 
 /// A scatter-gather table describing all pages of one buffer for one device.
 ///

@@ -24,7 +24,7 @@ use kernel::{
 
 /// What a heap hands back: the memory of one buffer.
 pub(crate) enum Backing {
-    /// Blocks of pages with `struct page` (system heap, CMA).
+    /// Runs of pages with `struct page` (system heap, CMA).
     Pages(PageRuns),
 }
 
@@ -150,7 +150,7 @@ impl Exporter for Buffer {
     }
 
     fn mmap(&self, vma: &UserMapping<'_>) -> Result {
-        let mut pgoff = vma.pgoff();
+        let pgoff = vma.pgoff();
         let len = vma.len();
         // The core checks this too; a mapping past the end is refused.
         if pgoff
@@ -159,22 +159,7 @@ impl Exporter for Buffer {
         {
             return Err(EINVAL);
         }
-        // Map run by run: one remap per physically contiguous block.
-        let mut offset = 0;
-        for block in self.runs.blocks() {
-            if offset >= len {
-                break;
-            }
-            let block_pages = block.size() / PAGE_SIZE;
-            if pgoff >= block_pages {
-                pgoff -= block_pages;
-                continue;
-            }
-            let size = core::cmp::min((block_pages - pgoff) * PAGE_SIZE, len - offset);
-            vma.remap_pfn(offset, block.pfn() + pgoff, size)?;
-            offset += size;
-            pgoff = 0;
-        }
+        self.runs.map_user(vma, pgoff)?;
         Ok(())
     }
 

@@ -26,6 +26,10 @@ module! {
             default: true,
             description: "Register the system heap (default: true)",
         },
+        cma_heaps: bool {
+            default: true,
+            description: "Register a heap per CMA area (default: true)",
+        },
     },
 }
 
@@ -54,9 +58,22 @@ impl kernel::Module for RustDmaHeap {
                 );
             }
         })?;
+        #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
         if module_parameters::system_heap.value() {
             let heap: Arc<dyn registry::Heap> = Arc::new(heaps::system::SystemHeap, GFP_KERNEL)?;
             registry.add(heap)?;
+        }
+        #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+        if module_parameters::cma_heaps.value() {
+            for heap in heaps::cma::CmaHeap::all()? {
+                let heap: Arc<dyn registry::Heap> = Arc::new(heap, GFP_KERNEL)?;
+                // A name taken already (two areas alike) costs that heap only.
+                if let Err(e) = registry.add(heap) {
+                    if e != EEXIST {
+                        return Err(e);
+                    }
+                }
+            }
         }
         pr_info!("heaps registered under /dev/{}/\n", class_name);
         Ok(RustDmaHeap {

@@ -7,7 +7,7 @@ use crate::{
     registry::Heap,
     wrappers::{
         fatal_signal_pending,
-        pages::{Effort, PageBlock, PageRuns},
+        pages::{Effort, PageRun, PageRuns},
         totalram_pages,
     },
 };
@@ -21,9 +21,9 @@ const ORDERS: [u32; 3] = [8, 4, 0];
 pub(crate) struct SystemHeap;
 
 impl SystemHeap {
-    /// The largest block not larger than `remaining` nor `max_order`; high
-    /// orders are opportunistic, order 0 may reclaim.
-    fn alloc_largest(remaining: usize, max_order: u32) -> Option<PageBlock> {
+    /// The largest block not larger than `remaining` nor `max_order`, and
+    /// its order; high orders are opportunistic, order 0 may reclaim.
+    fn alloc_largest(remaining: usize, max_order: u32) -> Option<(PageRun, u32)> {
         ORDERS
             .iter()
             .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
@@ -33,7 +33,7 @@ impl SystemHeap {
                 } else {
                     Effort::Normal
                 };
-                PageBlock::alloc(order, effort)
+                PageRun::alloc_buddy(order, effort).map(|run| (run, order))
             })
     }
 }
@@ -49,19 +49,19 @@ impl Heap for SystemHeap {
         if len / PAGE_SIZE > totalram_pages() {
             return Err(ENOMEM);
         }
-        let mut blocks = KVVec::new();
+        let mut runs = KVVec::new();
         let mut remaining = len;
         let mut max_order = ORDERS[0];
         while remaining > 0 {
-            // A killed caller stops here; dropping `blocks` frees all.
+            // A killed caller stops here; dropping `runs` frees all.
             if fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let block = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
-            remaining -= block.size();
-            max_order = block.order();
-            blocks.push(block, GFP_KERNEL)?;
+            let (run, order) = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            remaining -= run.size();
+            max_order = order;
+            runs.push(run, GFP_KERNEL)?;
         }
-        Ok(Backing::Pages(PageRuns::new(blocks)))
+        Ok(Backing::Pages(PageRuns::new(runs)))
     }
 }

@@ -69,29 +69,50 @@ impl UserMapping<'_> {
         self.vma.end() - self.vma.start()
     }
 
-    /// Maps `len` bytes of physically contiguous memory starting at page
-    /// frame `pfn` at byte offset `offset` of the mapping.
+    /// Prepares the mapping for [`Self::insert_pfns`]: `VM_MIXEDMAP`, so
+    /// that `/proc/<pid>/pagemap` can show the pfns, with `VM_IO` so that
+    /// slow-path `get_user_pages` refuses them (fast-path GUP refuses the
+    /// special PTEs `insert_pfns` makes), never expanded, never dumped.
+    /// Nobody can pin the buffer's pages beyond its lifetime.
+    pub(crate) fn set_pfn_mapping(&self) {
+        self.vma.set_mixedmap();
+        self.vma.set_io();
+        self.vma.set_dontexpand();
+        self.vma.set_dontdump();
+    }
+
+    /// Maps `count` pages of physically contiguous memory from page frame
+    /// `pfn` at byte offset `offset` of the mapping, as special PTEs.
+    /// Needs [`Self::set_pfn_mapping`].
     ///
-    /// Only pages the buffer owns may be passed (the buffer is the only
+    /// Only memory the buffer owns may be passed (the buffer is the only
     /// caller, with its own pfns): the VMA keeps the buffer alive.
-    pub(crate) fn remap_pfn(&self, offset: usize, pfn: usize, len: usize) -> Result {
+    pub(super) fn insert_pfns(&self, offset: usize, pfn: usize, count: usize) -> Result {
+        let len = count.checked_mul(kernel::page::PAGE_SIZE).ok_or(EINVAL)?;
         if offset.checked_add(len).is_none_or(|end| end > self.len()) {
             return Err(EINVAL);
         }
-        let vma = self.vma.as_ptr();
-        // SAFETY: the VMA is being set up by mmap (mmap lock held for
-        // writing); the range lies inside it (checked above); the pfns are
-        // the buffer's own memory, which the VMA's file reference keeps
-        // alive.
-        kernel::error::to_result(unsafe {
-            bindings::remap_pfn_range(
-                vma,
-                self.vma.start() + offset,
-                pfn as ffi::c_ulong,
-                len as ffi::c_ulong,
-                (*vma).vm_page_prot,
-            )
-        })
+        let start = self.vma.start() + offset;
+        for i in 0..count {
+            // SAFETY: the VMA is being set up by mmap (mmap lock held for
+            // writing) and has `VM_MIXEDMAP`; the address lies inside it
+            // (checked above); the pfn is the buffer's own memory, kept
+            // alive by the VMA's file reference.
+            let ret = unsafe {
+                bindings::vmf_insert_mixed(
+                    self.vma.as_ptr(),
+                    (start + i * kernel::page::PAGE_SIZE) as ffi::c_ulong,
+                    (pfn + i) as ffi::c_ulong,
+                )
+            };
+            // VM_FAULT_NOPAGE: mapped.
+            match ret {
+                bindings::vm_fault_reason_VM_FAULT_NOPAGE => {}
+                bindings::vm_fault_reason_VM_FAULT_OOM => return Err(ENOMEM),
+                _ => return Err(EFAULT),
+            }
+        }
+        Ok(())
     }
 }
 

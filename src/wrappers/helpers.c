@@ -41,6 +41,11 @@ bool rdh_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
+void rdh_clear_highpage(struct page *page)
+{
+	clear_highpage(page);
+}
+
 unsigned long rdh_page_to_pfn(struct page *page)
 {
 	return page_to_pfn(page);

@@ -7,6 +7,8 @@
 //! above this layer (registry, buffer, heaps) is safe Rust.
 
 pub(crate) mod chrdev;
+#[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+pub(crate) mod cma;
 pub(crate) mod dmabuf;
 pub(crate) mod pages;
 pub(crate) mod sgtable;
@@ -29,6 +31,7 @@ mod ffi_helpers {
         pub(crate) fn rdh_class_name() -> *const ffi::c_char;
         pub(crate) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(crate) fn rdh_fatal_signal_pending() -> bool;
+        pub(crate) fn rdh_clear_highpage(page: *mut bindings::page);
         pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
         pub(crate) fn rdh_sg_set_page(
             sg: *mut bindings::scatterlist,

@@ -3,7 +3,9 @@
 //! Owned runs of physically contiguous pages, their kernel mappings and
 //! their user mappings.
 
-use super::{c_int_len, ffi_helpers};
+#[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+use super::cma::{self, CmaArea};
+use super::{c_int_len, dmabuf::UserMapping, ffi_helpers};
 use core::ptr::NonNull;
 use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
 
@@ -18,29 +20,38 @@ pub(crate) enum Effort {
     Opportunistic,
 }
 
-/// An owned, zeroed block of `2^order` physically contiguous pages from the
-/// buddy allocator.
+/// Where a run of pages came from, and so how it goes back.
+enum Source {
+    /// `alloc_pages(_, order)`: one (compound) buddy block.
+    Buddy { order: u32 },
+    /// `cma_alloc()` from this area.
+    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    Cma(CmaArea),
+}
+
+/// An owned run of physically contiguous pages with `struct page`.
 ///
 /// # Invariants
 ///
-/// `page` is the first page of a block allocated with `alloc_pages(_,
-/// order)` (compound when `order > 0`), owned by this object and freed in
-/// `Drop`.
-pub(crate) struct PageBlock {
-    page: NonNull<bindings::page>,
-    order: u32,
+/// `first` is the first of `count` physically contiguous pages whose
+/// `struct page`s are contiguous too, owned by this object and returned to
+/// `source` in `Drop`.
+pub(crate) struct PageRun {
+    first: NonNull<bindings::page>,
+    count: usize,
+    source: Source,
 }
 
-// SAFETY: a page block is plain memory owned by this object; it may be freed
+// SAFETY: a page run is plain memory owned by this object; it may be freed
 // from any thread.
-unsafe impl Send for PageBlock {}
-// SAFETY: shared access only reads the pointer and order.
-unsafe impl Sync for PageBlock {}
+unsafe impl Send for PageRun {}
+// SAFETY: shared access only reads the pointer and length.
+unsafe impl Sync for PageRun {}
 
-impl PageBlock {
-    /// Allocates a zeroed block of `2^order` pages; `None` when the
+impl PageRun {
+    /// Allocates a zeroed buddy block of `2^order` pages; `None` when the
     /// allocator has none.
-    pub(crate) fn alloc(order: u32, effort: Effort) -> Option<Self> {
+    pub(crate) fn alloc_buddy(order: u32, effort: Effort) -> Option<Self> {
         // SAFETY: reading constant data defined in helpers.c.
         let gfp = unsafe {
             match effort {
@@ -51,62 +62,107 @@ impl PageBlock {
         // SAFETY: `alloc_pages` may be called with any flags and order in
         // process context; it returns NULL or an owned block.
         let page = unsafe { bindings::alloc_pages(gfp, order) };
-        // INVARIANT: a non-NULL result is a block of `2^order` pages we own;
-        // `__GFP_ZERO` zeroed it (highmem included).
-        NonNull::new(page).map(|page| Self { page, order })
+        // INVARIANT: a non-NULL result is a block of `2^order` pages we own
+        // (a buddy block never spans memory sections, so its `struct page`s
+        // are contiguous); `__GFP_ZERO` zeroed it, highmem included.
+        NonNull::new(page).map(|first| Self {
+            first,
+            count: 1 << order,
+            source: Source::Buddy { order },
+        })
     }
 
-    /// The block's order.
-    pub(crate) fn order(&self) -> u32 {
-        self.order
+    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    /// Allocates `count` contiguous pages from a CMA area, aligned to
+    /// `2^align_order` pages; not zeroed yet (see [`Self::zero`]).
+    pub(crate) fn alloc_cma(area: CmaArea, count: usize, align_order: u32) -> Option<Self> {
+        // SAFETY: `area` is a live CMA area (type invariant of `CmaArea`);
+        // `cma_alloc` returns NULL or `count` pages we own. `no_warn`:
+        // exhaustion is an expected answer (ENOMEM), not a kernel event.
+        let page =
+            unsafe { cma::cma_alloc(area.as_raw(), count as ffi::c_ulong, align_order, true) };
+        // INVARIANT: CMA hands out a contiguous pfn range; its `struct
+        // page`s are contiguous in the memory map (as upstream's CMA heap
+        // relies on).
+        NonNull::new(page).map(|first| Self {
+            first,
+            count,
+            source: Source::Cma(area),
+        })
     }
 
-    /// The block's size in bytes.
-    pub(crate) fn size(&self) -> usize {
-        PAGE_SIZE << self.order
+    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    /// Zeroes every page (highmem-safe), stopping with `EINTR` when the
+    /// caller gets a fatal signal.
+    pub(crate) fn zero(&self) -> Result {
+        for i in 0..self.count {
+            if i % 512 == 0 && super::fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            // SAFETY: page `i` belongs to this run, which we own.
+            unsafe { ffi_helpers::rdh_clear_highpage(self.page(i)) };
+        }
+        Ok(())
     }
 
-    /// The page frame number of the block's first page.
+    /// The page frame number of the run's first page.
     pub(crate) fn pfn(&self) -> usize {
-        // SAFETY: `self.page` is a valid page by the type invariant.
-        unsafe { ffi_helpers::rdh_page_to_pfn(self.page.as_ptr()) as usize }
+        // SAFETY: `self.first` is a valid page by the type invariant.
+        unsafe { ffi_helpers::rdh_page_to_pfn(self.first.as_ptr()) as usize }
     }
 
-    /// The block's first `struct page`.
+    /// The run's size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.count * PAGE_SIZE
+    }
+
+    /// The run's first `struct page`.
     pub(super) fn first_page(&self) -> *mut bindings::page {
-        self.page.as_ptr()
+        self.first.as_ptr()
     }
 
-    /// The `struct page` of page `i` of the block.
+    /// The `struct page` of page `i` of the run (`i < count`).
     fn page(&self, i: usize) -> *mut bindings::page {
-        // The block's `struct page`s are contiguous in the memory map (a
-        // buddy block never spans memory sections), as upstream's
-        // `sg_page(sg) + pgoff` relies on too.
-        self.page.as_ptr().wrapping_add(i)
+        self.first.as_ptr().wrapping_add(i)
     }
 }
 
-impl Drop for PageBlock {
+impl Drop for PageRun {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant we own this block of this order.
-        unsafe { bindings::__free_pages(self.page.as_ptr(), self.order) };
+        match &self.source {
+            // SAFETY: by the type invariant we own this block of this order.
+            Source::Buddy { order } => unsafe {
+                bindings::__free_pages(self.first.as_ptr(), *order)
+            },
+            #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+            Source::Cma(area) => {
+                // SAFETY: these `count` pages came from `cma_alloc` on `area`.
+                unsafe {
+                    cma::cma_release(
+                        area.as_raw(),
+                        self.first.as_ptr(),
+                        self.count as ffi::c_ulong,
+                    )
+                };
+            }
+        }
     }
 }
 
-/// The memory of one buffer: an ordered list of page blocks.
+/// The memory of one buffer: an ordered list of page runs.
 ///
 /// Immutable once built; shared (`Arc`) by everything that points into the
 /// pages (scatter lists, kernel mappings), so the pages outlive them.
 pub(crate) struct PageRuns {
-    blocks: KVVec<PageBlock>,
+    runs: KVVec<PageRun>,
     len: usize,
 }
 
 impl PageRuns {
-    /// Wraps blocks allocated by a heap.
-    pub(crate) fn new(blocks: KVVec<PageBlock>) -> Self {
-        let len = blocks.iter().map(PageBlock::size).sum();
-        Self { blocks, len }
+    /// Wraps runs allocated (and zeroed) by a heap.
+    pub(crate) fn new(runs: KVVec<PageRun>) -> Self {
+        let len = runs.iter().map(PageRun::size).sum();
+        Self { runs, len }
     }
 
     /// Total size in bytes.
@@ -114,16 +170,38 @@ impl PageRuns {
         self.len
     }
 
-    /// The blocks, in buffer order.
-    pub(crate) fn blocks(&self) -> &[PageBlock] {
-        &self.blocks
+    /// The runs, in buffer order.
+    pub(crate) fn runs(&self) -> &[PageRun] {
+        &self.runs
+    }
+
+    /// Maps the buffer into a user mapping, starting `pgoff` pages in, run
+    /// by run, with PTEs nobody can pin and `/proc/<pid>/pagemap` can show.
+    pub(crate) fn map_user(&self, vma: &UserMapping<'_>, mut pgoff: usize) -> Result {
+        let total = vma.len() / PAGE_SIZE;
+        let mut done = 0;
+        vma.set_pfn_mapping();
+        for run in self.runs.iter() {
+            if done == total {
+                break;
+            }
+            if pgoff >= run.count {
+                pgoff -= run.count;
+                continue;
+            }
+            let n = (run.count - pgoff).min(total - done);
+            vma.insert_pfns(done * PAGE_SIZE, run.pfn() + pgoff, n)?;
+            done += n;
+            pgoff = 0;
+        }
+        Ok(())
     }
 
     /// Calls `f(page)` for every page of the buffer, in order.
     fn for_each_page(&self, mut f: impl FnMut(*mut bindings::page) -> Result) -> Result {
-        for block in self.blocks.iter() {
-            for i in 0..(1usize << block.order) {
-                f(block.page(i))?;
+        for run in self.runs.iter() {
+            for i in 0..run.count {
+                f(run.page(i))?;
             }
         }
         Ok(())

@@ -5,8 +5,12 @@
 
 use super::{dma_dir_from_raw, ffi_helpers, pages::PageRuns, DeviceRef};
 use kernel::{
-    bindings, dma::DataDirection, error::to_result, prelude::*, sync::Arc, types::Opaque,
+    bindings, dma::DataDirection, error::to_result, page::PAGE_SIZE, prelude::*, sync::Arc,
+    types::Opaque,
 };
+
+/// The longest scatterlist entry built (`length` is an `unsigned int`).
+const MAX_SEGMENT: usize = 1 << 30;
 
 /// A scatter-gather table describing all pages of one buffer for one device.
 ///
@@ -30,9 +34,15 @@ unsafe impl Send for SgTable {}
 unsafe impl Sync for SgTable {}
 
 impl SgTable {
-    /// Builds a table with one entry per page block of `runs`, for `dev`.
+    /// Builds a table with one entry per run of `runs` (runs longer than
+    /// [`MAX_SEGMENT`] take several), for `dev`.
     pub(crate) fn new(runs: &Arc<PageRuns>, dev: &DeviceRef) -> Result<Self> {
-        let nents = u32::try_from(runs.blocks().len()).map_err(|_| ENOMEM)?;
+        let nents: usize = runs
+            .runs()
+            .iter()
+            .map(|r| r.size().div_ceil(MAX_SEGMENT))
+            .sum();
+        let nents = u32::try_from(nents).map_err(|_| ENOMEM)?;
         if nents == 0 {
             return Err(EINVAL);
         }
@@ -51,13 +61,19 @@ impl SgTable {
         };
         // SAFETY: the table was just allocated with `nents` entries.
         let mut sg = unsafe { (*this.table.get()).sgl };
-        for block in runs.blocks() {
-            let len = u32::try_from(block.size()).map_err(|_| EINVAL)?;
-            // SAFETY: `sg` is one of the `nents` entries (one per block) and
-            // the page is the first of a live block of `len` bytes.
-            unsafe {
-                ffi_helpers::rdh_sg_set_page(sg, block_first_page(block), len, 0);
-                sg = ffi_helpers::rdh_sg_next(sg);
+        for run in runs.runs() {
+            let mut off = 0;
+            while off < run.size() {
+                let len = core::cmp::min(MAX_SEGMENT, run.size() - off);
+                // SAFETY: `sg` is one of the `nents` entries (counted above
+                // the same way); the page lies in a live run with `len`
+                // bytes from it (`MAX_SEGMENT` fits `u32`).
+                unsafe {
+                    let page = run.first_page().wrapping_add(off / PAGE_SIZE);
+                    ffi_helpers::rdh_sg_set_page(sg, page, len as u32, 0);
+                    sg = ffi_helpers::rdh_sg_next(sg);
+                }
+                off += len;
             }
         }
         Ok(this)
@@ -133,11 +149,6 @@ impl Drop for SgTable {
         // only here.
         unsafe { bindings::sg_free_table(self.table.get()) };
     }
-}
-
-/// The first `struct page` of a block.
-fn block_first_page(block: &super::pages::PageBlock) -> *mut bindings::page {
-    block.first_page()
 }
 
 /// Converts the C direction the dma-buf core passes.

@@ -6,6 +6,7 @@
 use crate::{
     registry::Heap,
     wrappers::{
+        carveout::PhysSgTable,
         dmabuf::{Exporter, UserMapping},
         pages::{KernelMapping, PageRuns},
         sgtable::SgTable,
@@ -22,10 +23,36 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
+/// The owner of physical memory without `struct page` lent to a buffer.
+pub(crate) trait PhysOwner: Send + Sync {
+    /// Takes back `[base, base + len)`.
+    fn give_back(&self, base: u64, len: usize);
+    /// The kernel address of physical address `base` (the owner keeps its
+    /// memory mapped while it lives).
+    fn kernel_addr(&self, base: u64) -> *mut ffi::c_void;
+}
+
+/// Physical memory without `struct page`, zeroed, lent by its owner until
+/// dropped (a no-map carveout). Mapped write-combined everywhere.
+pub(crate) struct PhysRange {
+    pub(crate) base: u64,
+    pub(crate) len: usize,
+    pub(crate) owner: Arc<dyn PhysOwner>,
+}
+
+impl Drop for PhysRange {
+    fn drop(&mut self) {
+        self.owner.give_back(self.base, self.len);
+    }
+}
+
 /// What a heap hands back: the memory of one buffer.
 pub(crate) enum Backing {
-    /// Runs of pages with `struct page` (system heap, CMA).
+    /// Runs of pages with `struct page` (system heap, CMA, mapped
+    /// carveouts).
     Pages(PageRuns),
+    /// A physical range without `struct page` (no-map carveouts).
+    Phys(PhysRange),
 }
 
 impl Backing {
@@ -33,6 +60,36 @@ impl Backing {
     pub(crate) fn len(&self) -> usize {
         match self {
             Backing::Pages(runs) => runs.len(),
+            Backing::Phys(range) => range.len,
+        }
+    }
+}
+
+/// A buffer's memory, shared with the tables and mappings that point
+/// into it.
+enum Memory {
+    Pages(Arc<PageRuns>),
+    Phys(PhysRange),
+}
+
+/// An attachment's scatter-gather table.
+enum Table {
+    Pages(SgTable),
+    Phys(PhysSgTable),
+}
+
+impl Table {
+    fn map(&mut self, dir: DataDirection) -> Result<*mut bindings::sg_table> {
+        match self {
+            Table::Pages(t) => t.map(dir).map(|()| t.as_raw()),
+            Table::Phys(t) => t.map(dir).map(|()| t.as_raw()),
+        }
+    }
+
+    fn unmap(&mut self) {
+        match self {
+            Table::Pages(t) => t.unmap(),
+            Table::Phys(t) => t.unmap(),
         }
     }
 }
@@ -43,29 +100,32 @@ pub(crate) struct Attachment {
     /// The device's own table, so mappings of different devices never
     /// share DMA addresses.
     #[pin]
-    sgt: Mutex<SgTable>,
+    table: Mutex<Table>,
 }
 
 /// The mutable state of a buffer.
 struct Inner {
     /// Every live attachment; CPU-access syncs visit the mapped ones.
     attachments: KVec<Arc<Attachment>>,
-    /// The kernel mapping and its reference count, while vmapped.
-    vmap: Option<(KernelMapping, usize)>,
+    /// Outstanding vmaps.
+    vmaps: usize,
+    /// The kernel mapping of page-backed memory, while vmapped.
+    kmap: Option<KernelMapping>,
 }
 
 /// A buffer exported as a dma-buf.
 ///
 /// # Invariants
 ///
-/// - Every page of `runs` was zeroed after its previous user freed it.
-/// - `inner.vmap` holds `Some((_, n))` with `n > 0` exactly while vmaps
-///   outnumber vunmaps.
+/// - Every byte of `memory` was zeroed after its previous user freed it.
+/// - `inner.vmaps` counts vmaps not yet vunmapped; for page-backed memory
+///   `inner.kmap` is `Some` exactly while it is non-zero.
 #[pin_data]
 pub(crate) struct Buffer {
     /// Keeps the heap (and so the exporter name) alive.
     heap: Arc<dyn Heap>,
-    runs: Arc<PageRuns>,
+    memory: Memory,
+    len: usize,
     #[pin]
     inner: Mutex<Inner>,
 }
@@ -73,15 +133,20 @@ pub(crate) struct Buffer {
 impl Buffer {
     /// Wraps a heap's backing in a buffer ready for export.
     pub(crate) fn new(heap: Arc<dyn Heap>, backing: Backing) -> Result<Arc<Self>> {
-        let Backing::Pages(runs) = backing;
-        let runs = Arc::new(runs, GFP_KERNEL)?;
+        let len = backing.len();
+        let memory = match backing {
+            Backing::Pages(runs) => Memory::Pages(Arc::new(runs, GFP_KERNEL)?),
+            Backing::Phys(range) => Memory::Phys(range),
+        };
         Arc::pin_init(
             pin_init!(Self {
                 heap,
-                runs,
+                memory,
+                len,
                 inner <- new_mutex!(Inner {
                     attachments: KVec::new(),
-                    vmap: None,
+                    vmaps: 0,
+                    kmap: None,
                 }),
             }),
             GFP_KERNEL,
@@ -89,7 +154,7 @@ impl Buffer {
     }
 
     fn pages(&self) -> usize {
-        self.runs.len() / PAGE_SIZE
+        self.len / PAGE_SIZE
     }
 }
 
@@ -101,8 +166,16 @@ impl Exporter for Buffer {
     }
 
     fn attach(&self, dev: &DeviceRef) -> Result<Arc<Attachment>> {
-        let sgt = SgTable::new(&self.runs, dev)?;
-        let att = Arc::pin_init(pin_init!(Attachment { sgt <- new_mutex!(sgt) }), GFP_KERNEL)?;
+        let table = match &self.memory {
+            Memory::Pages(runs) => Table::Pages(SgTable::new(runs, dev)?),
+            Memory::Phys(range) => Table::Phys(PhysSgTable::new(range.base, range.len, dev)?),
+        };
+        let att = Arc::pin_init(
+            pin_init!(Attachment {
+                table <- new_mutex!(table)
+            }),
+            GFP_KERNEL,
+        )?;
         self.inner
             .lock()
             .attachments
@@ -118,33 +191,37 @@ impl Exporter for Buffer {
     }
 
     fn map(&self, att: &Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table> {
-        let mut sgt = att.sgt.lock();
-        sgt.map(dir)?;
-        Ok(sgt.as_raw())
+        att.table.lock().map(dir)
     }
 
     fn unmap(&self, att: &Attachment) {
-        att.sgt.lock().unmap();
+        att.table.lock().unmap();
     }
 
+    /// Write-combined physical memory needs no cache upkeep; page-backed
+    /// memory is synced for every mapped attachment and the kernel mapping.
     fn begin_cpu_access(&self, dir: DataDirection) -> Result {
         let inner = self.inner.lock();
-        if let Some((km, _)) = &inner.vmap {
+        if let Some(km) = &inner.kmap {
             km.invalidate();
         }
         for a in inner.attachments.iter() {
-            a.sgt.lock().sync_for_cpu(dir);
+            if let Table::Pages(t) = &*a.table.lock() {
+                t.sync_for_cpu(dir);
+            }
         }
         Ok(())
     }
 
     fn end_cpu_access(&self, dir: DataDirection) -> Result {
         let inner = self.inner.lock();
-        if let Some((km, _)) = &inner.vmap {
+        if let Some(km) = &inner.kmap {
             km.flush();
         }
         for a in inner.attachments.iter() {
-            a.sgt.lock().sync_for_device(dir);
+            if let Table::Pages(t) = &*a.table.lock() {
+                t.sync_for_device(dir);
+            }
         }
         Ok(())
     }
@@ -159,28 +236,41 @@ impl Exporter for Buffer {
         {
             return Err(EINVAL);
         }
-        self.runs.map_user(vma, pgoff)?;
-        Ok(())
+        match &self.memory {
+            Memory::Pages(runs) => runs.map_user(vma, pgoff),
+            Memory::Phys(range) => {
+                vma.set_pfn_mapping();
+                vma.set_writecombine();
+                let pfn = range.base as usize / PAGE_SIZE + pgoff;
+                vma.insert_pfns(0, pfn, len / PAGE_SIZE)
+            }
+        }
     }
 
     fn vmap(&self) -> Result<*mut ffi::c_void> {
         let mut inner = self.inner.lock();
-        if let Some((km, count)) = &mut inner.vmap {
-            *count += 1;
-            return Ok(km.addr());
-        }
-        let km = KernelMapping::new(self.runs.clone())?;
-        let addr = km.addr();
-        inner.vmap = Some((km, 1));
+        let addr = match &self.memory {
+            Memory::Phys(range) => range.owner.kernel_addr(range.base),
+            Memory::Pages(runs) => match &inner.kmap {
+                Some(km) => km.addr(),
+                None => {
+                    let km = KernelMapping::new(runs.clone())?;
+                    let addr = km.addr();
+                    inner.kmap = Some(km);
+                    addr
+                }
+            },
+        };
+        inner.vmaps += 1;
         Ok(addr)
     }
 
     fn vunmap(&self) {
         let mut inner = self.inner.lock();
-        if let Some((_, count)) = &mut inner.vmap {
-            *count -= 1;
-            if *count == 0 {
-                inner.vmap = None;
+        if inner.vmaps > 0 {
+            inner.vmaps -= 1;
+            if inner.vmaps == 0 {
+                inner.kmap = None;
             }
         }
     }

@@ -30,6 +30,10 @@ module! {
             default: true,
             description: "Register a heap per CMA area (default: true)",
         },
+        carveout_heaps: bool {
+            default: true,
+            description: "Register a heap per carved-out region (default: true)",
+        },
     },
 }
 
@@ -73,6 +77,18 @@ impl kernel::Module for RustDmaHeap {
                         return Err(e);
                     }
                 }
+            }
+        }
+        #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
+        if module_parameters::carveout_heaps.value() {
+            #[cfg(CONFIG_OF_RESERVED_MEM)]
+            for heap in heaps::carveout::CarveoutHeap::from_device_tree()? {
+                registry.add(Arc::new(heap, GFP_KERNEL)?)?;
+            }
+            if let Some(heap) =
+                heaps::carveout::CarveoutHeap::from_param(wrappers::carveout_param())?
+            {
+                registry.add(Arc::new(heap, GFP_KERNEL)?)?;
             }
         }
         pr_info!("heaps registered under /dev/{}/\n", class_name);

@@ -81,13 +81,20 @@ impl UserMapping<'_> {
         self.vma.set_dontdump();
     }
 
+    /// Makes the mapping write-combined (for memory the kernel maps
+    /// write-combined too: a no-map carveout).
+    pub(crate) fn set_writecombine(&self) {
+        // SAFETY: the VMA is being set up by mmap; nothing is mapped yet.
+        unsafe { super::ffi_helpers::rdh_vma_set_writecombine(self.vma.as_ptr()) };
+    }
+
     /// Maps `count` pages of physically contiguous memory from page frame
     /// `pfn` at byte offset `offset` of the mapping, as special PTEs.
     /// Needs [`Self::set_pfn_mapping`].
     ///
     /// Only memory the buffer owns may be passed (the buffer is the only
     /// caller, with its own pfns): the VMA keeps the buffer alive.
-    pub(super) fn insert_pfns(&self, offset: usize, pfn: usize, count: usize) -> Result {
+    pub(crate) fn insert_pfns(&self, offset: usize, pfn: usize, count: usize) -> Result {
         let len = count.checked_mul(kernel::page::PAGE_SIZE).ok_or(EINVAL)?;
         if offset.checked_add(len).is_none_or(|end| end > self.len()) {
             return Err(EINVAL);

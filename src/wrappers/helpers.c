@@ -9,6 +9,8 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
+#include <linux/of.h>
+#include <linux/of_reserved_mem.h>
 #include <linux/sched/signal.h>
 #include <linux/scatterlist.h>
 #include <linux/vmalloc.h>
@@ -20,11 +22,21 @@ module_param_string(class_name, class_name, sizeof(class_name), 0444);
 MODULE_PARM_DESC(class_name,
 		 "Device class and /dev directory of the heaps (default: dma_heap)");
 
+static char carveout[64];
+module_param_string(carveout, carveout, sizeof(carveout), 0444);
+MODULE_PARM_DESC(carveout,
+		 "A carveout heap on a physical range without device tree: <size>@<base> (see Documentation)");
+
 /* Upstream system heap's LOW_ORDER_GFP and HIGH_ORDER_GFP. */
 const gfp_t rdh_gfp_zeroed_user = GFP_HIGHUSER | __GFP_ZERO;
 const gfp_t rdh_gfp_zeroed_user_opportunistic =
 	((GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY) &
 	 ~__GFP_RECLAIM) | __GFP_COMP;
+
+const char *rdh_carveout_param(void)
+{
+	return carveout;
+}
 
 const char *rdh_class_name(void)
 {
@@ -92,4 +104,47 @@ void rdh_flush_kernel_vmap_range(void *addr, int size)
 void rdh_invalidate_kernel_vmap_range(void *addr, int size)
 {
 	invalidate_kernel_vmap_range(addr, size);
+}
+
+void rdh_of_node_put(struct device_node *np)
+{
+	of_node_put(np);
+}
+
+int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
+			    phys_addr_t *size)
+{
+	struct reserved_mem *rmem = of_reserved_mem_lookup(np);
+
+	if (!rmem)
+		return -ENOENT;
+	*base = rmem->base;
+	*size = rmem->size;
+	return 0;
+}
+
+int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr)
+{
+	return dma_mapping_error(dev, addr);
+}
+
+void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
+{
+	sg_dma_address(sg) = addr;
+	sg_dma_len(sg) = len;
+}
+
+bool rdh_pfn_valid(unsigned long pfn)
+{
+	return pfn_valid(pfn);
+}
+
+struct page *rdh_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+void rdh_vma_set_writecombine(struct vm_area_struct *vma)
+{
+	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
 }

@@ -13,6 +13,7 @@
 struct device;
 struct page;
 struct sg_table;
+struct vm_area_struct;
 struct scatterlist;
 
 extern const gfp_t rdh_gfp_zeroed_user;
@@ -34,5 +35,17 @@ void *rdh_vmap(struct page **pages, unsigned int count);
 void rdh_vunmap(const void *addr);
 void rdh_flush_kernel_vmap_range(void *addr, int size);
 void rdh_invalidate_kernel_vmap_range(void *addr, int size);
+
+struct device_node;
+
+void rdh_of_node_put(struct device_node *np);
+int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
+			    phys_addr_t *size);
+int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr);
+void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len);
+bool rdh_pfn_valid(unsigned long pfn);
+struct page *rdh_pfn_to_page(unsigned long pfn);
+void rdh_vma_set_writecombine(struct vm_area_struct *vma);
+const char *rdh_carveout_param(void);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

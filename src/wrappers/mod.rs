@@ -6,6 +6,7 @@
 //! states its invariants; each `unsafe` block says why it holds. Everything
 //! above this layer (registry, buffer, heaps) is safe Rust.
 
+pub(crate) mod carveout;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
@@ -33,6 +34,25 @@ mod ffi_helpers {
         pub(crate) fn rdh_fatal_signal_pending() -> bool;
         pub(crate) fn rdh_clear_highpage(page: *mut bindings::page);
         pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
+        pub(crate) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
+        pub(crate) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;
+        pub(crate) fn rdh_of_node_put(np: *mut bindings::device_node);
+        pub(crate) fn rdh_reserved_mem_lookup(
+            np: *mut bindings::device_node,
+            base: *mut bindings::phys_addr_t,
+            size: *mut bindings::phys_addr_t,
+        ) -> ffi::c_int;
+        pub(crate) fn rdh_dma_mapping_error(
+            dev: *mut bindings::device,
+            addr: bindings::dma_addr_t,
+        ) -> ffi::c_int;
+        pub(crate) fn rdh_sg_set_dma(
+            sg: *mut bindings::scatterlist,
+            addr: bindings::dma_addr_t,
+            len: ffi::c_uint,
+        );
+        pub(crate) fn rdh_vma_set_writecombine(vma: *mut bindings::vm_area_struct);
+        pub(crate) fn rdh_carveout_param() -> *const ffi::c_char;
         pub(crate) fn rdh_sg_set_page(
             sg: *mut bindings::scatterlist,
             page: *mut bindings::page,
@@ -80,6 +100,12 @@ pub(crate) fn class_name_param() -> &'static CStr {
     // module is loaded, so the string neither changes nor goes away while
     // the module is alive, which covers every user of this `'static`.
     unsafe { CStr::from_char_ptr(ffi_helpers::rdh_class_name()) }
+}
+
+/// The `carveout` module parameter (declared in `helpers.c`).
+pub(crate) fn carveout_param() -> &'static CStr {
+    // SAFETY: as for `class_name_param`: a static, read-only parameter.
+    unsafe { CStr::from_char_ptr(ffi_helpers::rdh_carveout_param()) }
 }
 
 /// Converts a raw DMA direction from C into the Rust enum.

@@ -20,8 +20,21 @@ pub(crate) enum Effort {
     Opportunistic,
 }
 
+/// The owner of a reserved physical range that lends parts of it out as
+/// page runs, and takes them back when a run is dropped.
+pub(crate) trait RangeOwner: Send + Sync {
+    /// Takes back `[base, base + len)`, lent out earlier.
+    fn give_back(&self, base: u64, len: usize);
+}
+
 /// Where a run of pages came from, and so how it goes back.
 enum Source {
+    /// Lent by the owner of a reserved range (a carveout with `struct
+    /// page`), from physical address `base`.
+    Reserved {
+        owner: Arc<dyn RangeOwner>,
+        base: u64,
+    },
     /// `alloc_pages(_, order)`: one (compound) buddy block.
     Buddy { order: u32 },
     /// `cma_alloc()` from this area.
@@ -91,7 +104,31 @@ impl PageRun {
         })
     }
 
-    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    /// Wraps `count` pages of reserved memory with `struct page` from
+    /// physical address `base`, lent by `owner`; not zeroed yet (see
+    /// [`Self::zero`]). `EINVAL` when the range has no `struct page`.
+    pub(crate) fn from_reserved(
+        base: u64,
+        count: usize,
+        owner: Arc<dyn RangeOwner>,
+    ) -> Result<Self> {
+        let pfn = base / PAGE_SIZE as u64;
+        let last = pfn + count as u64 - 1;
+        if count == 0 || !super::carveout::pfn_valid(pfn) || !super::carveout::pfn_valid(last) {
+            return Err(EINVAL);
+        }
+        // SAFETY: the pfn has a `struct page` (checked above).
+        let first = unsafe { ffi_helpers::rdh_pfn_to_page(pfn as ffi::c_ulong) };
+        // INVARIANT: the owner lent us this range until `give_back`; with
+        // a virtually mapped memory map (arm64, x86_64), the `struct page`s
+        // of a physically contiguous range are contiguous.
+        Ok(Self {
+            first: NonNull::new(first).ok_or(EINVAL)?,
+            count,
+            source: Source::Reserved { owner, base },
+        })
+    }
+
     /// Zeroes every page (highmem-safe), stopping with `EINTR` when the
     /// caller gets a fatal signal.
     pub(crate) fn zero(&self) -> Result {
@@ -134,6 +171,7 @@ impl Drop for PageRun {
             Source::Buddy { order } => unsafe {
                 bindings::__free_pages(self.first.as_ptr(), *order)
             },
+            Source::Reserved { owner, base } => owner.give_back(*base, self.count * PAGE_SIZE),
             #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
             Source::Cma(area) => {
                 // SAFETY: these `count` pages came from `cma_alloc` on `area`.

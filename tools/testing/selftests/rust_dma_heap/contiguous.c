@@ -10,7 +10,7 @@
 #include "rdh.h"
 #include "../kselftest_harness.h"
 
-/* CONFIG_CMA_ALIGNMENT's default: alignment is capped at 2^8 pages. */
+/* CONFIG_CMA_ALIGNMENT's default: CMA alignment is capped at 2^8 pages. */
 #define CMA_MAX_ALIGN_PAGES 256
 
 FIXTURE(contig) {
@@ -22,18 +22,35 @@ FIXTURE_VARIANT(contig) {
 	const char *name;
 	const char *area; /* reserved-memory node */
 	size_t capacity;
+	/* Alignment cap, in pages (1: page-granular). */
+	size_t max_align;
+	/* Nothing but this heap uses the region. */
+	bool exclusive;
 };
 
 FIXTURE_VARIANT_ADD(contig, default_cma_region) {
 	.name = "default_cma_region", .area = "linux,cma", .capacity = 128UL << 20,
+	.max_align = CMA_MAX_ALIGN_PAGES,
 };
 
 FIXTURE_VARIANT_ADD(contig, linux_cma) {
 	.name = "linux,cma", .area = "linux,cma", .capacity = 128UL << 20,
+	.max_align = CMA_MAX_ALIGN_PAGES,
 };
 
 FIXTURE_VARIANT_ADD(contig, video) {
 	.name = "video", .area = "video", .capacity = 64UL << 20,
+	.max_align = CMA_MAX_ALIGN_PAGES,
+};
+
+FIXTURE_VARIANT_ADD(contig, carveout_nomap) {
+	.name = "carveout@b0000000", .area = "carveout@b0000000",
+	.capacity = 64UL << 20, .max_align = 1, .exclusive = true,
+};
+
+FIXTURE_VARIANT_ADD(contig, carveout_mapped) {
+	.name = "carveout@b4000000", .area = "carveout@b4000000",
+	.capacity = 64UL << 20, .max_align = 1, .exclusive = true,
 };
 
 /*
@@ -145,8 +162,8 @@ TEST_F(contig, aligned_to_its_order)
 
 		while (align < pages)
 			align <<= 1;
-		if (align > CMA_MAX_ALIGN_PAGES)
-			align = CMA_MAX_ALIGN_PAGES;
+		if (align > variant->max_align)
+			align = variant->max_align;
 		ASSERT_LE(0, buf);
 		p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, buf, 0);
 		ASSERT_NE(MAP_FAILED, p);
@@ -183,6 +200,41 @@ TEST_F(contig, exhaustion_enomem_then_full_recovery)
 	EXPECT_EQ(n, i);
 	while (i--)
 		close(bufs[i]);
+	free(bufs);
+}
+
+TEST_F(contig, fragmentation_loses_nothing)
+{
+	size_t chunk = 1 << 20, max = variant->capacity / chunk + 1, n = 0, i;
+	int *bufs = calloc(max, sizeof(int)), ret;
+
+	ASSERT_NE(NULL, bufs);
+	while (n < max && (ret = rdh_alloc(self->fd, chunk, O_RDWR, 0)) >= 0)
+		bufs[n++] = ret;
+	EXPECT_EQ(-ENOMEM, ret);
+	if (variant->exclusive)
+		ASSERT_EQ(variant->capacity / chunk, n);
+	/* Every other one back: 1 MiB holes, no 2 MiB run anywhere. */
+	for (i = 0; i < n; i += 2)
+		close(bufs[i]);
+	EXPECT_EQ(-ENOMEM, rdh_alloc(self->fd, 2 * chunk, O_RDWR, 0));
+	/* Every hole is reused. */
+	for (i = 0; i < n; i += 2) {
+		bufs[i] = rdh_alloc(self->fd, chunk, O_RDWR, 0);
+		if (bufs[i] < 0)
+			break;
+	}
+	EXPECT_LE(n, i);
+	for (i = 0; i < n; i++)
+		close(bufs[i]);
+	/* Coalesced: the whole region in one buffer (where nobody else can
+	 * hold a page of it).
+	 */
+	if (variant->exclusive) {
+		ret = rdh_alloc(self->fd, variant->capacity, O_RDWR, 0);
+		EXPECT_LE(0, ret);
+		close(ret);
+	}
 	free(bufs);
 }
 

@@ -15,12 +15,14 @@ arm64)
 	QEMU=qemu-system-aarch64
 	KIMAGE=arch/arm64/boot/Image
 	CONSOLE=ttyAMA0
+	RUST_TARGET=aarch64-unknown-linux-gnu
 	;;
 x86_64)
 	CROSS_COMPILE=${CROSS_COMPILE:-}
 	QEMU=qemu-system-x86_64
 	KIMAGE=arch/x86/boot/bzImage
 	CONSOLE=ttyS0
+	RUST_TARGET=x86_64-unknown-linux-gnu
 	;;
 *)
 	echo "unsupported ARCH=$ARCH (arm64 or x86_64)" >&2

@@ -72,6 +72,11 @@ fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
 	step "rustup component add rust-src" "$CACHE/logs/rustup.log" rustup component add rust-src
 fi
+# The guest's Rust programs: the standard library of its target.
+if ! rustup target list --installed 2>/dev/null | grep -qx "$RUST_TARGET"; then
+	step "rustup target add $RUST_TARGET" "$CACHE/logs/rustup-target.log" \
+		rustup target add "$RUST_TARGET"
+fi
 if ! bindgen --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VERSION"; then
 	step "cargo install bindgen-cli $BINDGEN_VERSION" "$CACHE/logs/bindgen.log" \
 		cargo install bindgen-cli --version "$BINDGEN_VERSION" --locked

@@ -6,12 +6,12 @@
 
 use super::{ffi_helpers, DeviceRef};
 use core::ptr::NonNull;
-use kernel::{
-    bindings, dma::DataDirection, error::to_result, ffi, prelude::*, str::CStr, str::CString,
-    types::Opaque,
-};
+#[cfg(CONFIG_OF_RESERVED_MEM)]
+use kernel::str::{CStr, CString};
+use kernel::{bindings, dma::DataDirection, error::to_result, ffi, prelude::*, types::Opaque};
 
 /// A reserved-memory region for a carveout heap.
+#[cfg(CONFIG_OF_RESERVED_MEM)]
 pub(crate) struct Region {
     /// The node's name (`carveout@b0000000`).
     pub(crate) name: CString,
@@ -23,6 +23,7 @@ pub(crate) struct Region {
 }
 
 /// Every available `/reserved-memory` child compatible with `carved-out`.
+#[cfg(CONFIG_OF_RESERVED_MEM)]
 pub(crate) fn carved_out_regions() -> Result<KVec<Region>> {
     let mut regions = KVec::new();
     // SAFETY: a NUL-terminated path; no options wanted.

@@ -106,6 +106,7 @@ void rdh_invalidate_kernel_vmap_range(void *addr, int size)
 	invalidate_kernel_vmap_range(addr, size);
 }
 
+#ifdef CONFIG_OF_RESERVED_MEM
 void rdh_of_node_put(struct device_node *np)
 {
 	of_node_put(np);
@@ -122,6 +123,7 @@ int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
 	*size = rmem->size;
 	return 0;
 }
+#endif
 
 int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr)
 {

@@ -36,7 +36,9 @@ mod ffi_helpers {
         pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
         pub(crate) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
         pub(crate) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;
+        #[cfg(CONFIG_OF_RESERVED_MEM)]
         pub(crate) fn rdh_of_node_put(np: *mut bindings::device_node);
+        #[cfg(CONFIG_OF_RESERVED_MEM)]
         pub(crate) fn rdh_reserved_mem_lookup(
             np: *mut bindings::device_node,
             base: *mut bindings::phys_addr_t,

@@ -55,8 +55,15 @@ fn main() {
     let kinds = [("system", HeapKind::System), ("linux,cma", HeapKind::Cma)];
     println!("TAP version 13");
     println!("1..{}", kinds.len());
+    // The runner sets RDH_ALLOW_MISSING where the machine has no such area.
+    let missing_ok = std::env::var_os("RDH_ALLOW_MISSING").is_some();
     let mut failed = 0;
     for (n, (name, kind)) in kinds.into_iter().enumerate() {
+        let node = std::path::Path::new("/dev/dma_heap").join(name);
+        if missing_ok && !node.exists() {
+            println!("ok {} dma-heap crate on {name} # SKIP no such heap here", n + 1);
+            continue;
+        }
         match check(kind) {
             Ok(what) => println!("ok {} dma-heap crate on {name}: {what}", n + 1),
             Err(why) => {

@@ -192,9 +192,20 @@ impl CarveoutHeap {
             );
             return Err(EINVAL);
         }
-        let no_map = !crate::wrappers::carveout::pfn_valid(base / PAGE_SIZE as u64);
+        // Memory the kernel describes (it has a memory map) but does not
+        // use: reserved, no-map RAM. Device registers have no memory map.
+        let pfn_valid = crate::wrappers::carveout::pfn_valid;
+        let (first, last) = (
+            base / PAGE_SIZE as u64,
+            (base + size - 1) / PAGE_SIZE as u64,
+        );
+        if !pfn_valid(first) || !pfn_valid(last) {
+            pr_err!("carveout={}: the range is not memory; refused\n", text);
+            return Err(EINVAL);
+        }
         let name = CString::try_from_fmt(fmt!("carveout@{:x}", base))?;
-        Self::new(name, base, size, no_map).map(Some)
+        // Not System RAM means not in the kernel's linear map: no-map.
+        Self::new(name, base, size, true).map(Some)
     }
 }
 

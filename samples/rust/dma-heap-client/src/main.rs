@@ -61,7 +61,10 @@ fn main() {
     for (n, (name, kind)) in kinds.into_iter().enumerate() {
         let node = std::path::Path::new("/dev/dma_heap").join(name);
         if missing_ok && !node.exists() {
-            println!("ok {} dma-heap crate on {name} # SKIP no such heap here", n + 1);
+            println!(
+                "ok {} dma-heap crate on {name} # SKIP no such heap here",
+                n + 1
+            );
             continue;
         }
         match check(kind) {

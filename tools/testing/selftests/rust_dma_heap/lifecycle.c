@@ -175,6 +175,75 @@ TEST(heap_disabled_at_load_time)
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
+/* Whether a kernel log record since boot contains @needle. */
+static bool kmsg_has(const char *needle)
+{
+	char rec[2048];
+	bool found = false;
+	ssize_t n;
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		if (strstr(rec, needle))
+			found = true;
+	}
+	close(fd);
+	return found;
+}
+
+TEST(carveout_param_refuses_system_ram)
+{
+	ASSERT_EQ(0, unload());
+	/* The start of QEMU virt's RAM: the kernel's own memory. */
+	EXPECT_EQ(-EINVAL, load("carveout=16M@0x40000000"));
+	EXPECT_TRUE(kmsg_has("carveout=16M@0x40000000: the range holds ordinary RAM"));
+	/* Not memory at all: QEMU virt's PL011 registers. */
+	if (exists("/proc/device-tree/pl011@9000000")) {
+		EXPECT_EQ(-EINVAL, load("carveout=4K@0x9000000"));
+		EXPECT_TRUE(kmsg_has("carveout=4K@0x9000000: the range is not memory"));
+	}
+	EXPECT_EQ(-EINVAL, load("carveout=16M"));
+	EXPECT_EQ(-EINVAL, load("carveout=0@0xa0000000"));
+	ASSERT_EQ(0, load(""));
+	EXPECT_TRUE(exists("/dev/dma_heap/system"));
+}
+
+TEST(carveout_param_declares_a_heap)
+{
+	const char *node = "/dev/dma_heap/carveout@a0000000";
+	size_t len = 16 << 20, i;
+	int heap, buf;
+	uint64_t *p;
+
+	if (!exists("/proc/device-tree/reserved-memory/spare@a0000000") && rdh_missing_ok())
+		SKIP(return, "no spare reserved range on this machine");
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, load("carveout=16M@0xa0000000"));
+	heap = open(node, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, heap);
+	buf = rdh_alloc(heap, len, O_RDWR, 0);
+	ASSERT_LE(0, buf);
+	EXPECT_EQ(-ENOMEM, rdh_alloc(heap, PAGE, O_RDWR, 0));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < len / 8; i++)
+		if (p[i])
+			break;
+	EXPECT_EQ(len / 8, i);
+	memset(p, 0x5a, len);
+	munmap(p, len);
+	close(buf);
+	close(heap);
+	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, load(""));
+	EXPECT_FALSE(exists(node));
+}
+
 TEST(unload_reload_cycles)
 {
 	int i, heap, buf;

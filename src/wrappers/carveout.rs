@@ -218,6 +218,13 @@ impl PhysSgTable {
         if self.mapped.is_some() {
             return Err(EBUSY);
         }
+        // A device that cannot reach the range gets EIO here, not a
+        // warning from the DMA core (direct mapping does not bounce
+        // resources).
+        // SAFETY: the device is live.
+        if !unsafe { ffi_helpers::rdh_dma_capable(self.dev.as_raw(), self.phys, self.len) } {
+            return Err(EIO);
+        }
         // SAFETY: the device is live; the range is ours (a carveout).
         let addr = unsafe {
             bindings::dma_map_resource(self.dev.as_raw(), self.phys, self.len, dir.into(), 0)

@@ -5,8 +5,10 @@
  * (the Rust module! macro takes integers and bools only). No logic lives
  * here.
  */
+#include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
+#include <linux/iommu.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/of.h>
@@ -134,6 +136,14 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 {
 	sg_dma_address(sg) = addr;
 	sg_dma_len(sg) = len;
+}
+
+bool rdh_dma_capable(struct device *dev, phys_addr_t phys, size_t size)
+{
+	/* As dma_direct_map_resource() checks it, without its warning. */
+	if (!dev->dma_mask || device_iommu_mapped(dev))
+		return true;
+	return dma_capable(dev, (dma_addr_t)phys, size, false, 0);
 }
 
 bool rdh_pfn_valid(unsigned long pfn)

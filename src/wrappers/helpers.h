@@ -44,6 +44,7 @@ int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
 int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr);
 void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len);
 bool rdh_pfn_valid(unsigned long pfn);
+bool rdh_dma_capable(struct device *dev, phys_addr_t phys, size_t size);
 struct page *rdh_pfn_to_page(unsigned long pfn);
 void rdh_vma_set_writecombine(struct vm_area_struct *vma);
 const char *rdh_carveout_param(void);

@@ -36,6 +36,11 @@ mod ffi_helpers {
         pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
         pub(crate) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
         pub(crate) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;
+        pub(crate) fn rdh_dma_capable(
+            dev: *mut bindings::device,
+            phys: bindings::phys_addr_t,
+            size: usize,
+        ) -> bool;
         #[cfg(CONFIG_OF_RESERVED_MEM)]
         pub(crate) fn rdh_of_node_put(np: *mut bindings::device_node);
         #[cfg(CONFIG_OF_RESERVED_MEM)]

@@ -68,6 +68,12 @@ if [ -n "$need$need_qemu" ]; then
 		"$CACHE/logs/apt-qemu.log" apt_install -t bookworm-backports $need_qemu
 fi
 
+# Rust: lints need rustfmt and clippy.
+for c in rustfmt clippy; do
+	if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+		step "rustup component add $c" "$CACHE/logs/rustup-$c.log" rustup component add "$c"
+	fi
+done
 # Rust: the kernel needs the standard library's source to build core.
 if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
 	step "rustup component add rust-src" "$CACHE/logs/rustup.log" rustup component add rust-src

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Lints as a KTAP program (read by verdict.py like a guest's output):
+# rustfmt with the kernel's config, clippy with zero warnings, checkpatch on
+# all C, cargo fmt/clippy on the Rust sample.
+#
+# Usage: lint.sh KBUILD KSRC WORKDIR
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+KBUILD=$1 KSRC=$2 W=$3
+mkdir -p "$W"
+
+n=0
+result() { # ok|not-ok name [details file]
+	n=$((n + 1))
+	if [ "$1" = ok ]; then
+		echo "ok $n $2"
+	else
+		echo "not ok $n $2"
+		[ -z "${3:-}" ] || sed 's/^/# /' "$3" | head -n 40
+	fi
+}
+
+echo "### RDH-BEGIN lint"
+echo "TAP version 13"
+echo "1..5"
+rs=$(find "$REPO/src" -name '*.rs' | sort)
+if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
+	result ok "rustfmt (kernel .rustfmt.toml)"
+else
+	result not-ok "rustfmt (kernel .rustfmt.toml)" "$W/rustfmt.log"
+fi
+
+rm -rf "$W/clippy"
+mkdir -p "$W/clippy"
+make -C "$KBUILD" M="$REPO" MO="$W/clippy" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE" \
+	CLIPPY=1 -j"$(nproc)" modules >"$W/clippy.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && ! grep -q '^warning\|^error' "$W/clippy.log"; then
+	result ok "make CLIPPY=1: no warnings"
+else
+	grep -A8 '^warning\|^error' "$W/clippy.log" >"$W/clippy.short"
+	result not-ok "make CLIPPY=1: no warnings" "$W/clippy.short"
+fi
+
+cfiles=$(cd "$REPO" && find src samples tools/testing/selftests -name '*.[ch]' | sort)
+if (cd "$REPO" && "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f $cfiles) \
+	>"$W/checkpatch.log" 2>&1; then
+	result ok "checkpatch on all C"
+else
+	result not-ok "checkpatch on all C" "$W/checkpatch.log"
+fi
+
+sample=$REPO/samples/rust/dma-heap-client
+if cargo fmt --check --manifest-path "$sample/Cargo.toml" >"$W/cargofmt.log" 2>&1; then
+	result ok "cargo fmt (samples/rust)"
+else
+	result not-ok "cargo fmt (samples/rust)" "$W/cargofmt.log"
+fi
+if cargo clippy --release --locked --manifest-path "$sample/Cargo.toml" \
+	--target-dir "$W/cargo" -- -D warnings >"$W/cargoclippy.log" 2>&1; then
+	result ok "cargo clippy -D warnings (samples/rust)"
+else
+	result not-ok "cargo clippy -D warnings (samples/rust)" "$W/cargoclippy.log"
+fi
+echo "### RDH-END lint rc=0"
+echo "### RDH-DONE"

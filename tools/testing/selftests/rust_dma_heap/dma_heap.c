@@ -18,6 +18,7 @@
 
 FIXTURE(heap) {
 	int fd;
+	int bufs;
 };
 
 FIXTURE_VARIANT(heap) {
@@ -76,12 +77,17 @@ FIXTURE_SETUP(heap)
 		SKIP(return, "no heap %s on this machine", variant->name);
 	ASSERT_LE(0, self->fd) TH_LOG("open %s/%s: %s", rdh_dir(), variant->name,
 				      strerror(errno));
+	self->bufs = rdh_bufinfo_count(variant->name);
+	ASSERT_LE(0, self->bufs);
 }
 
 FIXTURE_TEARDOWN(heap)
 {
-	if (self->fd >= 0)
-		close(self->fd);
+	if (self->fd < 0)
+		return;
+	close(self->fd);
+	/* Nothing outlives the test. */
+	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
 }
 
 /* Index of the first word of @p[0..n) that is not @base + index. */

@@ -40,27 +40,6 @@ static int refcnt(void)
 	return atoi(buf);
 }
 
-/* Whether a kernel log record since boot contains @needle. */
-static bool kmsg_has(const char *needle)
-{
-	char rec[2048];
-	bool found = false;
-	ssize_t n;
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-
-	if (fd < 0)
-		return false;
-	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
-		if (n <= 0)
-			continue;
-		rec[n] = '\0';
-		if (strstr(rec, needle))
-			found = true;
-	}
-	close(fd);
-	return found;
-}
-
 static int alloc_from(const char *node, size_t len)
 {
 	int heap = open(node, O_RDONLY | O_CLOEXEC), buf;
@@ -118,7 +97,7 @@ TEST(default_class_name_refused_with_hint)
 	ASSERT_EQ(0, syscall(__NR_delete_module, MOD, O_NONBLOCK));
 	/* The loader reserves EEXIST for "already loaded": EBUSY it is. */
 	EXPECT_EQ(-EBUSY, load(""));
-	EXPECT_TRUE(kmsg_has("class_name="));
+	EXPECT_TRUE(rdh_kmsg_has("class_name="));
 	/* Upstream's heaps are untouched by the failed load. */
 	buf = alloc_from(UPSTREAM, PAGE);
 	EXPECT_LE(0, buf);

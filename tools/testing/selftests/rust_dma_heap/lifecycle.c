@@ -38,26 +38,11 @@ static int load(const char *params)
 	return ret;
 }
 
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 static int refcnt(void)
 {
 	char buf[32];
 
-	if (read_text("/sys/module/" MOD "/refcnt", buf, sizeof(buf)))
+	if (rdh_read_text("/sys/module/" MOD "/refcnt", buf, sizeof(buf)))
 		return -1;
 	return atoi(buf);
 }
@@ -79,9 +64,9 @@ TEST(class_in_sysfs_like_upstream)
 	link[n] = '\0';
 	/* udev rules match SUBSYSTEM=="dma_heap". */
 	EXPECT_STREQ("dma_heap", strrchr(link, '/') + 1);
-	ASSERT_EQ(0, read_text("/sys/class/dma_heap/system/uevent", buf, sizeof(buf)));
-	EXPECT_NE(NULL, strstr(buf, "DEVNAME=dma_heap/system\n")) TH_LOG("%s", buf);
-	ASSERT_EQ(0, read_text("/sys/class/dma_heap/system/dev", buf, sizeof(buf)));
+	ASSERT_EQ(0, rdh_read_text("/sys/class/dma_heap/system/uevent", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, "DEVNAME=dma_heap/system")) TH_LOG("%s", buf);
+	ASSERT_EQ(0, rdh_read_text("/sys/class/dma_heap/system/dev", buf, sizeof(buf)));
 	EXPECT_NE(NULL, strchr(buf, ':'));
 }
 
@@ -175,37 +160,16 @@ TEST(heap_disabled_at_load_time)
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
-/* Whether a kernel log record since boot contains @needle. */
-static bool kmsg_has(const char *needle)
-{
-	char rec[2048];
-	bool found = false;
-	ssize_t n;
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-
-	if (fd < 0)
-		return false;
-	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
-		if (n <= 0)
-			continue;
-		rec[n] = '\0';
-		if (strstr(rec, needle))
-			found = true;
-	}
-	close(fd);
-	return found;
-}
-
 TEST(carveout_param_refuses_system_ram)
 {
 	ASSERT_EQ(0, unload());
 	/* The start of QEMU virt's RAM: the kernel's own memory. */
 	EXPECT_EQ(-EINVAL, load("carveout=16M@0x40000000"));
-	EXPECT_TRUE(kmsg_has("carveout=16M@0x40000000: the range holds ordinary RAM"));
+	EXPECT_TRUE(rdh_kmsg_has("carveout=16M@0x40000000: the range holds ordinary RAM"));
 	/* Not memory at all: QEMU virt's PL011 registers. */
 	if (exists("/proc/device-tree/pl011@9000000")) {
 		EXPECT_EQ(-EINVAL, load("carveout=4K@0x9000000"));
-		EXPECT_TRUE(kmsg_has("carveout=4K@0x9000000: the range is not memory"));
+		EXPECT_TRUE(rdh_kmsg_has("carveout=4K@0x9000000: the range is not memory"));
 	}
 	EXPECT_EQ(-EINVAL, load("carveout=16M"));
 	EXPECT_EQ(-EINVAL, load("carveout=0@0xa0000000"));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rdh.h"
 #include "../kselftest_harness.h"
 
 #define MOD_SYSFS "/sys/module/rust_dma_heap"
@@ -16,21 +17,9 @@
 static int read_attr(const char *attr, char *buf, size_t len)
 {
 	char path[256];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), MOD_SYSFS "/%s", attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	return 0;
+	return rdh_read_text(path, buf, len);
 }
 
 TEST(module_is_live)

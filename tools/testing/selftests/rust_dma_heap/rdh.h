@@ -127,6 +127,45 @@ static inline int rdh_bufinfo_count(const char *exp_name)
 	return n;
 }
 
+/* Read a small text file into @buf, without a trailing newline. */
+static inline int rdh_read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+/* Whether a kernel log record since boot contains @needle. */
+static inline bool rdh_kmsg_has(const char *needle)
+{
+	char rec[2048];
+	bool found = false;
+	ssize_t n;
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		if (strstr(rec, needle))
+			found = true;
+	}
+	close(fd);
+	return found;
+}
+
 /* Open vgem's card node, or -1. */
 static inline int rdh_open_vgem(void)
 {

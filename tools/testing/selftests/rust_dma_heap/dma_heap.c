@@ -146,6 +146,30 @@ TEST_F(heap, length_rounds_up_to_pages)
 	close(buf);
 }
 
+TEST_F(heap, sizes_one_byte_to_large)
+{
+	size_t sizes[] = { 1, PAGE - 1, PAGE + 1, (64 << 10) + 1, (1 << 20) + 1, variant->big };
+	unsigned int s;
+
+	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
+		size_t want = (sizes[s] + PAGE - 1) / PAGE * PAGE;
+		int buf = rdh_alloc(self->fd, sizes[s], O_RDWR, 0);
+		uint8_t *p;
+
+		ASSERT_LE(0, buf) TH_LOG("size %zu", sizes[s]);
+		EXPECT_EQ(want, buf_size(buf));
+		p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		/* First and last byte: zeroed, and writable. */
+		EXPECT_EQ(0, p[0]);
+		EXPECT_EQ(0, p[want - 1]);
+		p[want - 1] = 0xa5;
+		EXPECT_EQ(0xa5, p[want - 1]);
+		munmap(p, want);
+		close(buf);
+	}
+}
+
 TEST_F(heap, zero_length_einval)
 {
 	EXPECT_EQ(-EINVAL, rdh_alloc(self->fd, 0, O_RDWR, 0));

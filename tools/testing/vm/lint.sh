@@ -24,7 +24,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -63,6 +63,19 @@ if cargo clippy --release --locked --manifest-path "$sample/Cargo.toml" \
 	result ok "cargo clippy -D warnings (samples/rust)"
 else
 	result not-ok "cargo clippy -D warnings (samples/rust)" "$W/cargoclippy.log"
+fi
+# Every selftest program is built by the kselftest Makefile.
+st=$REPO/tools/testing/selftests/rust_dma_heap
+missing=
+for c in "$st"/*.c; do
+	prog=$(basename "${c%.c}")
+	grep -Eq "^TEST_GEN_PROGS(_EXTENDED)? :=.*\b$prog\b" "$st/Makefile" || missing="$missing $prog"
+done
+if [ -z "$missing" ]; then
+	result ok "selftests Makefile lists every program"
+else
+	echo "missing from Makefile:$missing" >"$W/makefile.log"
+	result not-ok "selftests Makefile lists every program" "$W/makefile.log"
 fi
 echo "### RDH-END lint rc=0"
 echo "### RDH-DONE"

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Lints as a KTAP program (read by verdict.py like a guest's output):
-# rustfmt with the kernel's config, clippy with zero warnings, checkpatch on
-# all C, cargo fmt/clippy on the Rust sample.
+# rustfmt with the kernel's config, clippy with zero warnings, rustdoc with
+# zero warnings, checkpatch on all C, cargo fmt/clippy on the Rust sample.
 #
 # Usage: lint.sh KBUILD KSRC WORKDIR
 set -uo pipefail
@@ -24,7 +24,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -42,6 +42,13 @@ if [ $rc -eq 0 ] && ! grep -q '^warning\|^error' "$W/clippy.log"; then
 else
 	grep -A8 '^warning\|^error' "$W/clippy.log" >"$W/clippy.short"
 	result not-ok "make CLIPPY=1: no warnings" "$W/clippy.short"
+fi
+
+if python3 "$VM_DIR/rustdoc-module.py" "$W/clippy/src/.rust_dma_heap.o.cmd" "$W/rustdoc" \
+	>"$W/rustdoc.log" 2>&1; then
+	result ok "rustdoc (private items, -D warnings)"
+else
+	result not-ok "rustdoc (private items, -D warnings)" "$W/rustdoc.log"
 fi
 
 cfiles=$(cd "$REPO" && find src samples tools/testing/selftests -name '*.[ch]' | sort)

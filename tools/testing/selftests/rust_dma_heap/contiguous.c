@@ -15,6 +15,7 @@
 
 FIXTURE(contig) {
 	int fd;
+	int bufs;
 	uint64_t area_start, area_end; /* physical, [start, end] */
 };
 
@@ -118,12 +119,17 @@ FIXTURE_SETUP(contig)
 		SKIP(return, "no reserved-memory node %s on this machine", variant->area);
 	ASSERT_EQ(0, area_bounds(variant->area, &self->area_start, &self->area_end));
 	ASSERT_EQ(variant->capacity, self->area_end + 1 - self->area_start);
+	self->bufs = rdh_bufinfo_count(variant->name);
+	ASSERT_LE(0, self->bufs);
 }
 
 FIXTURE_TEARDOWN(contig)
 {
-	if (self->fd >= 0)
-		close(self->fd);
+	if (self->fd < 0)
+		return;
+	close(self->fd);
+	/* Nothing outlives the test. */
+	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
 }
 
 TEST_F(contig, one_run_inside_its_area)

@@ -11,7 +11,7 @@
 #include "../kselftest_harness.h"
 
 FIXTURE(imp) {
-	int heap, imp;
+	int heap, imp, bufs;
 };
 
 FIXTURE_VARIANT(imp) {
@@ -35,14 +35,19 @@ FIXTURE_SETUP(imp)
 	ASSERT_LE(0, self->heap);
 	self->imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->imp) TH_LOG("test importer not loaded");
+	self->bufs = rdh_bufinfo_count(variant->name);
+	ASSERT_LE(0, self->bufs);
 }
 
 FIXTURE_TEARDOWN(imp)
 {
 	if (self->imp >= 0)
 		close(self->imp);
-	if (self->heap >= 0)
-		close(self->heap);
+	if (self->heap < 0)
+		return;
+	close(self->heap);
+	/* Nothing outlives the test: the importer dropped every reference. */
+	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
 }
 
 /* A buffer of @len holding word i = i ^ seed; returns its fd. */

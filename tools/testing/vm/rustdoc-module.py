@@ -16,7 +16,14 @@ def main():
     cmdfile, outdir = sys.argv[1], sys.argv[2]
     with open(cmdfile) as f:
         cmd = f.readline().split(":=", 1)[1].strip()
-    toks = shlex.split(cmd)
+    # Only the compiler's command: Kbuild may chain more (objtool) with ';'.
+    lex = shlex.shlex(cmd, posix=True, punctuation_chars=";")
+    lex.whitespace_split = True
+    toks = []
+    for t in lex:
+        if t == ";":
+            break
+        toks.append(t)
     env = dict(os.environ, RUSTC_BOOTSTRAP="1")
     while "=" in toks[0] and not toks[0].startswith("-"):
         key, val = toks.pop(0).split("=", 1)

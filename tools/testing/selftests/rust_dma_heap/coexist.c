@@ -12,33 +12,8 @@
 #include "rdh.h"
 #include "../kselftest_harness.h"
 
-#define MOD "rust_dma_heap"
 #define OURS "/dev/rust_dma_heap/system"
 #define UPSTREAM "/dev/dma_heap/system"
-
-static int load(const char *params)
-{
-	int fd = open("/lib/modules/rust_dma_heap.ko", O_RDONLY | O_CLOEXEC), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static int refcnt(void)
-{
-	char buf[32] = "";
-	int fd = open("/sys/module/" MOD "/refcnt", O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = '\0';
-	close(fd);
-	return atoi(buf);
-}
 
 static int alloc_from(const char *node, size_t len)
 {
@@ -70,11 +45,11 @@ TEST(both_allocate_side_by_side)
 	uint8_t *p, *q;
 
 	ASSERT_LE(0, up);
-	EXPECT_EQ(0, refcnt());
+	EXPECT_EQ(0, rdh_module_refcnt());
 	ours = alloc_from(OURS, 1 << 20);
 	ASSERT_LE(0, ours);
 	/* Only our buffer pins our module. */
-	EXPECT_EQ(1, refcnt());
+	EXPECT_EQ(1, rdh_module_refcnt());
 	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, up, 0);
 	q = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, ours, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -87,22 +62,22 @@ TEST(both_allocate_side_by_side)
 	munmap(q, 1 << 20);
 	close(up);
 	close(ours);
-	EXPECT_EQ(0, refcnt());
+	EXPECT_EQ(0, rdh_module_refcnt());
 }
 
 TEST(default_class_name_refused_with_hint)
 {
 	int buf;
 
-	ASSERT_EQ(0, syscall(__NR_delete_module, MOD, O_NONBLOCK));
+	ASSERT_EQ(0, rdh_unload_module());
 	/* The loader reserves EEXIST for "already loaded": EBUSY it is. */
-	EXPECT_EQ(-EBUSY, load(""));
+	EXPECT_EQ(-EBUSY, rdh_load_module(""));
 	EXPECT_TRUE(rdh_kmsg_has("class_name="));
 	/* Upstream's heaps are untouched by the failed load. */
 	buf = alloc_from(UPSTREAM, PAGE);
 	EXPECT_LE(0, buf);
 	close(buf);
-	ASSERT_EQ(0, load("class_name=rust_dma_heap"));
+	ASSERT_EQ(0, rdh_load_module("class_name=rust_dma_heap"));
 	buf = alloc_from(OURS, PAGE);
 	EXPECT_LE(0, buf);
 	close(buf);

@@ -13,39 +13,6 @@
 #include "rdh.h"
 #include "../kselftest_harness.h"
 
-#define MOD "rust_dma_heap"
-
-static const char *ko_path(void)
-{
-	const char *p = getenv("RDH_KO");
-
-	return p ? p : "/lib/modules/rust_dma_heap.ko";
-}
-
-static int unload(void)
-{
-	return syscall(__NR_delete_module, MOD, O_NONBLOCK) ? -errno : 0;
-}
-
-static int load(const char *params)
-{
-	int fd = open(ko_path(), O_RDONLY | O_CLOEXEC), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static int refcnt(void)
-{
-	char buf[32];
-
-	if (rdh_read_text("/sys/module/" MOD "/refcnt", buf, sizeof(buf)))
-		return -1;
-	return atoi(buf);
-}
 
 static bool exists(const char *path)
 {
@@ -101,8 +68,8 @@ TEST(unload_refused_while_buffer_lives)
 	ASSERT_LE(0, buf);
 	close(heap);
 	/* The buffer pins the module (the exporter's owner). */
-	EXPECT_EQ(1, refcnt());
-	EXPECT_EQ(-EWOULDBLOCK, unload());
+	EXPECT_EQ(1, rdh_module_refcnt());
+	EXPECT_EQ(-EWOULDBLOCK, rdh_unload_module());
 	/* ...and stays fully usable. */
 	p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -112,7 +79,7 @@ TEST(unload_refused_while_buffer_lives)
 	EXPECT_EQ(0, rdh_sync(buf, DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW));
 	munmap(p, 2 * PAGE);
 	close(buf);
-	EXPECT_EQ(0, refcnt());
+	EXPECT_EQ(0, rdh_module_refcnt());
 }
 
 TEST(unload_refused_while_node_open)
@@ -120,19 +87,19 @@ TEST(unload_refused_while_node_open)
 	int heap = rdh_open_heap("system", O_RDONLY);
 
 	ASSERT_LE(0, heap);
-	EXPECT_EQ(-EWOULDBLOCK, unload());
+	EXPECT_EQ(-EWOULDBLOCK, rdh_unload_module());
 	close(heap);
-	EXPECT_EQ(0, refcnt());
+	EXPECT_EQ(0, rdh_module_refcnt());
 }
 
 TEST(reload_under_another_class_name)
 {
 	int heap, buf;
 
-	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, rdh_unload_module());
 	EXPECT_FALSE(exists("/dev/dma_heap/system"));
 	EXPECT_FALSE(exists("/sys/class/dma_heap"));
-	ASSERT_EQ(0, load("class_name=rdh_alt"));
+	ASSERT_EQ(0, rdh_load_module("class_name=rdh_alt"));
 	EXPECT_TRUE(exists("/sys/class/rdh_alt/system"));
 	EXPECT_FALSE(exists("/dev/dma_heap/system"));
 	heap = open("/dev/rdh_alt/system", O_RDONLY | O_CLOEXEC);
@@ -143,37 +110,37 @@ TEST(reload_under_another_class_name)
 		close(buf);
 		close(heap);
 	}
-	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, rdh_unload_module());
 	EXPECT_FALSE(exists("/dev/rdh_alt/system"));
-	ASSERT_EQ(0, load(""));
+	ASSERT_EQ(0, rdh_load_module(""));
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
 TEST(heap_disabled_at_load_time)
 {
-	ASSERT_EQ(0, unload());
-	ASSERT_EQ(0, load("system_heap=0"));
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module("system_heap=0"));
 	EXPECT_TRUE(exists("/sys/class/dma_heap"));
 	EXPECT_FALSE(exists("/dev/dma_heap/system"));
-	ASSERT_EQ(0, unload());
-	ASSERT_EQ(0, load(""));
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
 TEST(carveout_param_refuses_system_ram)
 {
-	ASSERT_EQ(0, unload());
+	ASSERT_EQ(0, rdh_unload_module());
 	/* The start of QEMU virt's RAM: the kernel's own memory. */
-	EXPECT_EQ(-EINVAL, load("carveout=16M@0x40000000"));
+	EXPECT_EQ(-EINVAL, rdh_load_module("carveout=16M@0x40000000"));
 	EXPECT_TRUE(rdh_kmsg_has("carveout=16M@0x40000000: the range holds ordinary RAM"));
 	/* Not memory at all: QEMU virt's PL011 registers. */
 	if (exists("/proc/device-tree/pl011@9000000")) {
-		EXPECT_EQ(-EINVAL, load("carveout=4K@0x9000000"));
+		EXPECT_EQ(-EINVAL, rdh_load_module("carveout=4K@0x9000000"));
 		EXPECT_TRUE(rdh_kmsg_has("carveout=4K@0x9000000: the range is not memory"));
 	}
-	EXPECT_EQ(-EINVAL, load("carveout=16M"));
-	EXPECT_EQ(-EINVAL, load("carveout=0@0xa0000000"));
-	ASSERT_EQ(0, load(""));
+	EXPECT_EQ(-EINVAL, rdh_load_module("carveout=16M"));
+	EXPECT_EQ(-EINVAL, rdh_load_module("carveout=0@0xa0000000"));
+	ASSERT_EQ(0, rdh_load_module(""));
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
@@ -186,8 +153,8 @@ TEST(carveout_param_declares_a_heap)
 
 	if (!exists("/proc/device-tree/reserved-memory/spare@a0000000") && rdh_missing_ok())
 		SKIP(return, "no spare reserved range on this machine");
-	ASSERT_EQ(0, unload());
-	ASSERT_EQ(0, load("carveout=16M@0xa0000000"));
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module("carveout=16M@0xa0000000"));
 	heap = open(node, O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, heap);
 	buf = rdh_alloc(heap, len, O_RDWR, 0);
@@ -203,8 +170,8 @@ TEST(carveout_param_declares_a_heap)
 	munmap(p, len);
 	close(buf);
 	close(heap);
-	ASSERT_EQ(0, unload());
-	ASSERT_EQ(0, load(""));
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
 	EXPECT_FALSE(exists(node));
 }
 
@@ -213,8 +180,8 @@ TEST(unload_reload_cycles)
 	int i, heap, buf;
 
 	for (i = 0; i < 10; i++) {
-		ASSERT_EQ(0, unload());
-		ASSERT_EQ(0, load(""));
+		ASSERT_EQ(0, rdh_unload_module());
+		ASSERT_EQ(0, rdh_load_module(""));
 		heap = rdh_open_heap("system", O_RDONLY);
 		ASSERT_LE(0, heap);
 		buf = rdh_alloc(heap, 16 * PAGE, O_RDWR, 0);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <drm/drm.h>
@@ -164,6 +165,35 @@ static inline bool rdh_kmsg_has(const char *needle)
 	}
 	close(fd);
 	return found;
+}
+
+/* The module under test: RDH_KO, or where the runner puts it. */
+static inline int rdh_load_module(const char *params)
+{
+	const char *ko = getenv("RDH_KO");
+	int fd, ret;
+
+	fd = open(ko ? ko : "/lib/modules/rust_dma_heap.ko", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static inline int rdh_unload_module(void)
+{
+	return syscall(__NR_delete_module, "rust_dma_heap", O_NONBLOCK) ? -errno : 0;
+}
+
+/* The module's reference count, or -1. */
+static inline int rdh_module_refcnt(void)
+{
+	char buf[32];
+
+	if (rdh_read_text("/sys/module/rust_dma_heap/refcnt", buf, sizeof(buf)))
+		return -1;
+	return atoi(buf);
 }
 
 /* Open vgem's card node, or -1. */

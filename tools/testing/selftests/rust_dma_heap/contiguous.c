@@ -111,25 +111,19 @@ static int pfns_of(void *addr, size_t pages, uint64_t *pfn)
 
 FIXTURE_SETUP(contig)
 {
-	self->fd = rdh_open_heap(variant->name, O_RDONLY);
-	if (self->fd < 0 && errno == ENOENT && rdh_missing_ok())
+	self->fd = rdh_fixture_open(variant->name, &self->bufs);
+	if (self->fd == RDH_MISSING)
 		SKIP(return, "no heap %s on this machine", variant->name);
-	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", variant->name, strerror(errno));
+	ASSERT_LE(0, self->fd) TH_LOG("heap %s: %s", variant->name, strerror(-self->fd));
 	if (area_bounds(variant->area, &self->area_start, &self->area_end) && rdh_missing_ok())
 		SKIP(return, "no reserved-memory node %s on this machine", variant->area);
 	ASSERT_EQ(0, area_bounds(variant->area, &self->area_start, &self->area_end));
 	ASSERT_EQ(variant->capacity, self->area_end + 1 - self->area_start);
-	self->bufs = rdh_bufinfo_count(variant->name);
-	ASSERT_LE(0, self->bufs);
 }
 
 FIXTURE_TEARDOWN(contig)
 {
-	if (self->fd < 0)
-		return;
-	close(self->fd);
-	/* Nothing outlives the test. */
-	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
+	RDH_TEARDOWN_HEAP(self->fd, self->bufs, variant->name);
 }
 
 TEST_F(contig, one_run_inside_its_area)

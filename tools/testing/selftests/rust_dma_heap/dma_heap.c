@@ -72,22 +72,15 @@ FIXTURE_VARIANT_ADD(heap, carveout_mapped) {
 
 FIXTURE_SETUP(heap)
 {
-	self->fd = rdh_open_heap(variant->name, O_RDONLY);
-	if (self->fd < 0 && errno == ENOENT && rdh_missing_ok())
+	self->fd = rdh_fixture_open(variant->name, &self->bufs);
+	if (self->fd == RDH_MISSING)
 		SKIP(return, "no heap %s on this machine", variant->name);
-	ASSERT_LE(0, self->fd) TH_LOG("open %s/%s: %s", rdh_dir(), variant->name,
-				      strerror(errno));
-	self->bufs = rdh_bufinfo_count(variant->name);
-	ASSERT_LE(0, self->bufs);
+	ASSERT_LE(0, self->fd) TH_LOG("heap %s: %s", variant->name, strerror(-self->fd));
 }
 
 FIXTURE_TEARDOWN(heap)
 {
-	if (self->fd < 0)
-		return;
-	close(self->fd);
-	/* Nothing outlives the test. */
-	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
+	RDH_TEARDOWN_HEAP(self->fd, self->bufs, variant->name);
 }
 
 /* Index of the first word of @p[0..n) that is not @base + index. */

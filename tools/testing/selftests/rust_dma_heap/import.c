@@ -29,25 +29,20 @@ FIXTURE_VARIANT_ADD(imp, carveout_mapped) { .name = "carveout@b4000000", .contig
 FIXTURE_SETUP(imp)
 {
 	self->imp = -1;
-	self->heap = rdh_open_heap(variant->name, O_RDONLY);
-	if (self->heap < 0 && errno == ENOENT && rdh_missing_ok())
+	self->heap = rdh_fixture_open(variant->name, &self->bufs);
+	if (self->heap == RDH_MISSING)
 		SKIP(return, "no heap %s on this machine", variant->name);
-	ASSERT_LE(0, self->heap);
+	ASSERT_LE(0, self->heap) TH_LOG("heap %s: %s", variant->name, strerror(-self->heap));
 	self->imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->imp) TH_LOG("test importer not loaded");
-	self->bufs = rdh_bufinfo_count(variant->name);
-	ASSERT_LE(0, self->bufs);
 }
 
 FIXTURE_TEARDOWN(imp)
 {
 	if (self->imp >= 0)
 		close(self->imp);
-	if (self->heap < 0)
-		return;
-	close(self->heap);
 	/* Nothing outlives the test: the importer dropped every reference. */
-	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
+	RDH_TEARDOWN_HEAP(self->heap, self->bufs, variant->name);
 }
 
 /* A buffer of @len holding word i = i ^ seed; returns its fd. */

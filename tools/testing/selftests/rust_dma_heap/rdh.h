@@ -217,4 +217,36 @@ static inline int rdh_open_vgem(void)
 	return -1;
 }
 
+/* rdh_fixture_open(): the heap is missing where that is allowed. */
+#define RDH_MISSING (-ENOENT)
+
+/*
+ * For a FIXTURE_SETUP: open heap @name and record its live buffers in
+ * @bufs. Returns the fd, RDH_MISSING (skip the test) or another -errno.
+ */
+static inline int rdh_fixture_open(const char *name, int *bufs)
+{
+	int fd = rdh_open_heap(name, O_RDONLY);
+
+	if (fd < 0)
+		return errno == ENOENT && rdh_missing_ok() ? RDH_MISSING : -errno;
+	*bufs = rdh_bufinfo_count(name);
+	if (*bufs < 0) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+/*
+ * For a FIXTURE_TEARDOWN: close the heap and check that the test left no
+ * buffer behind.
+ */
+#define RDH_TEARDOWN_HEAP(fd, bufs, name) do {					\
+	if ((fd) >= 0) {							\
+		close(fd);							\
+		EXPECT_EQ((bufs), rdh_bufinfo_count(name));			\
+	}									\
+} while (0)
+
 #endif /* RDH_SELFTEST_H */

@@ -30,21 +30,15 @@ FIXTURE_VARIANT_ADD(share, carveout_mapped) { .name = "carveout@b4000000" };
 
 FIXTURE_SETUP(share)
 {
-	self->heap = rdh_open_heap(variant->name, O_RDONLY);
-	if (self->heap < 0 && errno == ENOENT && rdh_missing_ok())
+	self->heap = rdh_fixture_open(variant->name, &self->bufs);
+	if (self->heap == RDH_MISSING)
 		SKIP(return, "no heap %s on this machine", variant->name);
-	ASSERT_LE(0, self->heap);
-	self->bufs = rdh_bufinfo_count(variant->name);
-	ASSERT_LE(0, self->bufs);
+	ASSERT_LE(0, self->heap) TH_LOG("heap %s: %s", variant->name, strerror(-self->heap));
 }
 
 FIXTURE_TEARDOWN(share)
 {
-	if (self->heap < 0)
-		return;
-	close(self->heap);
-	/* Nothing outlives the test. */
-	EXPECT_EQ(self->bufs, rdh_bufinfo_count(variant->name));
+	RDH_TEARDOWN_HEAP(self->heap, self->bufs, variant->name);
 }
 
 static int send_fd(int sock, int fd)

@@ -16,7 +16,9 @@ use crate::{
 use kernel::{
     bindings,
     dma::DataDirection,
-    ffi, new_mutex,
+    ffi,
+    list::{List, ListArc, ListLinks},
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
@@ -101,12 +103,23 @@ pub(crate) struct Attachment {
     /// share DMA addresses.
     #[pin]
     table: Mutex<Table>,
+    /// In its buffer's list of attachments.
+    #[pin]
+    links: ListLinks,
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl ListArcSafe<0> for Attachment { untracked; }
+}
+kernel::list::impl_list_item! {
+    impl ListItem<0> for Attachment { using ListLinks { self.links }; }
 }
 
 /// The mutable state of a buffer.
 struct Inner {
-    /// Every live attachment; CPU-access syncs visit the mapped ones.
-    attachments: KVec<Arc<Attachment>>,
+    /// Every live attachment (intrusive: attaching allocates no list
+    /// node); CPU-access syncs visit the mapped ones.
+    attachments: List<Attachment>,
     /// Outstanding vmaps.
     vmaps: usize,
     /// The kernel mapping of page-backed memory, while vmapped.
@@ -144,7 +157,7 @@ impl Buffer {
                 memory,
                 len,
                 inner <- new_mutex!(Inner {
-                    attachments: KVec::new(),
+                    attachments: List::new(),
                     vmaps: 0,
                     kmap: None,
                 }),
@@ -165,28 +178,32 @@ impl Exporter for Buffer {
         self.heap.name()
     }
 
-    fn attach(&self, dev: &DeviceRef) -> Result<Arc<Attachment>> {
+    fn attach(&self, dev: DeviceRef) -> Result<Arc<Attachment>> {
         let table = match &self.memory {
             Memory::Pages(runs) => Table::Pages(SgTable::new(runs, dev)?),
             Memory::Phys(range) => Table::Phys(PhysSgTable::new(range.base, range.len, dev)?),
         };
-        let att = Arc::pin_init(
-            pin_init!(Attachment {
-                table <- new_mutex!(table)
+        let att = ListArc::pin_init::<Error>(
+            try_pin_init!(Attachment {
+                table <- new_mutex!(table),
+                links <- ListLinks::new(),
             }),
             GFP_KERNEL,
         )?;
-        self.inner
-            .lock()
-            .attachments
-            .push(att.clone(), GFP_KERNEL)?;
-        Ok(att)
+        let arc = att.clone_arc();
+        self.inner.lock().attachments.push_back(att);
+        Ok(arc)
     }
 
     fn detach(&self, att: &Arc<Attachment>) {
         let mut inner = self.inner.lock();
-        if let Some(i) = inner.attachments.iter().position(|a| Arc::ptr_eq(a, att)) {
-            drop(inner.attachments.remove(i));
+        let mut cursor = inner.attachments.cursor_front();
+        while let Some(next) = cursor.peek_next() {
+            if core::ptr::eq(&*next.arc(), &**att) {
+                drop(next.remove());
+                return;
+            }
+            cursor.move_next();
         }
     }
 

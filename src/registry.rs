@@ -128,9 +128,18 @@ impl NodeOps for HeapFile {
         };
         let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
 
-        let mut kdata = KVec::<u8>::new();
-        UserSlice::new(UserPtr::from_addr(arg), in_size).read_all(&mut kdata, GFP_KERNEL)?;
-        kdata.resize(ksize, 0, GFP_KERNEL)?;
+        // On the stack for every size userspace uses today, as upstream.
+        let mut stack = [0u8; 128];
+        let mut heap = KVec::<u8>::new();
+        let kdata: &mut [u8] = if ksize <= stack.len() {
+            &mut stack[..ksize]
+        } else {
+            heap.resize(ksize, 0, GFP_KERNEL)?;
+            &mut heap
+        };
+        UserSlice::new(UserPtr::from_addr(arg), in_size)
+            .reader()
+            .read_slice(&mut kdata[..in_size])?;
 
         let data = AllocationData::parse(&kdata[..ALLOC_DATA_SIZE]);
         let (dmabuf, fd) = self.allocate(&data)?;

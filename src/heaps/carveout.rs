@@ -263,9 +263,7 @@ impl Heap for CarveoutHeap {
                     }
                 };
                 run.zero()?;
-                let mut runs = KVVec::new();
-                runs.push(run, GFP_KERNEL)?;
-                Ok(Backing::Pages(PageRuns::new(runs)))
+                Ok(Backing::Pages(PageRuns::one(run)))
             }
         }
     }

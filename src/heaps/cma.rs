@@ -63,8 +63,6 @@ impl Heap for CmaHeap {
         let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
         // A killed caller stops zeroing; dropping `run` releases it.
         run.zero()?;
-        let mut runs = KVVec::new();
-        runs.push(run, GFP_KERNEL)?;
-        Ok(Backing::Pages(PageRuns::new(runs)))
+        Ok(Backing::Pages(PageRuns::one(run)))
     }
 }

@@ -49,9 +49,16 @@ impl Heap for SystemHeap {
         if len / PAGE_SIZE > totalram_pages() {
             return Err(ENOMEM);
         }
-        let mut runs = KVVec::new();
-        let mut remaining = len;
-        let mut max_order = ORDERS[0];
+        let (first, order) = Self::alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
+        if first.size() == len {
+            return Ok(Backing::Pages(PageRuns::one(first)));
+        }
+        let mut remaining = len - first.size();
+        let mut max_order = order;
+        // Room for the rest in blocks of this order (more only when the
+        // allocator runs out of them).
+        let mut runs = KVVec::with_capacity(1 + remaining.div_ceil(first.size()), GFP_KERNEL)?;
+        runs.push(first, GFP_KERNEL)?;
         while remaining > 0 {
             // A killed caller stops here; dropping `runs` frees all.
             if fatal_signal_pending() {

@@ -189,13 +189,11 @@ unsafe impl Sync for PhysSgTable {}
 
 impl PhysSgTable {
     /// A table for `[phys, phys + len)` and `dev`.
-    pub(crate) fn new(phys: u64, len: usize, dev: &DeviceRef) -> Result<Self> {
+    pub(crate) fn new(phys: u64, len: usize, dev: DeviceRef) -> Result<Self> {
         let len32 = u32::try_from(len).map_err(|_| EINVAL)?;
         let table = KBox::new(Opaque::<bindings::sg_table>::zeroed(), GFP_KERNEL)?;
         // SAFETY: `table` is zeroed memory for a `struct sg_table`.
         to_result(unsafe { bindings::sg_alloc_table(table.get(), 1, bindings::GFP_KERNEL) })?;
-        // SAFETY: `dev` is live (the caller's reference).
-        let dev = unsafe { DeviceRef::get(dev.as_raw()) }.ok_or(ENODEV)?;
         // SAFETY: one entry, allocated above; no page behind it, only a
         // length (importers of such buffers use DMA addresses only).
         unsafe { (*(*table.get()).sgl).length = len32 };

@@ -6,8 +6,16 @@
 use super::{sgtable::dir_from_raw, DeviceRef};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
-    bindings, dma::DataDirection, error::from_err_ptr, ffi, fs::file::FileDescriptorReservation,
-    mm::virt::VmaNew, prelude::*, str::CStr, sync::Arc, ThisModule,
+    bindings,
+    dma::DataDirection,
+    error::{from_err_ptr, to_result},
+    ffi,
+    fs::file::FileDescriptorReservation,
+    mm::virt::{flags as vm_flags, VmaNew},
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    ThisModule,
 };
 
 /// What a dma-buf's private data implements: the buffer side of every
@@ -20,7 +28,7 @@ pub(crate) trait Exporter: Send + Sync + Sized {
     fn exp_name(&self) -> &CStr;
 
     /// A device attaches.
-    fn attach(&self, dev: &DeviceRef) -> Result<Arc<Self::Attachment>>;
+    fn attach(&self, dev: DeviceRef) -> Result<Arc<Self::Attachment>>;
 
     /// A device detaches (mapped or not).
     fn detach(&self, att: &Arc<Self::Attachment>);
@@ -88,18 +96,55 @@ impl UserMapping<'_> {
         unsafe { super::ffi_helpers::rdh_vma_set_writecombine(self.vma.as_ptr()) };
     }
 
+    /// Maps `count` pages of RAM with `struct page`, physically contiguous
+    /// from page frame `pfn`, at byte offset `offset` of the mapping: special
+    /// PTEs with the mapping's cache attributes, written in one page-table
+    /// walk. A shared writable mapping gets them young and dirty, so that the
+    /// first write to each page takes no fault on CPUs that do not set those
+    /// bits in hardware (Arm v8.0). Needs [`Self::set_pfn_mapping`].
+    ///
+    /// Only memory the buffer owns may be passed (the buffer is the only
+    /// caller, with its own pfns): the VMA keeps the buffer alive.
+    pub(crate) fn insert_pages(&self, offset: usize, pfn: usize, count: usize) -> Result {
+        let start = self.checked_start(offset, count)?;
+        let flags = self.vma.flags();
+        let dirty = flags & vm_flags::SHARED != 0 && flags & vm_flags::WRITE != 0;
+        // SAFETY: the VMA is being set up by mmap (mmap lock held for
+        // writing), has `VM_MIXEDMAP | VM_IO` and no PTE in the range yet;
+        // the range lies inside it (checked above); the pfns are RAM the
+        // buffer owns, kept alive by the VMA's file reference. A failure
+        // leaves PTEs that mmap's error path zaps with the VMA.
+        to_result(unsafe {
+            super::ffi_helpers::rdh_insert_special_ptes(
+                self.vma.as_ptr(),
+                start as ffi::c_ulong,
+                pfn as ffi::c_ulong,
+                count as ffi::c_ulong,
+                dirty,
+            )
+        })
+    }
+
+    /// The user address `offset` bytes into the mapping, when `count` pages
+    /// from there fit in it.
+    fn checked_start(&self, offset: usize, count: usize) -> Result<usize> {
+        let len = count.checked_mul(kernel::page::PAGE_SIZE).ok_or(EINVAL)?;
+        if count == 0 || offset.checked_add(len).is_none_or(|end| end > self.len()) {
+            return Err(EINVAL);
+        }
+        Ok(self.vma.start() + offset)
+    }
+
     /// Maps `count` pages of physically contiguous memory from page frame
-    /// `pfn` at byte offset `offset` of the mapping, as special PTEs.
+    /// `pfn` at byte offset `offset` of the mapping, as special PTEs, one
+    /// `vmf_insert_mixed` each (which also does the architecture's memory
+    /// type tracking, for memory mapped write-combined).
     /// Needs [`Self::set_pfn_mapping`].
     ///
     /// Only memory the buffer owns may be passed (the buffer is the only
     /// caller, with its own pfns): the VMA keeps the buffer alive.
     pub(crate) fn insert_pfns(&self, offset: usize, pfn: usize, count: usize) -> Result {
-        let len = count.checked_mul(kernel::page::PAGE_SIZE).ok_or(EINVAL)?;
-        if offset.checked_add(len).is_none_or(|end| end > self.len()) {
-            return Err(EINVAL);
-        }
-        let start = self.vma.start() + offset;
+        let start = self.checked_start(offset, count)?;
         for i in 0..count {
             // SAFETY: the VMA is being set up by mmap (mmap lock held for
             // writing) and has `VM_MIXEDMAP`; the address lies inside it
@@ -240,7 +285,7 @@ impl<T: Exporter> VTable<T> {
         let Some(dev) = (unsafe { DeviceRef::get((*att).dev) }) else {
             return ENODEV.to_errno();
         };
-        match this.attach(&dev) {
+        match this.attach(dev) {
             Ok(a) => {
                 // SAFETY: the core hands us the new attachment to fill in.
                 unsafe { (*att).priv_ = Arc::into_raw(a).cast_mut().cast() };

@@ -47,6 +47,8 @@ bool rdh_pfn_valid(unsigned long pfn);
 bool rdh_dma_capable(struct device *dev, phys_addr_t phys, size_t size);
 struct page *rdh_pfn_to_page(unsigned long pfn);
 void rdh_vma_set_writecombine(struct vm_area_struct *vma);
+int rdh_insert_special_ptes(struct vm_area_struct *vma, unsigned long addr,
+			    unsigned long pfn, unsigned long count, bool dirty);
 const char *rdh_carveout_param(void);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

@@ -187,12 +187,19 @@ impl Drop for PageRun {
     }
 }
 
+/// The runs of a buffer: one (every contiguous heap, and small system-heap
+/// buffers) is kept inline, saving an allocation on the hot path.
+enum RunList {
+    One(PageRun),
+    Many(KVVec<PageRun>),
+}
+
 /// The memory of one buffer: an ordered list of page runs.
 ///
 /// Immutable once built; shared (`Arc`) by everything that points into the
 /// pages (scatter lists, kernel mappings), so the pages outlive them.
 pub(crate) struct PageRuns {
-    runs: KVVec<PageRun>,
+    runs: RunList,
     len: usize,
 }
 
@@ -200,7 +207,18 @@ impl PageRuns {
     /// Wraps runs allocated (and zeroed) by a heap.
     pub(crate) fn new(runs: KVVec<PageRun>) -> Self {
         let len = runs.iter().map(PageRun::size).sum();
-        Self { runs, len }
+        Self {
+            runs: RunList::Many(runs),
+            len,
+        }
+    }
+
+    /// Wraps a single run allocated (and zeroed) by a heap.
+    pub(crate) fn one(run: PageRun) -> Self {
+        Self {
+            len: run.size(),
+            runs: RunList::One(run),
+        }
     }
 
     /// Total size in bytes.
@@ -210,7 +228,10 @@ impl PageRuns {
 
     /// The runs, in buffer order.
     pub(crate) fn runs(&self) -> &[PageRun] {
-        &self.runs
+        match &self.runs {
+            RunList::One(run) => core::slice::from_ref(run),
+            RunList::Many(runs) => runs,
+        }
     }
 
     /// Maps the buffer into a user mapping, starting `pgoff` pages in, run
@@ -219,7 +240,7 @@ impl PageRuns {
         let total = vma.len() / PAGE_SIZE;
         let mut done = 0;
         vma.set_pfn_mapping();
-        for run in self.runs.iter() {
+        for run in self.runs() {
             if done == total {
                 break;
             }
@@ -228,7 +249,7 @@ impl PageRuns {
                 continue;
             }
             let n = (run.count - pgoff).min(total - done);
-            vma.insert_pfns(done * PAGE_SIZE, run.pfn() + pgoff, n)?;
+            vma.insert_pages(done * PAGE_SIZE, run.pfn() + pgoff, n)?;
             done += n;
             pgoff = 0;
         }
@@ -237,7 +258,7 @@ impl PageRuns {
 
     /// Calls `f(page)` for every page of the buffer, in order.
     fn for_each_page(&self, mut f: impl FnMut(*mut bindings::page) -> Result) -> Result {
-        for run in self.runs.iter() {
+        for run in self.runs() {
             for i in 0..run.count {
                 f(run.page(i))?;
             }

@@ -36,7 +36,7 @@ unsafe impl Sync for SgTable {}
 impl SgTable {
     /// Builds a table with one entry per run of `runs` (runs longer than
     /// [`MAX_SEGMENT`] take several), for `dev`.
-    pub(crate) fn new(runs: &Arc<PageRuns>, dev: &DeviceRef) -> Result<Self> {
+    pub(crate) fn new(runs: &Arc<PageRuns>, dev: DeviceRef) -> Result<Self> {
         let nents: usize = runs
             .runs()
             .iter()
@@ -49,8 +49,6 @@ impl SgTable {
         let table = KBox::new(Opaque::<bindings::sg_table>::zeroed(), GFP_KERNEL)?;
         // SAFETY: `table` is zeroed memory for a `struct sg_table`.
         to_result(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
-        // SAFETY: `dev` is a live device (we hold a reference through `dev`).
-        let dev = unsafe { DeviceRef::get(dev.as_raw()) }.ok_or(ENODEV)?;
         // INVARIANT: the table is allocated; entries are set below, before
         // anyone else sees it.
         let this = Self {

@@ -6,7 +6,8 @@
 # fragments' contents and the toolchain, and is rebuilt only when one of
 # those changes. Prints the build directory on stdout.
 #
-# Usage: build-kernel.sh [VARIANT]   (VARIANT: main, the default)
+# Usage: build-kernel.sh [VARIANT]   (VARIANT: main, the default; upstream;
+#        main+debug: main with configs/debug.config, built with clang)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,8 +15,12 @@ VARIANT=${1:-main}
 KSRC=$CACHE/src/linux-$KVER
 [ -f "$KSRC/.rdh-extracted" ] || die "no kernel source in $KSRC: run setup.sh"
 
-frags=("$VM_DIR/configs/base.config" "$VM_DIR/configs/$ARCH.config"
-	"$VM_DIR/configs/$VARIANT.config")
+frags=("$VM_DIR/configs/base.config" "$VM_DIR/configs/$ARCH.config")
+IFS=+ read -r -a parts <<<"$VARIANT"
+for part in "${parts[@]}"; do
+	frags+=("$VM_DIR/configs/$part.config")
+done
+read -r -a llvm <<<"$(variant_llvm "$VARIANT")"
 for f in "${frags[@]}"; do
 	[ -f "$f" ] || die "missing config fragment $f"
 done
@@ -32,6 +37,7 @@ key=$({
 	rustc --version
 	bindgen --version
 	"${CROSS_COMPILE}gcc" --version | head -n1
+	[ ${#llvm[@]} -eq 0 ] || clang-19 --version | head -n1
 } | sha256sum | cut -c1-12)
 OUT=$CACHE/build/$KVER-$ARCH-$VARIANT-$key
 
@@ -48,7 +54,7 @@ done
 mkdir -p "$OUT"
 
 kmake() {
-	make -C "$KSRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE" "$@"
+	make -C "$KSRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE" "${llvm[@]}" "$@"
 }
 
 configure() {

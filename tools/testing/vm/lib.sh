@@ -33,6 +33,14 @@ export ARCH CROSS_COMPILE
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# Extra make arguments of a kernel variant: the debug kernel is built with
+# clang, as Rust needs for KASAN; its modules must be too.
+variant_llvm() {
+	case "$1" in
+	*debug*) echo "LLVM=-19" ;;
+	esac
+}
+
 T0=${T0:-$(date +%s)}
 export T0
 

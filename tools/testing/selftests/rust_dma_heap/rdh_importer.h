@@ -13,6 +13,8 @@
 #define RDH_IMPORT_TWICE	(1 << 0)
 /* Detach without unmapping first. */
 #define RDH_IMPORT_DETACH_MAPPED (1 << 1)
+/* Attach, map, unmap, detach only: no CPU access, words untouched. */
+#define RDH_IMPORT_MAP_ONLY	(1 << 2)
 
 struct rdh_import {
 	__s32 fd;		/* in: the dma-buf */

@@ -68,6 +68,8 @@ static int import_check(struct rdh_import *req)
 	req->dma_len = 0;
 	for_each_sgtable_dma_sg(sgt, sg, i)
 		req->dma_len += sg_dma_len(sg);
+	if (req->flags & RDH_IMPORT_MAP_ONLY)
+		goto unmap;
 
 	if (req->flags & RDH_IMPORT_TWICE) {
 		b = dma_buf_attach(dmabuf, dev);

@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dma-heap-bench: upstream's C heaps against rust-dma-heap, in one boot.
+ *
+ * Usage: dma-heap-bench [--short] KIND:UPSTREAM_NODE:RUST_NODE:MAX_BYTES...
+ *
+ * For each pair of heap nodes of one KIND (system, cma) and each size up to
+ * MAX_BYTES (4 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB), times the operations
+ * below many times, alternating which heap goes first, and prints medians:
+ *
+ *   alloc             DMA_HEAP_IOCTL_ALLOC + close
+ *   alloc_mmap_touch  alloc, mmap, write one byte per page, munmap, close
+ *   mmap_touch        the same on a buffer allocated beforehand (untimed)
+ *   import_vgem       DRM_IOCTL_PRIME_FD_TO_HANDLE + GEM_CLOSE on vgem
+ *                     (import and attach)
+ *   attach_map        attach, map for DMA, unmap, detach through the
+ *                     selftests' importer (/dev/rdh_importer)
+ *   sg_entries        scatterlist entries of the mapped buffer (a count)
+ *
+ * and the guest's memset of the same sizes, the floor of any allocation
+ * that must zero its memory. Output is KTAP, one result per KIND and size,
+ * with a "# RDH-BENCH heap,op,size_bytes,upstream_ns,rust_ns,n" line per
+ * median; tools/testing/vm/bench/report.py turns those into the CSV, the
+ * markdown table and the plot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <drm/drm.h>
+#include <linux/dma-heap.h>
+
+#include "../../selftests/rust_dma_heap/rdh_importer.h"
+
+#define PAGE 4096UL
+#define MAX_PAIRS 8
+#define MAX_ITERS 512
+
+struct pair {
+	char kind[16];
+	const char *node[2];	/* 0: upstream, 1: rust */
+	int fd[2];
+	uint64_t max_bytes;
+};
+
+static const uint64_t sizes[] = {
+	4UL << 10, 64UL << 10, 1UL << 20, 16UL << 20, 256UL << 20,
+};
+static int vgem_fd = -1, importer_fd = -1;
+static int short_mode;
+static unsigned int tests, failures;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Iterations per size: many for small buffers, a few for huge ones. */
+static int iterations(uint64_t size)
+{
+	int n;
+
+	if (size <= (64UL << 10))
+		n = 301;
+	else if (size <= (1UL << 20))
+		n = 101;
+	else if (size <= (16UL << 20))
+		n = 31;
+	else
+		n = 9;
+	return short_mode ? (n > 11 ? 11 : 3) : n;
+}
+
+static int alloc_buf(int heap_fd, uint64_t size)
+{
+	struct dma_heap_allocation_data data = {
+		.len = size,
+		.fd_flags = O_RDWR | O_CLOEXEC,
+	};
+
+	if (ioctl(heap_fd, DMA_HEAP_IOCTL_ALLOC, &data))
+		return -errno;
+	return data.fd;
+}
+
+static int touch(int buf_fd, uint64_t size)
+{
+	volatile uint8_t *p;
+	uint64_t off;
+
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, buf_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	for (off = 0; off < size; off += PAGE)
+		p[off] = 1;
+	munmap((void *)p, size);
+	return 0;
+}
+
+static int import_vgem(int buf_fd)
+{
+	struct drm_prime_handle prime = { .fd = buf_fd };
+	struct drm_gem_close gc = { 0 };
+
+	if (ioctl(vgem_fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &prime))
+		return -errno;
+	gc.handle = prime.handle;
+	if (ioctl(vgem_fd, DRM_IOCTL_GEM_CLOSE, &gc))
+		return -errno;
+	return 0;
+}
+
+/* Attach + map + unmap + detach; the entry count, or -errno. */
+static int attach_map(int buf_fd)
+{
+	struct rdh_import req = { .fd = buf_fd, .flags = RDH_IMPORT_MAP_ONLY };
+
+	if (ioctl(importer_fd, RDH_IMPORT_CHECK, &req))
+		return -errno;
+	if (req.map_err)
+		return -(int)req.map_err;
+	return req.nents;
+}
+
+enum op { ALLOC, ALLOC_MMAP_TOUCH, MMAP_TOUCH, IMPORT_VGEM, ATTACH_MAP, NR_OPS };
+static const char *const op_names[] = {
+	"alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem", "attach_map",
+};
+
+/* One timed run of @op on heap @heap_fd; ns in *ns, or -errno. */
+static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
+{
+	int buf = -1, ret = 0;
+	uint64_t t0;
+
+	if (op >= MMAP_TOUCH) {
+		buf = alloc_buf(heap_fd, size);
+		if (buf < 0)
+			return buf;
+	}
+	t0 = now_ns();
+	switch (op) {
+	case ALLOC:
+		buf = alloc_buf(heap_fd, size);
+		if (buf < 0)
+			return buf;
+		close(buf);
+		buf = -1;
+		break;
+	case ALLOC_MMAP_TOUCH:
+		buf = alloc_buf(heap_fd, size);
+		if (buf < 0)
+			return buf;
+		ret = touch(buf, size);
+		close(buf);
+		buf = -1;
+		break;
+	case MMAP_TOUCH:
+		ret = touch(buf, size);
+		break;
+	case IMPORT_VGEM:
+		ret = import_vgem(buf);
+		break;
+	case ATTACH_MAP:
+		ret = attach_map(buf);
+		if (ret > 0)
+			ret = 0;
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	*ns = now_ns() - t0;
+	if (buf >= 0)
+		close(buf);
+	return ret;
+}
+
+static void report(const char *heap, const char *op, uint64_t size,
+		   uint64_t up, uint64_t rust, int n)
+{
+	printf("# RDH-BENCH %s,%s,%llu,%llu,%llu,%d\n", heap, op,
+	       (unsigned long long)size, (unsigned long long)up,
+	       (unsigned long long)rust, n);
+	fflush(stdout);
+}
+
+/* Every op on one pair and size, A/B interleaved; 0 or -errno. */
+static int bench_size(struct pair *p, uint64_t size)
+{
+	static uint64_t samples[2][MAX_ITERS];
+	int n = iterations(size), op, i, s, ret, nents[2];
+
+	for (op = 0; op < NR_OPS; op++) {
+		if (op == IMPORT_VGEM && vgem_fd < 0)
+			continue;
+		if (op == ATTACH_MAP && importer_fd < 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			for (s = 0; s < 2; s++) {
+				/* Odd iterations run Rust first. */
+				int who = (i & 1) ? 1 - s : s;
+
+				ret = run_once(op, p->fd[who], size, &samples[who][i]);
+				if (ret) {
+					printf("# %s %s %s %llu: %s\n", p->kind,
+					       who ? "rust" : "upstream", op_names[op],
+					       (unsigned long long)size, strerror(-ret));
+					return ret;
+				}
+			}
+		}
+		report(p->kind, op_names[op], size, median(samples[0], n),
+		       median(samples[1], n), n);
+	}
+	if (importer_fd >= 0) {
+		for (s = 0; s < 2; s++) {
+			int buf = alloc_buf(p->fd[s], size);
+
+			if (buf < 0)
+				return buf;
+			nents[s] = attach_map(buf);
+			close(buf);
+			if (nents[s] < 0)
+				return nents[s];
+		}
+		report(p->kind, "sg_entries", size, nents[0], nents[1], 1);
+	}
+	return 0;
+}
+
+/* The floor: memset of @size bytes of already-faulted memory. */
+static void bench_memset(uint64_t size)
+{
+	static uint64_t samples[MAX_ITERS];
+	int n = iterations(size), i;
+	uint64_t t0;
+	void *p;
+
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	for (i = 0; i < n; i++) {
+		t0 = now_ns();
+		memset(p, 0, size);
+		samples[i] = now_ns() - t0;
+		/* Keep the stores from being optimised away. */
+		__asm__ volatile("" : : "r"(p) : "memory");
+	}
+	munmap(p, size);
+	report("cpu", "memset", size, median(samples, n), median(samples, n), n);
+}
+
+static int parse_pair(struct pair *p, char *arg)
+{
+	char *kind = strtok(arg, ":"), *up = strtok(NULL, ":");
+	char *rust = strtok(NULL, ":"), *max = strtok(NULL, ":");
+
+	if (!kind || !up || !rust || !max)
+		return -1;
+	snprintf(p->kind, sizeof(p->kind), "%s", kind);
+	p->node[0] = up;
+	p->node[1] = rust;
+	p->max_bytes = strtoull(max, NULL, 0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct pair pairs[MAX_PAIRS];
+	int npairs = 0, i, s, ret;
+	unsigned int nsizes = sizeof(sizes) / sizeof(sizes[0]), z;
+	uint64_t start = now_ns();
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--short")) {
+			short_mode = 1;
+			continue;
+		}
+		if (npairs == MAX_PAIRS || parse_pair(&pairs[npairs], argv[i])) {
+			fprintf(stderr, "usage: %s [--short] KIND:UPSTREAM:RUST:MAX_BYTES...\n",
+				argv[0]);
+			return 2;
+		}
+		npairs++;
+	}
+	vgem_fd = -1;
+	for (i = 0; i < 16 && vgem_fd < 0; i++) {
+		char path[32], name[16] = "";
+		struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
+
+		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
+		vgem_fd = open(path, O_RDWR | O_CLOEXEC);
+		if (vgem_fd >= 0 && (ioctl(vgem_fd, DRM_IOCTL_VERSION, &v) ||
+				     strcmp(name, "vgem"))) {
+			close(vgem_fd);
+			vgem_fd = -1;
+		}
+	}
+	importer_fd = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+
+	printf("TAP version 13\n");
+	for (i = 0; i < npairs; i++)
+		for (z = 0; z < nsizes; z++)
+			tests += sizes[z] <= pairs[i].max_bytes;
+	printf("1..%u\n", tests + 1);
+	printf("# vgem: %s, importer: %s, mode: %s\n", vgem_fd >= 0 ? "yes" : "no",
+	       importer_fd >= 0 ? "yes" : "no", short_mode ? "short" : "full");
+
+	tests = 0;
+	for (i = 0; i < npairs; i++) {
+		struct pair *p = &pairs[i];
+
+		for (s = 0; s < 2; s++)
+			p->fd[s] = open(p->node[s], O_RDONLY | O_CLOEXEC);
+		for (z = 0; z < nsizes; z++) {
+			if (sizes[z] > p->max_bytes)
+				continue;
+			ret = p->fd[0] < 0 || p->fd[1] < 0 ? -ENOENT : bench_size(p, sizes[z]);
+			printf("%sok %u %s %llu\n", ret ? "not " : "", ++tests, p->kind,
+			       (unsigned long long)sizes[z]);
+			failures += !!ret;
+		}
+		for (s = 0; s < 2; s++)
+			if (p->fd[s] >= 0)
+				close(p->fd[s]);
+	}
+	for (z = 0; z < nsizes; z++)
+		bench_memset(sizes[z]);
+	printf("ok %u memset\n", ++tests);
+	printf("# bench took %.1f s\n", (now_ns() - start) / 1e9);
+	return failures ? 1 : 0;
+}

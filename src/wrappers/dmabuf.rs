@@ -8,7 +8,7 @@ use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     dma::DataDirection,
-    error::{from_err_ptr, to_result},
+    error::from_err_ptr,
     ffi,
     fs::file::FileDescriptorReservation,
     mm::virt::{flags as vm_flags, VmaNew},
@@ -97,32 +97,31 @@ impl UserMapping<'_> {
     }
 
     /// Maps `count` pages of RAM with `struct page`, physically contiguous
-    /// from page frame `pfn`, at byte offset `offset` of the mapping: special
-    /// PTEs with the mapping's cache attributes, written in one page-table
-    /// walk. A shared writable mapping gets them young and dirty, so that the
-    /// first write to each page takes no fault on CPUs that do not set those
-    /// bits in hardware (Arm v8.0). Needs [`Self::set_pfn_mapping`].
+    /// from page frame `pfn`, at byte offset `offset` of the mapping, as
+    /// [`Self::insert_pfns`] does. A shared writable mapping gets its PTEs
+    /// young and dirty, as `vmf_insert_mixed_mkwrite()` (not exported)
+    /// would make them: the first write to each page then takes no fault on
+    /// CPUs that do not set those bits in hardware (Arm v8.0). Needs
+    /// [`Self::set_pfn_mapping`].
     ///
     /// Only memory the buffer owns may be passed (the buffer is the only
     /// caller, with its own pfns): the VMA keeps the buffer alive.
     pub(crate) fn insert_pages(&self, offset: usize, pfn: usize, count: usize) -> Result {
-        let start = self.checked_start(offset, count)?;
         let flags = self.vma.flags();
-        let dirty = flags & vm_flags::SHARED != 0 && flags & vm_flags::WRITE != 0;
+        if flags & vm_flags::SHARED == 0 || flags & vm_flags::WRITE == 0 {
+            return self.insert_pfns(offset, pfn, count);
+        }
+        let vma = self.vma.as_ptr();
         // SAFETY: the VMA is being set up by mmap (mmap lock held for
-        // writing), has `VM_MIXEDMAP | VM_IO` and no PTE in the range yet;
-        // the range lies inside it (checked above); the pfns are RAM the
-        // buffer owns, kept alive by the VMA's file reference. A failure
-        // leaves PTEs that mmap's error path zaps with the VMA.
-        to_result(unsafe {
-            super::ffi_helpers::rdh_insert_special_ptes(
-                self.vma.as_ptr(),
-                start as ffi::c_ulong,
-                pfn as ffi::c_ulong,
-                count as ffi::c_ulong,
-                dirty,
-            )
-        })
+        // writing): its page protection is ours to change until mmap
+        // returns. It is put back below, before anything else reads it.
+        let saved = unsafe { (*vma).vm_page_prot };
+        // SAFETY: as above; the helper only computes a value.
+        unsafe { (*vma).vm_page_prot = super::ffi_helpers::rdh_pgprot_young_dirty(saved) };
+        let ret = self.insert_pfns(offset, pfn, count);
+        // SAFETY: as above.
+        unsafe { (*vma).vm_page_prot = saved };
+        ret
     }
 
     /// The user address `offset` bytes into the mapping, when `count` pages

@@ -161,39 +161,8 @@ void rdh_vma_set_writecombine(struct vm_area_struct *vma)
 	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
 }
 
-struct rdh_pte_range {
-	struct mm_struct *mm;
-	unsigned long pfn;
-	pgprot_t prot;
-	bool dirty;
-};
-
-static int rdh_set_special_pte(pte_t *pte, unsigned long addr, void *data)
+/* @prot with the young and dirty bits of a PTE set. */
+pgprot_t rdh_pgprot_young_dirty(pgprot_t prot)
 {
-	struct rdh_pte_range *r = data;
-	pte_t entry = pte_mkspecial(pfn_pte(r->pfn++, r->prot));
-
-	if (r->dirty)
-		entry = pte_mkdirty(pte_mkyoung(entry));
-	set_pte_at(r->mm, addr, pte, entry);
-	return 0;
-}
-
-/*
- * As i915's remap_io_mapping(): special PTEs for @count pfns from @pfn at
- * @addr, one page-table walk for the whole range; @dirty: born young and
- * dirty (no fault on the first write where hardware does not track it).
- */
-int rdh_insert_special_ptes(struct vm_area_struct *vma, unsigned long addr,
-			    unsigned long pfn, unsigned long count, bool dirty)
-{
-	struct rdh_pte_range r = {
-		.mm = vma->vm_mm,
-		.pfn = pfn,
-		.prot = vma->vm_page_prot,
-		.dirty = dirty,
-	};
-
-	return apply_to_page_range(vma->vm_mm, addr, count << PAGE_SHIFT,
-				   rdh_set_special_pte, &r);
+	return pte_pgprot(pte_mkdirty(pte_mkyoung(pfn_pte(0, prot))));
 }

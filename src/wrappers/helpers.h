@@ -9,6 +9,7 @@
 #include <linux/dma-direction.h>
 #include <linux/gfp_types.h>
 #include <linux/types.h>
+#include <linux/pgtable.h>
 
 struct device;
 struct page;
@@ -47,8 +48,7 @@ bool rdh_pfn_valid(unsigned long pfn);
 bool rdh_dma_capable(struct device *dev, phys_addr_t phys, size_t size);
 struct page *rdh_pfn_to_page(unsigned long pfn);
 void rdh_vma_set_writecombine(struct vm_area_struct *vma);
-int rdh_insert_special_ptes(struct vm_area_struct *vma, unsigned long addr,
-			    unsigned long pfn, unsigned long count, bool dirty);
+pgprot_t rdh_pgprot_young_dirty(pgprot_t prot);
 const char *rdh_carveout_param(void);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

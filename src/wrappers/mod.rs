@@ -59,13 +59,7 @@ mod ffi_helpers {
             len: ffi::c_uint,
         );
         pub(crate) fn rdh_vma_set_writecombine(vma: *mut bindings::vm_area_struct);
-        pub(crate) fn rdh_insert_special_ptes(
-            vma: *mut bindings::vm_area_struct,
-            addr: ffi::c_ulong,
-            pfn: ffi::c_ulong,
-            count: ffi::c_ulong,
-            dirty: bool,
-        ) -> ffi::c_int;
+        pub(crate) fn rdh_pgprot_young_dirty(prot: bindings::pgprot_t) -> bindings::pgprot_t;
         pub(crate) fn rdh_carveout_param() -> *const ffi::c_char;
         pub(crate) fn rdh_sg_set_page(
             sg: *mut bindings::scatterlist,

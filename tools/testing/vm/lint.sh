@@ -51,7 +51,7 @@ else
 	result not-ok "rustdoc (private items, -D warnings)" "$W/rustdoc.log"
 fi
 
-cfiles=$(cd "$REPO" && find src samples tools/testing/selftests -name '*.[ch]' | sort)
+cfiles=$(cd "$REPO" && find src samples tools/testing/selftests tools/testing/vm -name '*.[ch]' | sort)
 if (cd "$REPO" && "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f $cfiles) \
 	>"$W/checkpatch.log" 2>&1; then
 	result ok "checkpatch on all C"

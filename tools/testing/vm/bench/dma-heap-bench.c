@@ -40,6 +40,7 @@
 #include "../../selftests/rust_dma_heap/rdh_importer.h"
 
 #define PAGE 4096UL
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_PAIRS 8
 #define MAX_ITERS 512
 
@@ -108,15 +109,16 @@ static int alloc_buf(int heap_fd, uint64_t size)
 
 static int touch(int buf_fd, uint64_t size)
 {
-	volatile uint8_t *p;
+	uint8_t *p;
 	uint64_t off;
 
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, buf_fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
+	/* One store per page; munmap() sees them all (p escapes). */
 	for (off = 0; off < size; off += PAGE)
 		p[off] = 1;
-	munmap((void *)p, size);
+	munmap(p, size);
 	return 0;
 }
 
@@ -292,7 +294,7 @@ int main(int argc, char **argv)
 {
 	struct pair pairs[MAX_PAIRS];
 	int npairs = 0, i, s, ret;
-	unsigned int nsizes = sizeof(sizes) / sizeof(sizes[0]), z;
+	unsigned int nsizes = ARRAY_SIZE(sizes), z;
 	uint64_t start = now_ns();
 
 	for (i = 1; i < argc; i++) {

@@ -74,15 +74,27 @@ enum Memory {
     Phys(PhysRange),
 }
 
-/// An attachment's scatter-gather table.
+/// An attachment's scatter-gather table, built when it is first mapped:
+/// importers that only attach (to check a buffer, or to map it much later)
+/// cost no table.
 enum Table {
+    /// Attached, never mapped: the device, for the table to come.
+    Unbuilt(Option<DeviceRef>),
     Pages(SgTable),
     Phys(PhysSgTable),
 }
 
 impl Table {
-    fn map(&mut self, dir: DataDirection) -> Result<*mut bindings::sg_table> {
+    fn map(&mut self, memory: &Memory, dir: DataDirection) -> Result<*mut bindings::sg_table> {
+        if let Table::Unbuilt(dev) = self {
+            let dev = dev.take().ok_or(ENODEV)?;
+            *self = match memory {
+                Memory::Pages(runs) => Table::Pages(SgTable::new(runs, dev)?),
+                Memory::Phys(range) => Table::Phys(PhysSgTable::new(range.base, range.len, dev)?),
+            };
+        }
         match self {
+            Table::Unbuilt(_) => Err(ENODEV),
             Table::Pages(t) => t.map(dir).map(|()| t.as_raw()),
             Table::Phys(t) => t.map(dir).map(|()| t.as_raw()),
         }
@@ -90,6 +102,7 @@ impl Table {
 
     fn unmap(&mut self) {
         match self {
+            Table::Unbuilt(_) => {}
             Table::Pages(t) => t.unmap(),
             Table::Phys(t) => t.unmap(),
         }
@@ -179,10 +192,7 @@ impl Exporter for Buffer {
     }
 
     fn attach(&self, dev: DeviceRef) -> Result<Arc<Attachment>> {
-        let table = match &self.memory {
-            Memory::Pages(runs) => Table::Pages(SgTable::new(runs, dev)?),
-            Memory::Phys(range) => Table::Phys(PhysSgTable::new(range.base, range.len, dev)?),
-        };
+        let table = Table::Unbuilt(Some(dev));
         let att = ListArc::pin_init::<Error>(
             try_pin_init!(Attachment {
                 table <- new_mutex!(table),
@@ -208,7 +218,7 @@ impl Exporter for Buffer {
     }
 
     fn map(&self, att: &Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table> {
-        att.table.lock().map(dir)
+        att.table.lock().map(&self.memory, dir)
     }
 
     fn unmap(&self, att: &Attachment) {

@@ -30,6 +30,9 @@ cases=(
 	"WARNING in dmesg|1|${good/rust_dma_heap: loaded/WARNING: CPU: 0 PID: 1 at x.c:1}"
 	"refcount in dmesg|1|${good/rust_dma_heap: loaded/refcount_t: underflow; use-after-free.}"
 	"leak in dmesg|1|${good/rust_dma_heap: loaded/kmemleak: 1 new suspected memory leaks}"
+	"KASAN report|1|${good/rust_dma_heap: loaded/BUG: KASAN: slab-use-after-free in x+0x1/0x2}"
+	"lockdep report|1|${good/rust_dma_heap: loaded/WARNING: possible circular locking dependency detected}"
+	"kmemleak start is fine|0|${good/rust_dma_heap: loaded/kmemleak: Kernel memory leak detector initialized (mem pool available: 1)}"
 	"oops on console|1|${good/\#\#\# RDH-DONE/[    2.0] Internal error: Oops: 96000004}"
 )
 n=0 fail=0

@@ -22,7 +22,7 @@ END = re.compile(r"^### RDH-END (\S+) rc=(\d+)")
 # Printed by the kernel, never by a passing test.
 KERNEL_BAD = re.compile(
     r"WARNING:|BUG:|Oops|Call trace|Kernel panic|refcount_t:|"
-    r"unreferenced object|kmemleak:.*leak|memory leak|KASAN:|UBSAN:|"
+    r"unreferenced object|new suspected memory leak|memory leak(?! detector)|KASAN:|UBSAN:|"
     r"possible circular locking|inconsistent lock state|"
     r"sleeping function called from invalid context|list_add corruption|"
     r"list_del corruption|general protection fault|Unable to handle kernel"

@@ -18,7 +18,7 @@
  *   sg_entries        scatterlist entries of the mapped buffer (a count)
  *
  * and the guest's memset of the same sizes, the floor of any allocation
- * that must zero its memory. Output is KTAP, one result per KIND and size,
+ * that must zero its memory, and the cost of one atomic operation. Output is KTAP, one result per KIND and size,
  * with a "# RDH-BENCH heap,op,size_bytes,upstream_ns,rust_ns,n" line per
  * median; tools/testing/vm/bench/report.py turns those into the CSV, the
  * markdown table and the plot.
@@ -79,11 +79,17 @@ static uint64_t median(uint64_t *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Iterations per size: many for small buffers, a few for huge ones. */
+/*
+ * Iterations per size: many for small buffers, a few for huge ones;
+ * RDH_BENCH_ITERS=<n> overrides (a profile wants a handful).
+ */
 static int iterations(uint64_t size)
 {
+	const char *env = getenv("RDH_BENCH_ITERS");
 	int n;
 
+	if (env && atoi(env) > 0 && atoi(env) <= MAX_ITERS)
+		return atoi(env);
 	if (size <= (64UL << 10))
 		n = 301;
 	else if (size <= (1UL << 20))
@@ -276,6 +282,27 @@ static void bench_memset(uint64_t size)
 	report("cpu", "memset", size, median(samples, n), median(samples, n), n);
 }
 
+/*
+ * The guest CPU's cost of one atomic read-modify-write (what a refcount
+ * get/put or an uncontended lock/unlock does), in ns: explains constant
+ * per-call differences between the two implementations.
+ */
+static void bench_atomic(void)
+{
+	static uint64_t samples[MAX_ITERS];
+	static unsigned long counter;
+	int n = iterations(1), i, j;
+	uint64_t t0;
+
+	for (i = 0; i < n; i++) {
+		t0 = now_ns();
+		for (j = 0; j < 1000; j++)
+			__atomic_fetch_add(&counter, 1, __ATOMIC_SEQ_CST);
+		samples[i] = (now_ns() - t0) / 1000;
+	}
+	report("cpu", "atomic_add", sizeof(counter), median(samples, n), median(samples, n), n);
+}
+
 static int parse_pair(struct pair *p, char *arg)
 {
 	char *kind = strtok(arg, ":"), *up = strtok(NULL, ":");
@@ -352,6 +379,7 @@ int main(int argc, char **argv)
 	}
 	for (z = 0; z < nsizes; z++)
 		bench_memset(sizes[z]);
+	bench_atomic();
 	printf("ok %u memset\n", ++tests);
 	printf("# bench took %.1f s\n", (now_ns() - start) / 1e9);
 	return failures ? 1 : 0;

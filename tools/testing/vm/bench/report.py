@@ -69,10 +69,12 @@ def write_md(rows, path, title):
             u, r = f"{up / 1000:.1f} us", f"{rust / 1000:.1f} us"
         fl = f"{floor[size] / 1000:.1f} us" if size in floor else ""
         out.append(f"| {heap} | {op} | {human_size(size)} | {u} | {r} | {ratio:.2f} | {fl} |")
-    out += ["", "| memset | size | time |", "|---|---|---:|"]
+    out += ["", "| cpu | size | time |", "|---|---|---:|"]
     for heap, op, size, up, _r, _q in rows:
-        if heap == "cpu":
+        if (heap, op) == ("cpu", "memset"):
             out.append(f"| memset | {human_size(size)} | {up / 1000:.1f} us |")
+        elif heap == "cpu":
+            out.append(f"| {op} | {size} B | {up} ns |")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
 

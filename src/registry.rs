@@ -129,11 +129,14 @@ impl NodeOps for HeapFile {
         let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
 
         // On the stack for every size userspace uses today, as upstream.
+        // (An unused empty `KVec` would still cost a call to the allocator
+        // when dropped.)
         let mut stack = [0u8; 128];
-        let mut heap = KVec::<u8>::new();
+        let mut heap: KVec<u8>;
         let kdata: &mut [u8] = if ksize <= stack.len() {
             &mut stack[..ksize]
         } else {
+            heap = KVec::new();
             heap.resize(ksize, 0, GFP_KERNEL)?;
             &mut heap
         };

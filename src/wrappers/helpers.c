@@ -55,9 +55,17 @@ bool rdh_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
-void rdh_clear_highpage(struct page *page)
+/* As upstream's CMA heap: one memset through the linear map, or page by page. */
+void rdh_clear_pages(struct page *page, unsigned long count)
 {
-	clear_highpage(page);
+	unsigned long i;
+
+	if (!PageHighMem(page)) {
+		memset(page_address(page), 0, count << PAGE_SHIFT);
+		return;
+	}
+	for (i = 0; i < count; i++)
+		clear_highpage(page + i);
 }
 
 unsigned long rdh_page_to_pfn(struct page *page)

@@ -23,7 +23,7 @@ extern const gfp_t rdh_gfp_zeroed_user_opportunistic;
 const char *rdh_class_name(void);
 unsigned long rdh_totalram_pages(void);
 bool rdh_fatal_signal_pending(void);
-void rdh_clear_highpage(struct page *page);
+void rdh_clear_pages(struct page *page, unsigned long count);
 unsigned long rdh_page_to_pfn(struct page *page);
 void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
 		     unsigned int len, unsigned int offset);

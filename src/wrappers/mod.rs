@@ -32,7 +32,7 @@ mod ffi_helpers {
         pub(crate) fn rdh_class_name() -> *const ffi::c_char;
         pub(crate) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(crate) fn rdh_fatal_signal_pending() -> bool;
-        pub(crate) fn rdh_clear_highpage(page: *mut bindings::page);
+        pub(crate) fn rdh_clear_pages(page: *mut bindings::page, count: ffi::c_ulong);
         pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
         pub(crate) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
         pub(crate) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;

@@ -129,15 +129,20 @@ impl PageRun {
         })
     }
 
-    /// Zeroes every page (highmem-safe), stopping with `EINTR` when the
-    /// caller gets a fatal signal.
+    /// Zeroes every page (highmem-safe), 2 MiB at a time, stopping with
+    /// `EINTR` when the caller gets a fatal signal.
     pub(crate) fn zero(&self) -> Result {
-        for i in 0..self.count {
-            if i % 512 == 0 && super::fatal_signal_pending() {
+        const CHUNK: usize = 512;
+        let mut i = 0;
+        while i < self.count {
+            if super::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            // SAFETY: page `i` belongs to this run, which we own.
-            unsafe { ffi_helpers::rdh_clear_highpage(self.page(i)) };
+            let n = CHUNK.min(self.count - i);
+            // SAFETY: pages `i .. i + n` belong to this run, which we own;
+            // their `struct page`s are contiguous (type invariant).
+            unsafe { ffi_helpers::rdh_clear_pages(self.page(i), n as ffi::c_ulong) };
+            i += n;
         }
         Ok(())
     }

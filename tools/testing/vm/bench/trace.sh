@@ -10,7 +10,7 @@ echo 0 >$T/tracing_on
 echo function_graph >$T/current_tracer
 echo funcgraph-tail >$T/trace_options
 echo 20000 >$T/buffer_size_kb
-for f in importer_ioctl drm_ioctl dma_heap_ioctl; do
+for f in importer_ioctl drm_ioctl __arm64_sys_ioctl __arm64_sys_close; do
 	echo $f >>$T/set_graph_function
 done
 echo 1 >$T/tracing_on

@@ -34,6 +34,10 @@ module! {
             default: true,
             description: "Register a heap per carved-out region (default: true)",
         },
+        mem_accounting: bool {
+            default: false,
+            description: "Charge system heap buffers to the allocating task's memory cgroup (default: false)",
+        },
     },
 }
 
@@ -64,7 +68,12 @@ impl kernel::Module for RustDmaHeap {
         })?;
         #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
         if module_parameters::system_heap.value() {
-            let heap: Arc<dyn registry::Heap> = Arc::new(heaps::system::SystemHeap, GFP_KERNEL)?;
+            let heap: Arc<dyn registry::Heap> = Arc::new(
+                heaps::system::SystemHeap {
+                    account: module_parameters::mem_accounting.value(),
+                },
+                GFP_KERNEL,
+            )?;
             registry.add(heap)?;
         }
         #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]

@@ -18,12 +18,16 @@ use kernel::{page::PAGE_SIZE, prelude::*, str::CStr};
 const ORDERS: [u32; 3] = [8, 4, 0];
 
 /// The `system` heap.
-pub(crate) struct SystemHeap;
+pub(crate) struct SystemHeap {
+    /// Charge buffers to the allocating task's memory cgroup (upstream's
+    /// `mem_accounting`).
+    pub(crate) account: bool,
+}
 
 impl SystemHeap {
     /// The largest block not larger than `remaining` nor `max_order`, and
     /// its order; high orders are opportunistic, order 0 may reclaim.
-    fn alloc_largest(remaining: usize, max_order: u32) -> Option<(PageRun, u32)> {
+    fn alloc_largest(&self, remaining: usize, max_order: u32) -> Option<(PageRun, u32)> {
         ORDERS
             .iter()
             .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
@@ -33,7 +37,7 @@ impl SystemHeap {
                 } else {
                     Effort::Normal
                 };
-                PageRun::alloc_buddy(order, effort).map(|run| (run, order))
+                PageRun::alloc_buddy(order, effort, self.account).map(|run| (run, order))
             })
     }
 }
@@ -49,7 +53,7 @@ impl Heap for SystemHeap {
         if len / PAGE_SIZE > totalram_pages() {
             return Err(ENOMEM);
         }
-        let (first, order) = Self::alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
+        let (first, order) = self.alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
         if first.size() == len {
             return Ok(Backing::Pages(PageRuns::one(first)));
         }
@@ -64,7 +68,7 @@ impl Heap for SystemHeap {
             if fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let (run, order) = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            let (run, order) = self.alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
             remaining -= run.size();
             max_order = order;
             runs.push(run, GFP_KERNEL)?;

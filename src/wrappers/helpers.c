@@ -29,8 +29,15 @@ module_param_string(carveout, carveout, sizeof(carveout), 0444);
 MODULE_PARM_DESC(carveout,
 		 "A carveout heap on a physical range without device tree: <size>@<base> (see Documentation)");
 
-/* Upstream system heap's LOW_ORDER_GFP and HIGH_ORDER_GFP. */
-const gfp_t rdh_gfp_zeroed_user = GFP_HIGHUSER | __GFP_ZERO;
+/*
+ * Upstream system heap's LOW_ORDER_GFP, except that a buffer userspace asked
+ * too much for fails (ENOMEM, quietly: an answer, not a kernel event) instead
+ * of invoking the OOM killer; HIGH_ORDER_GFP; __GFP_ACCOUNT for
+ * mem_accounting=1.
+ */
+const gfp_t rdh_gfp_zeroed_user = GFP_HIGHUSER | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
+				  __GFP_NOWARN;
+const gfp_t rdh_gfp_account = __GFP_ACCOUNT;
 const gfp_t rdh_gfp_zeroed_user_opportunistic =
 	((GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY) &
 	 ~__GFP_RECLAIM) | __GFP_COMP;

@@ -19,6 +19,7 @@ struct scatterlist;
 
 extern const gfp_t rdh_gfp_zeroed_user;
 extern const gfp_t rdh_gfp_zeroed_user_opportunistic;
+extern const gfp_t rdh_gfp_account;
 
 const char *rdh_class_name(void);
 unsigned long rdh_totalram_pages(void);

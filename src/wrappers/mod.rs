@@ -29,6 +29,7 @@ mod ffi_helpers {
     extern "C" {
         pub(crate) static rdh_gfp_zeroed_user: bindings::gfp_t;
         pub(crate) static rdh_gfp_zeroed_user_opportunistic: bindings::gfp_t;
+        pub(crate) static rdh_gfp_account: bindings::gfp_t;
         pub(crate) fn rdh_class_name() -> *const ffi::c_char;
         pub(crate) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(crate) fn rdh_fatal_signal_pending() -> bool;

@@ -12,8 +12,9 @@ use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
 /// How hard the page allocator should try for a block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Effort {
-    /// Ordinary allocation: may reclaim, may warn on failure
-    /// (`GFP_HIGHUSER | __GFP_ZERO`).
+    /// Ordinary allocation: may reclaim, fails quietly rather than invoking
+    /// the OOM killer (`GFP_HIGHUSER | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
+    /// __GFP_NOWARN`).
     Normal,
     /// Opportunistic: no reclaim, no retry, no warning; for high orders that
     /// have a smaller fallback (upstream system heap's `HIGH_ORDER_GFP`).
@@ -62,16 +63,21 @@ unsafe impl Send for PageRun {}
 unsafe impl Sync for PageRun {}
 
 impl PageRun {
-    /// Allocates a zeroed buddy block of `2^order` pages; `None` when the
-    /// allocator has none.
-    pub(crate) fn alloc_buddy(order: u32, effort: Effort) -> Option<Self> {
+    /// Allocates a zeroed buddy block of `2^order` pages, charged to the
+    /// caller's memory cgroup when `account`; `None` when the allocator has
+    /// none.
+    pub(crate) fn alloc_buddy(order: u32, effort: Effort, account: bool) -> Option<Self> {
         // SAFETY: reading constant data defined in helpers.c.
-        let gfp = unsafe {
+        let mut gfp = unsafe {
             match effort {
                 Effort::Normal => ffi_helpers::rdh_gfp_zeroed_user,
                 Effort::Opportunistic => ffi_helpers::rdh_gfp_zeroed_user_opportunistic,
             }
         };
+        if account {
+            // SAFETY: as above.
+            gfp |= unsafe { ffi_helpers::rdh_gfp_account };
+        }
         // SAFETY: `alloc_pages` may be called with any flags and order in
         // process context; it returns NULL or an owned block.
         let page = unsafe { bindings::alloc_pages(gfp, order) };

@@ -91,13 +91,13 @@ static int iterations(uint64_t size)
 	if (env && atoi(env) > 0 && atoi(env) <= MAX_ITERS)
 		return atoi(env);
 	if (size <= (64UL << 10))
-		n = 301;
+		n = 501;
 	else if (size <= (1UL << 20))
-		n = 101;
+		n = 201;
 	else if (size <= (16UL << 20))
-		n = 31;
+		n = 51;
 	else
-		n = 9;
+		n = 15;
 	return short_mode ? (n > 11 ? 11 : 3) : n;
 }
 

@@ -24,7 +24,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..7"
+echo "1..8"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -83,6 +83,26 @@ if [ -z "$missing" ]; then
 else
 	echo "missing from Makefile:$missing" >"$W/makefile.log"
 	result not-ok "selftests Makefile lists every program" "$W/makefile.log"
+fi
+# The documentation is valid reStructuredText (what Sphinx would warn on).
+if python3 - $(find "$REPO/Documentation" -name '*.rst' | sort) >"$W/rst.log" 2>&1 <<'EOF'; then
+import sys
+import docutils.core
+import docutils.utils
+
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        docutils.core.publish_string(open(path).read(), source_path=path, writer_name="null",
+                                     settings_overrides={"report_level": 2, "halt_level": 2})
+    except docutils.utils.SystemMessage as e:
+        print(e)
+        bad = 1
+sys.exit(bad)
+EOF
+	result ok "Documentation: reStructuredText without warnings"
+else
+	result not-ok "Documentation: reStructuredText without warnings" "$W/rst.log"
 fi
 echo "### RDH-END lint rc=0"
 echo "### RDH-DONE"

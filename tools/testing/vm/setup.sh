@@ -83,11 +83,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$RUST_TARGET"; then
 	step "rustup target add $RUST_TARGET" "$CACHE/logs/rustup-target.log" \
 		rustup target add "$RUST_TARGET"
 fi
-# The benchmark report's plot.
+# The benchmark report's plot; the documentation lint.
 MATPLOTLIB_VERSION=3.11.2
-if ! python3 -c 'import matplotlib' 2>/dev/null; then
-	step "pip install matplotlib $MATPLOTLIB_VERSION" "$CACHE/logs/pip.log" \
-		python3 -m pip install --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION"
+DOCUTILS_VERSION=0.19
+if ! python3 -c 'import matplotlib, docutils' 2>/dev/null; then
+	step "pip install matplotlib $MATPLOTLIB_VERSION docutils $DOCUTILS_VERSION" \
+		"$CACHE/logs/pip.log" python3 -m pip install --disable-pip-version-check \
+		"matplotlib==$MATPLOTLIB_VERSION" "docutils==$DOCUTILS_VERSION"
 fi
 
 if ! bindgen --version 2>/dev/null | grep -qx "bindgen $BINDGEN_VERSION"; then

@@ -2,7 +2,9 @@
 /*
  * The registry as userspace and udev see it, and the module's lifetime:
  * sysfs class, node mode, unload refused while a buffer or node is in use,
- * reload under another class name, heaps disabled at load time.
+ * reload under another class name, heaps disabled at load time, and
+ * RDH_MODULE_CYCLES (default 100) unload/reload cycles that leave no memory
+ * or kmemleak report behind.
  *
  * Needs the module at RDH_KO (default /lib/modules/rust_dma_heap.ko),
  * loaded with default parameters; leaves it so.
@@ -175,20 +177,89 @@ TEST(carveout_param_declares_a_heap)
 	EXPECT_FALSE(exists(node));
 }
 
-TEST(unload_reload_cycles)
-{
-	int i, heap, buf;
+/* The longest cycle count RDH_MODULE_CYCLES may ask for. */
+#define MAX_CYCLES 10000
 
-	for (i = 0; i < 10; i++) {
-		ASSERT_EQ(0, rdh_unload_module());
-		ASSERT_EQ(0, rdh_load_module(""));
-		heap = rdh_open_heap("system", O_RDONLY);
-		ASSERT_LE(0, heap);
-		buf = rdh_alloc(heap, 16 * PAGE, O_RDWR, 0);
-		ASSERT_LE(0, buf);
-		close(buf);
-		close(heap);
+FIXTURE(cycles) {
+	int kmsg;
+};
+
+FIXTURE_SETUP(cycles)
+{
+	self->kmsg = rdh_kmsg_mark();
+}
+
+FIXTURE_TEARDOWN(cycles)
+{
+	if (self->kmsg >= 0)
+		close(self->kmsg);
+}
+
+/*
+ * RDH_MODULE_CYCLES (default 100) unloads and reloads, a buffer from every
+ * heap in each; after them the memory is back (MemFree, CmaFree) and
+ * nothing leaked (kmemleak, where the kernel has it) or warned.
+ */
+TEST_F_TIMEOUT(cycles, unload_reload_cycles, 1800)
+{
+	const char *env = getenv("RDH_MODULE_CYCLES");
+	int cycles = env && *env ? atoi(env) : 100, i, h, n, heap, buf, bad;
+	char (*names)[RDH_NAME_LEN] = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
+	long mem, cma, mem2, cma2 = 0, slack = rdh_mem_slack(4096);
+	char first[2048];
+	bool kmemleak = !access(RDH_KMEMLEAK, W_OK);
+
+	if (cycles < 1 || cycles > MAX_CYCLES)
+		cycles = 100;
+	ASSERT_NE(NULL, names);
+	n = rdh_list_heaps(names, RDH_MAX_HEAPS);
+	ASSERT_LT(0, n);
+	if (kmemleak) {
+		/* What leaked before (old enough to be seen) is not ours. */
+		sleep(6);
+		ASSERT_EQ(0, rdh_kmemleak("scan"));
+		ASSERT_EQ(0, rdh_kmemleak("clear"));
 	}
+	mem = rdh_meminfo("MemFree");
+	cma = rdh_meminfo("CmaFree");
+	ksft_print_msg("start: MemFree %ld KiB, Slab %ld KiB, VmallocUsed %ld KiB\n", mem,
+		       rdh_meminfo("Slab"), rdh_meminfo("VmallocUsed"));
+	for (i = 0; i < cycles; i++) {
+		ASSERT_EQ(0, rdh_unload_module()) TH_LOG("cycle %d", i);
+		ASSERT_EQ(0, rdh_load_module("")) TH_LOG("cycle %d", i);
+		for (h = 0; h < n; h++) {
+			heap = rdh_open_heap(names[h], O_RDONLY);
+			ASSERT_LE(0, heap) TH_LOG("cycle %d: %s: %s", i, names[h], strerror(errno));
+			buf = rdh_alloc(heap, 16 * PAGE, O_RDWR, 0);
+			ASSERT_LE(0, buf) TH_LOG("cycle %d: %s: %s", i, names[h], strerror(-buf));
+			close(buf);
+			close(heap);
+		}
+		if ((i + 1) % 25 == 0)
+			ksft_print_msg("cycle %d: MemFree %ld KiB, Slab %ld KiB, VmallocUsed %ld KiB\n",
+				       i + 1, rdh_meminfo("MemFree"), rdh_meminfo("Slab"),
+				       rdh_meminfo("VmallocUsed"));
+	}
+	EXPECT_EQ(0, rdh_module_refcnt());
+	mem2 = rdh_meminfo_wait("MemFree", mem - slack, 5000);
+	if (cma >= 0)
+		cma2 = rdh_meminfo_wait("CmaFree", cma - 4096, 5000);
+	ksft_print_msg("%d cycles over %d heaps: MemFree %ld -> %ld KiB (slack %ld), CmaFree %ld -> %ld KiB\n",
+		       cycles, n, mem, mem2, slack, cma, cma2);
+	EXPECT_GE(mem2, mem - slack);
+	if (cma >= 0)
+		EXPECT_GE(cma2, cma - 4096);
+	if (kmemleak) {
+		char *report = calloc(1, 16384);
+
+		ASSERT_NE(NULL, report);
+		EXPECT_EQ(0, rdh_kmemleak_report(report, 16384)) TH_LOG("kmemleak:\n%s", report);
+		free(report);
+	}
+	bad = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
+	self->kmsg = -1;
+	EXPECT_EQ(0, bad) TH_LOG("kernel log: %s", first);
+	free(names);
 }
 
 TEST_HARNESS_MAIN

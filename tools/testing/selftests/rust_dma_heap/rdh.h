@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +25,10 @@
 #include <linux/dma-heap.h>
 
 #define PAGE 4096UL
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 /* Where the heaps are: /dev/dma_heap, or RDH_DEV_DIR when set. */
 static inline const char *rdh_dir(void)
@@ -215,6 +221,198 @@ static inline int rdh_open_vgem(void)
 		close(fd);
 	}
 	return -1;
+}
+
+/* The most heaps one registry holds (the module's MAX_HEAPS). */
+#define RDH_MAX_HEAPS 128
+
+/*
+ * The heap nodes in rdh_dir(), sorted by name: fills @names (each
+ * RDH_NAME_LEN bytes) and returns how many, or -errno.
+ */
+#define RDH_NAME_LEN 64
+
+static inline int rdh_cmp_names(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static inline int rdh_list_heaps(char (*names)[RDH_NAME_LEN], int max)
+{
+	DIR *d = opendir(rdh_dir());
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= RDH_NAME_LEN)
+			continue;
+		strcpy(names[n++], e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, RDH_NAME_LEN, rdh_cmp_names);
+	return n;
+}
+
+/*
+ * Wait up to @ms milliseconds for meminfo @field to reach @want KiB;
+ * returns the last value read.
+ */
+static inline long rdh_meminfo_wait(const char *field, long want, int ms)
+{
+	long v = rdh_meminfo(field);
+
+	while (v < want && ms > 0) {
+		usleep(100000);
+		ms -= 100;
+		v = rdh_meminfo(field);
+	}
+	return v;
+}
+
+/* A seed for a test's random choices (the guest has no clock to use). */
+static inline uint64_t rdh_random_seed(void)
+{
+	struct timespec t;
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof(seed), 0) == sizeof(seed))
+		return seed;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_nsec << 32 ^ t.tv_sec ^ (uint64_t)getpid() << 16;
+}
+
+/* Whether the kernel is built with KASAN (its boot message, or its symbols). */
+static inline bool rdh_kasan(void)
+{
+	static int kasan = -1;
+	char line[256];
+	FILE *f;
+
+	if (kasan >= 0)
+		return kasan;
+	kasan = rdh_kmsg_has("KernelAddressSanitizer initialized");
+	f = kasan ? NULL : fopen("/proc/kallsyms", "r");
+	while (f && !kasan && fgets(line, sizeof(line), f))
+		kasan = strstr(line, " kasan_report\n") != NULL;
+	if (f)
+		fclose(f);
+	return kasan;
+}
+
+/*
+ * How much less free memory (KiB) a test may leave behind without having
+ * leaked any: @slack_kb for what the rest of the system does meanwhile,
+ * plus, under KASAN, its quarantine of freed slab objects, which holds up
+ * to 1/32 of RAM back from the allocator (mm/kasan/quarantine.c). (Its
+ * leaks are kmemleak's to find.)
+ */
+static inline long rdh_mem_slack(long slack_kb)
+{
+	return slack_kb + (rdh_kasan() ? rdh_meminfo("MemTotal") / 32 : 0);
+}
+
+/* A reader of the kernel log that sees only records written from now on. */
+static inline int rdh_kmsg_mark(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Records since rdh_kmsg_mark() that show a kernel warning, bug, oops or
+ * leak (what the runner's verdict rejects); copies the first to @first
+ * and closes @fd.
+ */
+static inline int rdh_kmsg_bad_since(int fd, char *first, size_t len)
+{
+	static const char *const bad[] = {
+		"WARNING:", "BUG:", "Oops", "Call trace", "Kernel panic",
+		"refcount_t:", "unreferenced object", "memory leak", "KASAN:",
+		"UBSAN:", "possible circular locking", "inconsistent lock state",
+		"sleeping function called from invalid context",
+		"list_add corruption", "list_del corruption",
+		"general protection fault", "Unable to handle kernel",
+	};
+	char rec[2048];
+	unsigned int i;
+	ssize_t n;
+	int found = 0;
+
+	if (len)
+		first[0] = '\0';
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		for (i = 0; i < ARRAY_SIZE(bad); i++) {
+			if (!strstr(rec, bad[i]))
+				continue;
+			if (!found++ && len)
+				snprintf(first, len, "%s", rec);
+			break;
+		}
+	}
+	close(fd);
+	return found;
+}
+
+#define RDH_KMEMLEAK "/sys/kernel/debug/kmemleak"
+
+/* Write a command ("scan", "clear") to kmemleak: 0 or -errno. */
+static inline int rdh_kmemleak(const char *cmd)
+{
+	int fd = open(RDH_KMEMLEAK, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, cmd, strlen(cmd)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * kmemleak's report after two scans (an object is reported only when it
+ * is older than kmemleak's minimum age, 5 s, and still unreferenced in the
+ * latest scan): copies its start to @buf and returns its length in bytes
+ * (0: no leak), or -errno.
+ */
+static inline long rdh_kmemleak_report(char *buf, size_t len)
+{
+	long total = 0;
+	ssize_t n;
+	int fd, ret;
+
+	sleep(6);
+	ret = rdh_kmemleak("scan");
+	if (!ret)
+		ret = rdh_kmemleak("scan");
+	if (ret)
+		return ret;
+	fd = open(RDH_KMEMLEAK, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf[0] = '\0';
+	while ((n = read(fd, buf + total, len - 1 - total)) > 0) {
+		total += n;
+		if ((size_t)total == len - 1) {
+			char rest[512];
+
+			while ((n = read(fd, rest, sizeof(rest))) > 0)
+				total += n;
+			break;
+		}
+	}
+	close(fd);
+	buf[total < (long)len ? total : (long)len - 1] = '\0';
+	return total;
 }
 
 /* rdh_fixture_open(): the heap is missing where that is allowed. */

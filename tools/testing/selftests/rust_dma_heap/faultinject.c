@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Every allocation a DMA_HEAP_IOCTL_ALLOC makes, failed in turn (a debug
+ * kernel with CONFIG_FAULT_INJECTION, FAILSLAB, FAIL_PAGE_ALLOC and
+ * FAULT_INJECTION_DEBUG_FS; kmemleak too if it has it): for every heap and
+ * sizes of 4 KiB, 64 KiB, 1 MiB and 16 MiB, /proc/thread-self/fail-nth
+ * fails the Nth slab or page allocation of the call, for N = 1, 2, ...
+ * until a call makes fewer than N. A failed call answers ENOMEM (nothing
+ * else: not EINTR, not a crash), a call that absorbed the failure returns
+ * a good buffer, and nothing is left behind: no buffer, no fd, no memory,
+ * no kernel warning, no kmemleak report.
+ *
+ * The knobs (Documentation/fault-injection/fault-injection.rst): fail-nth
+ * overrides probability, interval, times and task-filter, but not the
+ * per-kind filters, so failslab's and fail_page_alloc's ignore-gfp-wait,
+ * fail_page_alloc's ignore-gfp-highmem and min-order are opened up to
+ * GFP_KERNEL, GFP_HIGHUSER and order 0; probability 0 keeps every other
+ * task unharmed, verbose 0 keeps stack dumps out of the kernel log. All are
+ * put back afterwards.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "rdh.h"
+#include "../kselftest_harness.h"
+
+#define DEBUGFS "/sys/kernel/debug"
+#define FAIL_NTH "/proc/thread-self/fail-nth"
+
+/* No call makes this many allocations: the sweep is stuck. */
+#define MAX_NTH 20000
+/* An allocation size's injections must all be found by then. */
+#define SWEEP_TIMEOUT 3000
+/* Slack for what the rest of the system does meanwhile (KiB). */
+#define MEM_SLACK_KB (8 << 10)
+
+/* The knobs set for the sweep, and what they get. */
+static const struct {
+	const char *path;
+	const char *value;
+} knobs[] = {
+	{ DEBUGFS "/failslab/probability", "0" },
+	{ DEBUGFS "/failslab/interval", "1" },
+	{ DEBUGFS "/failslab/times", "-1" },
+	{ DEBUGFS "/failslab/space", "0" },
+	{ DEBUGFS "/failslab/verbose", "0" },
+	{ DEBUGFS "/failslab/task-filter", "N" },
+	{ DEBUGFS "/failslab/ignore-gfp-wait", "N" },
+	{ DEBUGFS "/failslab/cache-filter", "N" },
+	{ DEBUGFS "/fail_page_alloc/probability", "0" },
+	{ DEBUGFS "/fail_page_alloc/interval", "1" },
+	{ DEBUGFS "/fail_page_alloc/times", "-1" },
+	{ DEBUGFS "/fail_page_alloc/space", "0" },
+	{ DEBUGFS "/fail_page_alloc/verbose", "0" },
+	{ DEBUGFS "/fail_page_alloc/task-filter", "N" },
+	{ DEBUGFS "/fail_page_alloc/ignore-gfp-wait", "N" },
+	{ DEBUGFS "/fail_page_alloc/ignore-gfp-highmem", "N" },
+	{ DEBUGFS "/fail_page_alloc/min-order", "0" },
+};
+
+#define KNOBS ARRAY_SIZE(knobs)
+
+static const size_t sizes[] = { 4 << 10, 64 << 10, 1 << 20, 16 << 20 };
+
+FIXTURE(inject) {
+	char saved[KNOBS][64];
+	bool set[KNOBS];
+	bool kmemleak;
+	/* fail_usercopy: copy_from_user is a fault-injection point too. */
+	bool usercopy;
+	int kmsg;
+};
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+FIXTURE_SETUP(inject)
+{
+	unsigned int i;
+
+	self->kmsg = -1;
+	if (access(FAIL_NTH, W_OK))
+		SKIP(return, "no %s: needs CONFIG_FAULT_INJECTION", FAIL_NTH);
+	for (i = 0; i < KNOBS; i++)
+		if (access(knobs[i].path, W_OK))
+			SKIP(return, "no %s: needs CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and CONFIG_FAULT_INJECTION_DEBUG_FS (debugfs at " DEBUGFS ")",
+			     knobs[i].path);
+	for (i = 0; i < KNOBS; i++)
+		ASSERT_EQ(0, rdh_read_text(knobs[i].path, self->saved[i],
+					   sizeof(self->saved[i])));
+	self->usercopy = !access(DEBUGFS "/fail_usercopy", F_OK);
+	self->kmemleak = !access(RDH_KMEMLEAK, W_OK);
+	if (self->kmemleak) {
+		/* What leaked before (old enough to be seen) is not this test's. */
+		sleep(6);
+		ASSERT_EQ(0, rdh_kmemleak("scan"));
+		ASSERT_EQ(0, rdh_kmemleak("clear"));
+	}
+	for (i = 0; i < KNOBS; i++) {
+		self->set[i] = true;
+		ASSERT_EQ(0, write_text(knobs[i].path, knobs[i].value))
+			TH_LOG("%s", knobs[i].path);
+	}
+	self->kmsg = rdh_kmsg_mark();
+}
+
+FIXTURE_TEARDOWN_PARENT(inject)
+{
+	unsigned int i;
+
+	for (i = 0; i < KNOBS; i++) {
+		if (self->set[i]) {
+			EXPECT_EQ(0, write_text(knobs[i].path, self->saved[i]))
+				TH_LOG("restoring %s", knobs[i].path);
+		}
+	}
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* What one heap's sweep found. */
+struct sweep {
+	unsigned long calls;		/* ioctls made */
+	unsigned long injected;		/* failures the kernel consumed */
+	unsigned long failed;		/* of which the call failed (ENOMEM) */
+	unsigned long absorbed;		/* of which the call still succeeded */
+	unsigned long bad;		/* wrong answers */
+	char first_bad[256];
+};
+
+static void __printf(2, 3) bad(struct sweep *sw, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (sw->bad++)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sw->first_bad, sizeof(sw->first_bad), fmt, ap);
+	va_end(ap);
+}
+
+/* Whether all of buffer @fd (@len bytes) maps and reads as zeros. */
+static bool zeroed(int fd, size_t len)
+{
+	uint64_t *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	size_t i;
+
+	if (p == MAP_FAILED)
+		return false;
+	for (i = 0; i < len / 8; i++)
+		if (p[i])
+			break;
+	munmap(p, len);
+	return i == len / 8;
+}
+
+/*
+ * fail-nth = N for one ALLOC of @len from @heap, N = 1, 2, ... until the
+ * call no longer reaches an Nth fault-injection point.
+ */
+static void sweep_size(struct sweep *sw, int nth, int heap, size_t len, bool usercopy)
+{
+	unsigned int n;
+
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct dma_heap_allocation_data d = {
+			.len = len,
+			.fd_flags = O_RDWR | O_CLOEXEC,
+		};
+		char num[16], left[16] = "";
+		int ret, err, k;
+		bool consumed;
+
+		k = snprintf(num, sizeof(num), "%u", n);
+		if (pwrite(nth, num, k, 0) != k) {
+			bad(sw, "arming fail-nth: %s", strerror(errno));
+			return;
+		}
+		ret = ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &d);
+		err = errno;
+		/* Read back what is left, then disarm, before anything else. */
+		k = pread(nth, left, sizeof(left) - 1, 0);
+		if (pwrite(nth, "0", 1, 0) != 1 || k <= 0) {
+			bad(sw, "reading fail-nth: %s", strerror(errno));
+			return;
+		}
+		left[k] = '\0';
+		consumed = atoi(left) == 0;
+		sw->calls++;
+		if (!ret) {
+			/* A buffer that absorbed a failure is whole and zeroed. */
+			if (d.fd < 0 || lseek(d.fd, 0, SEEK_END) != (off_t)len)
+				bad(sw, "%zu bytes, fail-nth %u: a bad buffer (fd %d)", len, n, d.fd);
+			else if (consumed && !zeroed(d.fd, len))
+				bad(sw, "%zu bytes, fail-nth %u: buffer not mapped or not zeroed",
+				    len, n);
+			close(d.fd);
+		}
+		if (consumed) {
+			sw->injected++;
+			if (ret)
+				sw->failed++;
+			else
+				sw->absorbed++;
+		}
+		if (ret && !consumed)
+			bad(sw, "%zu bytes, fail-nth %u: failed (%s) without an injected failure",
+			    len, n, strerror(err));
+		else if (ret && err != ENOMEM && !(usercopy && err == EFAULT))
+			bad(sw, "%zu bytes, fail-nth %u: %s, want ENOMEM", len, n, strerror(err));
+		if (!ret && !consumed)
+			return;
+	}
+	bad(sw, "%zu bytes: still failing at fail-nth %u", len, n);
+}
+
+TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
+{
+	char (*names)[RDH_NAME_LEN] = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
+	unsigned long injected = 0, failed = 0;
+	long slack = rdh_mem_slack(MEM_SLACK_KB);
+	int n, h, nth, fds;
+	char first[2048];
+	long bad_kmsg;
+
+	ASSERT_NE(NULL, names);
+	n = rdh_list_heaps(names, RDH_MAX_HEAPS);
+	ASSERT_LT(0, n) TH_LOG("no heap in %s", rdh_dir());
+	nth = open(FAIL_NTH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, nth);
+	fds = rdh_count_fds();
+
+	for (h = 0; h < n; h++) {
+		long mem = rdh_meminfo("MemFree"), cma = rdh_meminfo("CmaFree"), mem2, cma2 = 0;
+		int heap = rdh_open_heap(names[h], O_RDONLY);
+		int bufs = rdh_bufinfo_count(names[h]);
+		struct sweep sw = { 0 };
+		double t0 = now();
+		unsigned int s;
+
+		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
+		ASSERT_LE(0, bufs);
+		for (s = 0; s < ARRAY_SIZE(sizes); s++)
+			sweep_size(&sw, nth, heap, sizes[s], self->usercopy);
+		close(heap);
+		ksft_print_msg("%-20s %4lu calls, %4lu injected: %4lu failed (ENOMEM), %4lu absorbed, %.0f s\n",
+			       names[h], sw.calls, sw.injected, sw.failed, sw.absorbed, now() - t0);
+		EXPECT_EQ(0, sw.bad) TH_LOG("%s: %lu wrong, first: %s", names[h], sw.bad,
+					    sw.first_bad);
+		/* Each heap fails somewhere, and comes back clean. */
+		EXPECT_LT(0, sw.failed) TH_LOG("%s", names[h]);
+		EXPECT_EQ(bufs, rdh_bufinfo_count(names[h])) TH_LOG("%s", names[h]);
+		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", names[h]);
+		mem2 = rdh_meminfo_wait("MemFree", mem - slack, 5000);
+		EXPECT_GE(mem2, mem - slack) TH_LOG("%s: MemFree %ld -> %ld KiB", names[h],
+							   mem, mem2);
+		if (cma >= 0) {
+			cma2 = rdh_meminfo_wait("CmaFree", cma - MEM_SLACK_KB, 5000);
+			EXPECT_GE(cma2, cma - MEM_SLACK_KB)
+				TH_LOG("%s: CmaFree %ld -> %ld KiB", names[h], cma, cma2);
+		}
+		injected += sw.injected;
+		failed += sw.failed;
+	}
+	close(nth);
+	ksft_print_msg("%lu failures injected, %lu of them failed the call\n", injected, failed);
+	EXPECT_LE(200, injected);
+
+	if (self->kmemleak) {
+		char *report = calloc(1, 16384);
+		long len;
+
+		ASSERT_NE(NULL, report);
+		len = rdh_kmemleak_report(report, 16384);
+		EXPECT_EQ(0, len) TH_LOG("kmemleak:\n%s", report);
+		free(report);
+	} else {
+		ksft_print_msg("no kmemleak on this kernel: leak check skipped\n");
+	}
+	bad_kmsg = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
+	self->kmsg = -1;
+	EXPECT_EQ(0, bad_kmsg) TH_LOG("kernel log: %s", first);
+	free(names);
+}
+
+TEST_HARNESS_MAIN

@@ -11,11 +11,16 @@ BINDGEN_VERSION=0.73.0
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-19-dev clang-19 lld-19 llvm-19
-flex bison bc libelf-dev libssl-dev cpio device-tree-compiler kmod make xz-utils dpkg-dev"
+# What to install, and every command that must run afterwards: ./requirements.
+REQ=$VM_DIR/requirements
+req_rows() { # provider-kind: the names after "kind:" in the provider column
+	awk -v k="$1:" '!/^#/ && NF == 2 && index($2, k) == 1 { print substr($2, length(k) + 1) }' "$REQ" |
+		sort -u
+}
+PKGS=$(req_rows apt)
 # QEMU comes from bookworm-backports: the image's qemu-utils is the
 # backports build, and bookworm's own qemu-system conflicts with it.
-QEMU_PKGS="qemu-system-arm qemu-system-x86"
+QEMU_PKGS=$(req_rows bpo)
 
 missing_pkgs() {
 	local p
@@ -69,7 +74,7 @@ if [ -n "$need$need_qemu" ]; then
 fi
 
 # Rust: lints need rustfmt and clippy.
-for c in rustfmt clippy; do
+for c in $(req_rows rustup); do
 	if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
 		step "rustup component add $c" "$CACHE/logs/rustup-$c.log" rustup component add "$c"
 	fi
@@ -163,4 +168,11 @@ if [ -z "${KDIR:-}" ] && [ ! -f "$KSRC_DIR/.rdh-extracted" ]; then
 		die "$tarball is not Linux $KVER"
 	touch "$KSRC_DIR/.rdh-extracted"
 fi
+# Every command of ./requirements runs now, or set-up stops naming them.
+missing=
+while read -r cmd _; do
+	case "$cmd" in '#'* | - | '') continue ;; esac
+	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
+done <"$REQ"
+[ -z "$missing" ] || die "set-up finished but these commands are missing:$missing (see $REQ)"
 log "set-up complete"

@@ -447,4 +447,24 @@ static inline int rdh_fixture_open(const char *name, int *bufs)
 	}									\
 } while (0)
 
+/* splitmix64: the fuzzer's and the stress test's seeded PRNG. */
+static inline uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t below(uint64_t *s, uint64_t n)
+{
+	return n ? rnd(s) % n : 0;
+}
+
+static inline bool chance(uint64_t *s, unsigned int percent)
+{
+	return below(s, 100) < percent;
+}
+
 #endif /* RDH_SELFTEST_H */

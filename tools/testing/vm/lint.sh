@@ -3,7 +3,8 @@
 #
 # Lints as a KTAP program (read by verdict.py like a guest's output):
 # rustfmt with the kernel's config, clippy with zero warnings, rustdoc with
-# zero warnings, checkpatch on all C, cargo fmt/clippy on the Rust sample.
+# zero warnings, checkpatch on all C, cargo fmt/clippy on the Rust sample,
+# the selftests Makefile, the RST docs, and the bench's external commands.
 #
 # Usage: lint.sh KBUILD KSRC WORKDIR
 set -uo pipefail
@@ -24,7 +25,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..8"
+echo "1..9"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -103,6 +104,13 @@ EOF
 	result ok "Documentation: reStructuredText without warnings"
 else
 	result not-ok "Documentation: reStructuredText without warnings" "$W/rst.log"
+fi
+# Every external command the bench's scripts call is installed by set-up
+# (./requirements) or part of the base system.
+if python3 "$VM_DIR/commands-lint.py" "$REPO" >"$W/commands.log" 2>&1; then
+	result ok "external commands: all in requirements, all provided"
+else
+	result not-ok "external commands: all in requirements, all provided" "$W/commands.log"
 fi
 echo "### RDH-END lint rc=0"
 echo "### RDH-DONE"

@@ -2,10 +2,12 @@
 
 //! The heap registry: one char device node per heap in the `dma_heap`
 //! class, and `DMA_HEAP_IOCTL_ALLOC` decoded with upstream's semantics.
-//! Knows nothing about memory: heaps turn a length into a [`Backing`].
+//! Knows nothing about memory: heaps turn a length into a
+//! [`crate::buffer::Memory`].
 
 use crate::{
-    buffer::{Backing, Buffer},
+    buffer::Buffer,
+    heaps::Heap,
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
         dmabuf::DmaBuf,
@@ -15,14 +17,12 @@ use kernel::{
     bindings,
     fs::file::FileDescriptorReservation,
     ioctl::{_IOC_DIR, _IOC_NR, _IOC_SIZE, _IOC_TYPE},
-    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
-    sync::{Arc, Mutex},
+    sync::Arc,
     uaccess::{UserPtr, UserSlice},
     uapi::{_IOC_READ, _IOC_WRITE},
-    ThisModule,
 };
 
 /// The most heaps one registry holds (upstream: `NUM_HEAP_MINORS`).
@@ -39,22 +39,9 @@ const VALID_FD_FLAGS: u32 = bindings::O_CLOEXEC | bindings::O_ACCMODE;
 /// `DMA_HEAP_VALID_HEAP_FLAGS`: none yet.
 const VALID_HEAP_FLAGS: u64 = 0;
 
-/// A memory backend. The registry calls it; it never looks inside the
-/// memory it returns.
-pub(crate) trait Heap: Send + Sync {
-    /// The heap's name: its node is `/dev/<class>/<name>` and its buffers'
-    /// exporter name.
-    fn name(&self) -> &CStr;
-
-    /// Allocates `len` bytes (page-aligned, non-zero), zeroed. `fd_flags`
-    /// and `heap_flags` are validated already.
-    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Backing>;
-}
-
 /// The file side of one heap node.
 struct HeapFile {
     heap: Arc<dyn Heap>,
-    module: &'static ThisModule,
 }
 
 /// `struct dma_heap_allocation_data`, in native byte order.
@@ -96,10 +83,10 @@ impl HeapFile {
         if len == 0 {
             return Err(EINVAL);
         }
-        let backing = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
-        let size = backing.len();
-        let buffer = Buffer::new(self.heap.clone(), backing)?;
-        let dmabuf = DmaBuf::export(buffer, size, data.fd_flags, self.module)?;
+        let memory = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
+        let buffer = Buffer::new(self.heap.clone(), memory);
+        let size = buffer.len();
+        let dmabuf = DmaBuf::export(buffer, size, data.fd_flags)?;
         let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
         Ok((dmabuf, fd))
     }
@@ -161,53 +148,61 @@ impl NodeOps for HeapFile {
 ///
 /// Fields drop in order: nodes (no file can be open: the module is going
 /// away), then the device numbers, then the class.
-#[pin_data]
 pub(crate) struct Registry {
-    #[pin]
-    nodes: Mutex<KVec<Pin<KBox<Node<HeapFile>>>>>,
-    region: ChrdevRegion,
-    class: Arc<Class>,
-    module: &'static ThisModule,
+    nodes: KVec<Node<HeapFile>>,
+    _region: ChrdevRegion,
+    _class: Arc<Class>,
 }
 
 impl Registry {
-    /// Creates the class `class_name` (`/dev/<class_name>/`) with room for
-    /// `MAX_HEAPS` heaps.
-    pub(crate) fn new(
-        class_name: &'static CStr,
-        module: &'static ThisModule,
-    ) -> Result<Pin<KBox<Self>>> {
+    /// Creates the class `class_name` (`/dev/<class_name>/`) with a node
+    /// per heap of `heaps`, every one built before the first is published:
+    /// once a node is visible the module must load (a file may be open on
+    /// it), so nothing fails after that. A heap whose name is taken, or
+    /// whose node cannot be published, is logged and skipped; `ENODEV`
+    /// when no node at all could be.
+    pub(crate) fn new(class_name: &'static CStr, heaps: KVec<Arc<dyn Heap>>) -> Result<Self> {
         let class = Class::new(class_name)?;
         let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
-        KBox::pin_init(
-            try_pin_init!(Self {
-                nodes <- new_mutex!(KVec::new()),
-                region,
-                class,
-                module,
-            }? Error),
-            GFP_KERNEL,
-        )
+        let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
+        for heap in heaps {
+            if built.iter().any(|n| n.data().heap.name() == heap.name()) {
+                pr_err!("a heap named {} exists already; skipped\n", heap.name());
+                continue;
+            }
+            let minor = u32::try_from(built.len()).map_err(|_| ENOSPC)?;
+            let Some(devt) = region.devt(minor) else {
+                pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
+                continue;
+            };
+            let file = Arc::new(HeapFile { heap }, GFP_KERNEL)?;
+            built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;
+        }
+        // Nothing can fail from here on but a node's own publication.
+        let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
+        for mut node in built {
+            let name = node.data().heap.clone();
+            if let Err(e) = node.publish(name.name()) {
+                pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
+                if !node.is_live() {
+                    continue;
+                }
+            }
+            // Capacity reserved above: cannot fail.
+            let _ = nodes.push(node, GFP_KERNEL);
+        }
+        if nodes.is_empty() {
+            return Err(ENODEV);
+        }
+        Ok(Self {
+            nodes,
+            _region: region,
+            _class: class,
+        })
     }
 
-    /// Registers `heap`; its node exists when this returns. Names are
-    /// unique (`EEXIST`).
-    pub(crate) fn add(&self, heap: Arc<dyn Heap>) -> Result {
-        let mut nodes = self.nodes.lock();
-        if nodes.iter().any(|n| n.data().heap.name() == heap.name()) {
-            pr_err!("a heap named {} exists already\n", heap.name());
-            return Err(EEXIST);
-        }
-        let minor = u32::try_from(nodes.len()).map_err(|_| ENOSPC)?;
-        let devt = self.region.devt(minor).ok_or(ENOSPC)?;
-        nodes.reserve(1, GFP_KERNEL)?;
-        let name = heap.name();
-        let file = HeapFile {
-            heap: heap.clone(),
-            module: self.module,
-        };
-        let node = Node::new(&self.class, devt, name, file, self.module)?;
-        nodes.push(node, GFP_KERNEL)?;
-        Ok(())
+    /// How many heaps have a node.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
     }
 }

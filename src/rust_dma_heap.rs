@@ -7,7 +7,7 @@
 //! backends), [`buffer`] (the dma-buf exporter), [`wrappers`] (the only
 //! `unsafe` code, over kernel C APIs).
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{prelude::*, sync::Arc, ThisModule};
 
 mod buffer;
 mod heaps;
@@ -34,19 +34,45 @@ module! {
             default: true,
             description: "Register a heap per carved-out region (default: true)",
         },
-        mem_accounting: bool {
-            default: false,
-            description: "Charge system heap buffers to the allocating task's memory cgroup (default: false)",
-        },
     },
 }
 
 struct RustDmaHeap {
-    _registry: Pin<KBox<registry::Registry>>,
+    _registry: registry::Registry,
+}
+
+/// Every heap this load registers, set up before any node exists. A bad
+/// `carveout=` fails the load here, before userspace can see anything.
+fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
+    let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
+    #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
+    if module_parameters::system_heap.value() {
+        let heap = heaps::system::SystemHeap {
+            account: wrappers::mem_accounting_param(),
+        };
+        all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+    }
+    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    if module_parameters::cma_heaps.value() {
+        for heap in heaps::cma::CmaHeap::all()? {
+            all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+    }
+    #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
+    if module_parameters::carveout_heaps.value() {
+        #[cfg(CONFIG_OF_RESERVED_MEM)]
+        for heap in heaps::carveout::CarveoutHeap::from_device_tree()? {
+            all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        if let Some(heap) = heaps::carveout::CarveoutHeap::from_param(wrappers::carveout_param())? {
+            all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+    }
+    Ok(all)
 }
 
 impl kernel::Module for RustDmaHeap {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
         let class_name = wrappers::class_name_param();
         // Upstream's framework owns "dma_heap" when built in: say so before
         // the driver core complains about a duplicate class. (The module
@@ -58,7 +84,7 @@ impl kernel::Module for RustDmaHeap {
             );
             return Err(EEXIST);
         }
-        let registry = registry::Registry::new(class_name, module).inspect_err(|e| {
+        let registry = registry::Registry::new(class_name, all_heaps()?).inspect_err(|e| {
             if *e == EEXIST {
                 pr_err!(
                     "device class '{}' exists already: load with class_name=<another name>\n",
@@ -66,41 +92,11 @@ impl kernel::Module for RustDmaHeap {
                 );
             }
         })?;
-        #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
-        if module_parameters::system_heap.value() {
-            let heap: Arc<dyn registry::Heap> = Arc::new(
-                heaps::system::SystemHeap {
-                    account: module_parameters::mem_accounting.value(),
-                },
-                GFP_KERNEL,
-            )?;
-            registry.add(heap)?;
-        }
-        #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
-        if module_parameters::cma_heaps.value() {
-            for heap in heaps::cma::CmaHeap::all()? {
-                let heap: Arc<dyn registry::Heap> = Arc::new(heap, GFP_KERNEL)?;
-                // A name taken already (two areas alike) costs that heap only.
-                if let Err(e) = registry.add(heap) {
-                    if e != EEXIST {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
-        if module_parameters::carveout_heaps.value() {
-            #[cfg(CONFIG_OF_RESERVED_MEM)]
-            for heap in heaps::carveout::CarveoutHeap::from_device_tree()? {
-                registry.add(Arc::new(heap, GFP_KERNEL)?)?;
-            }
-            if let Some(heap) =
-                heaps::carveout::CarveoutHeap::from_param(wrappers::carveout_param())?
-            {
-                registry.add(Arc::new(heap, GFP_KERNEL)?)?;
-            }
-        }
-        pr_info!("heaps registered under /dev/{}/\n", class_name);
+        pr_info!(
+            "{} heaps registered under /dev/{}/\n",
+            registry.len(),
+            class_name
+        );
         Ok(RustDmaHeap {
             _registry: registry,
         })

@@ -3,9 +3,9 @@
 //! CMA heaps: physically contiguous buffers from a Contiguous Memory
 //! Allocator area, one heap per area under upstream 7.3's names.
 
+use super::Heap;
 use crate::{
-    buffer::Backing,
-    registry::Heap,
+    buffer::{Memory, Origin},
     wrappers::{
         cma::CmaArea,
         pages::{PageRun, PageRuns},
@@ -50,12 +50,14 @@ fn order_of(len: usize) -> u32 {
     len.div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros()
 }
 
-impl Heap for CmaHeap {
+impl Origin for CmaHeap {
     fn name(&self) -> &CStr {
         self.name
     }
+}
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Backing> {
+impl Heap for CmaHeap {
+    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // (More than the area holds fails at once in `cma_alloc`: no page
         // of the area is touched.)
         // Aligned to the buffer's own order, capped as upstream.
@@ -63,6 +65,6 @@ impl Heap for CmaHeap {
         let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
         // A killed caller stops zeroing; dropping `run` releases it.
         run.zero()?;
-        Ok(Backing::Pages(PageRuns::one(run)))
+        Memory::pages(PageRuns::one(run))
     }
 }

@@ -2,9 +2,9 @@
 
 //! The system heap: pages from the buddy allocator, largest blocks first.
 
+use super::Heap;
 use crate::{
-    buffer::Backing,
-    registry::Heap,
+    buffer::{Memory, Origin},
     wrappers::{
         fatal_signal_pending,
         pages::{Effort, PageRun, PageRuns},
@@ -42,12 +42,14 @@ impl SystemHeap {
     }
 }
 
-impl Heap for SystemHeap {
+impl Origin for SystemHeap {
     fn name(&self) -> &CStr {
         c"system"
     }
+}
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Backing> {
+impl Heap for SystemHeap {
+    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // More than the machine has can never succeed: refuse it before
         // reclaim and the OOM killer get involved (upstream does not).
         if len / PAGE_SIZE > totalram_pages() {
@@ -55,7 +57,7 @@ impl Heap for SystemHeap {
         }
         let (first, order) = self.alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
         if first.size() == len {
-            return Ok(Backing::Pages(PageRuns::one(first)));
+            return Memory::pages(PageRuns::one(first));
         }
         let mut remaining = len - first.size();
         let mut max_order = order;
@@ -73,6 +75,6 @@ impl Heap for SystemHeap {
             max_order = order;
             runs.push(run, GFP_KERNEL)?;
         }
-        Ok(Backing::Pages(PageRuns::new(runs)))
+        Memory::pages(PageRuns::new(runs))
     }
 }

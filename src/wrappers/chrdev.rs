@@ -7,7 +7,8 @@
 //! mode, and udev rules match heaps by `SUBSYSTEM=="dma_heap"`, so heaps get
 //! a class of their own, as upstream's `dma-heap.c` does.
 
-use core::{pin::Pin, ptr::NonNull};
+use super::this_module;
+use core::{mem::ManuallyDrop, pin::Pin, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -16,7 +17,6 @@ use kernel::{
     str::{CStr, CStrExt},
     sync::Arc,
     types::Opaque,
-    ThisModule,
 };
 
 /// A device class whose devices appear as `/dev/<class name>/<device name>`.
@@ -110,117 +110,121 @@ impl Drop for ChrdevRegion {
 }
 
 /// What a node does with its files.
-pub(crate) trait NodeOps: Send + Sync + Sized {
+pub(crate) trait NodeOps: Send + Sync {
     /// An ioctl on an open file of the node.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
+}
+
+/// The part of a node open files can reach: the cdev the VFS keeps
+/// pointers to, and the node's data, which each open file holds a
+/// reference on.
+///
+/// # Invariants
+///
+/// `cdev` was initialized with [`Node::<T>::FOPS`] and this module as owner;
+/// this memory is freed only once the cdev's kobject has no reference left
+/// (no open file, no open in flight, no inode pointing at it).
+#[pin_data]
+struct Shared<T: NodeOps> {
+    #[pin]
+    cdev: Opaque<bindings::cdev>,
+    data: Arc<T>,
 }
 
 /// One char device node `/dev/<class>/<name>` dispatching to `T`.
 ///
 /// # Invariants
 ///
-/// - `cdev` was initialized with `fops` and, once `added`, is live in the
-///   char device map for `devt`; `device` is the class device made for it,
-///   if any. Both are torn down in `Drop`, device first.
-/// - Open files of the node hold a reference on the owning module (the
-///   cdev's and fops' owner), so the node, which lives until module exit,
-///   outlives every file.
-#[pin_data(PinnedDrop)]
+/// - Once `added`, `shared.cdev` is live in the char device map for
+///   `devt`; `device` is the class device made for it, if any. Both are
+///   torn down in `Drop`, device first.
+/// - Open files reach only their own reference on the data (their private
+///   data) and the cdev, whose memory outlives them (see [`Shared`]): a
+///   node may be dropped while files are open. Each open file holds a
+///   reference on this module (the cdev's and the fops' owner).
 pub(crate) struct Node<T: NodeOps> {
-    #[pin]
-    cdev: Opaque<bindings::cdev>,
-    #[pin]
-    fops: Opaque<bindings::file_operations>,
+    /// Dropped in `Drop`, unless a file still holds the cdev.
+    shared: ManuallyDrop<Pin<KBox<Shared<T>>>>,
     devt: bindings::dev_t,
     class: Arc<Class>,
     added: bool,
     device: *mut bindings::device,
-    data: T,
 }
 
 // SAFETY: the C parts are only touched in construction and drop; `T` is
-// `Send`.
+// `Send + Sync`.
 unsafe impl<T: NodeOps> Send for Node<T> {}
 // SAFETY: shared access only reads `data` (`T: Sync`).
 unsafe impl<T: NodeOps> Sync for Node<T> {}
 
 impl<T: NodeOps> Node<T> {
-    /// Creates and registers the node `name` for `devt` in `class`; it is
-    /// visible to userspace when this returns.
-    pub(crate) fn new(
-        class: &Arc<Class>,
-        devt: bindings::dev_t,
-        name: &CStr,
-        data: T,
-        module: &'static ThisModule,
-    ) -> Result<Pin<KBox<Self>>> {
-        let mut node = KBox::pin_init(
-            try_pin_init!(Self {
-                cdev <- Opaque::ffi_init(|slot| {
+    /// The node's file operations: static, read-only.
+    const FOPS: bindings::file_operations = bindings::file_operations {
+        owner: this_module().as_ptr(),
+        open: Some(Self::open),
+        release: Some(Self::release),
+        unlocked_ioctl: Some(Self::ioctl),
+        #[cfg(CONFIG_COMPAT)]
+        compat_ioctl: Some(Self::ioctl),
+        ..pin_init::zeroed()
+    };
+
+    /// Creates the node for `devt` in `class`, not yet visible: see
+    /// [`Self::publish`].
+    pub(crate) fn new(class: &Arc<Class>, devt: bindings::dev_t, data: Arc<T>) -> Result<Self> {
+        let shared = KBox::pin_init(
+            try_pin_init!(Shared {
+                cdev <- Opaque::ffi_init(|slot: *mut bindings::cdev| {
                     // SAFETY: `slot` is valid for writing; `cdev_init` zeroes
-                    // it fully before filling it in.
-                    unsafe { bindings::cdev_init(slot, core::ptr::null()) }
+                    // it fully before filling it in. The table is static.
+                    unsafe {
+                        bindings::cdev_init(slot, &Self::FOPS);
+                        (*slot).owner = this_module().as_ptr();
+                    }
                 }),
-                fops <- Opaque::ffi_init(|slot: *mut bindings::file_operations| {
-                    // SAFETY: `slot` is valid for writing a whole struct.
-                    unsafe { slot.write(Self::fops(module)) }
-                }),
-                devt,
-                class: class.clone(),
-                added: false,
-                device: core::ptr::null_mut(),
                 data,
             }? Error),
             GFP_KERNEL,
         )?;
-        node.as_mut().register(name, module)?;
-        Ok(node)
+        Ok(Self {
+            shared: ManuallyDrop::new(shared),
+            devt,
+            class: class.clone(),
+            added: false,
+            device: core::ptr::null_mut(),
+        })
     }
 
     /// The node's data.
     pub(crate) fn data(&self) -> &T {
-        &self.data
+        &self.shared.data
     }
 
-    fn fops(module: &'static ThisModule) -> bindings::file_operations {
-        bindings::file_operations {
-            owner: module.as_ptr(),
-            open: Some(Self::open),
-            unlocked_ioctl: Some(Self::ioctl),
-            #[cfg(CONFIG_COMPAT)]
-            compat_ioctl: Some(Self::ioctl),
-            // SAFETY: all-zero is a valid `file_operations` (every hook
-            // absent).
-            ..unsafe { core::mem::zeroed() }
-        }
+    /// Whether the node was added to the char device map (files may have
+    /// been opened on it).
+    pub(crate) fn is_live(&self) -> bool {
+        self.added
     }
 
-    fn register(self: Pin<&mut Self>, name: &CStr, module: &'static ThisModule) -> Result {
-        // SAFETY: we do not move out of `this`; the C side keeps pointers to
-        // the pinned `cdev` and `fops`.
-        let this = unsafe { self.get_unchecked_mut() };
-        let cdev = this.cdev.get();
-        // SAFETY: `cdev` was initialized in `new` and is not yet added;
-        // `fops` is pinned next to it and lives as long.
-        to_result(unsafe {
-            (*cdev).ops = this.fops.get();
-            (*cdev).owner = module.as_ptr();
-            bindings::cdev_add(cdev, this.devt, 1)
-        })?;
-        this.added = true;
+    /// Makes the node `/dev/<class>/<name>` visible to userspace.
+    pub(crate) fn publish(&mut self, name: &CStr) -> Result {
+        // SAFETY: `cdev` was initialized in `new` and is not yet added; it
+        // is pinned and outlives its kobject references (see `Shared`).
+        to_result(unsafe { bindings::cdev_add(self.shared.cdev.get(), self.devt, 1) })?;
+        self.added = true;
         // SAFETY: the class is live (we hold it); `name` is NUL-terminated
         // and formatted through "%s".
         let dev = unsafe {
             bindings::device_create(
-                this.class.ptr.as_ptr(),
+                self.class.ptr.as_ptr(),
                 core::ptr::null_mut(),
-                this.devt,
+                self.devt,
                 core::ptr::null_mut(),
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
         };
-        this.device = from_err_ptr(dev)?;
+        self.device = from_err_ptr(dev)?;
         Ok(())
     }
 
@@ -231,22 +235,41 @@ impl<T: NodeOps> Node<T> {
         inode: *mut bindings::inode,
         file: *mut bindings::file,
     ) -> ffi::c_int {
-        // SAFETY: `i_cdev` is the cdev embedded in a live `Node<T>` (the
-        // open holds a module reference; see the type invariants).
-        let node = unsafe {
-            kernel::container_of!(
+        // SAFETY: `i_cdev` is the cdev of a `Shared<T>`, whose memory lives
+        // at least as long as the reference `chrdev_open` holds on it.
+        let shared = unsafe {
+            &*kernel::container_of!(
                 (*inode)
                     .__bindgen_anon_5
                     .i_cdev
                     .cast::<Opaque<bindings::cdev>>(),
-                Self,
+                Shared<T>,
                 cdev
             )
         };
-        // SAFETY: `file` is being opened; its private data is ours.
-        unsafe { (*file).private_data = node.cast() };
         // SAFETY: valid inode and file being opened.
-        unsafe { bindings::nonseekable_open(inode, file) }
+        let ret = unsafe { bindings::nonseekable_open(inode, file) };
+        if ret == 0 {
+            // The file's own reference, given back in `release`.
+            let data = Arc::into_raw(shared.data.clone());
+            // SAFETY: `file` is being opened; its private data is ours.
+            unsafe { (*file).private_data = data.cast_mut().cast() };
+        }
+        ret
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS when the last reference to a file `open` set up
+    /// goes.
+    unsafe extern "C" fn release(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> ffi::c_int {
+        // SAFETY: the reference `open` stored; no other callback runs on
+        // this file any more.
+        drop(unsafe { Arc::from_raw((*file).private_data.cast::<T>()) });
+        0
     }
 
     /// # Safety
@@ -257,25 +280,45 @@ impl<T: NodeOps> Node<T> {
         cmd: ffi::c_uint,
         arg: ffi::c_ulong,
     ) -> ffi::c_long {
-        // SAFETY: `open` stored the node, which outlives the file.
-        let node = unsafe { &*(*file).private_data.cast::<Self>() };
-        match node.data.ioctl(cmd, arg) {
+        // SAFETY: `open` stored the file's reference on the data, released
+        // only in `release`, after every other callback.
+        let data = unsafe { &*(*file).private_data.cast::<T>() };
+        match data.ioctl(cmd, arg) {
             Ok(v) => v as ffi::c_long,
             Err(e) => e.to_errno() as ffi::c_long,
         }
     }
 }
 
-#[pinned_drop]
-impl<T: NodeOps> PinnedDrop for Node<T> {
-    fn drop(self: Pin<&mut Self>) {
+impl<T: NodeOps> Drop for Node<T> {
+    fn drop(&mut self) {
         if !self.device.is_null() {
             // SAFETY: the device was created for `devt` in our live class.
             unsafe { bindings::device_destroy(self.class.ptr.as_ptr(), self.devt) };
         }
-        if self.added {
-            // SAFETY: the cdev was added; no file is open (module exit).
-            unsafe { bindings::cdev_del(self.cdev.get()) };
+        if !self.added {
+            // SAFETY: dropped only here; nothing else refers to it.
+            unsafe { ManuallyDrop::drop(&mut self.shared) };
+            return;
         }
+        let cdev = self.shared.cdev.get();
+        // SAFETY: the cdev was added; afterwards no new open finds it.
+        unsafe { bindings::cdev_del(cdev) };
+        // An open file (or an open in flight) still holds the cdev: its
+        // memory must outlive that reference, so it is left allocated (its
+        // kobject's release only unlinks it). Never the case at module
+        // exit: every open file holds a module reference.
+        // SAFETY: the cdev's kobject is initialized; taking a reference
+        // only succeeds while someone else holds one.
+        let kobj = unsafe { bindings::kobject_get_unless_zero(&raw mut (*cdev).kobj) };
+        if !kobj.is_null() {
+            // SAFETY: the reference just taken.
+            unsafe { bindings::kobject_put(kobj) };
+            return;
+        }
+        // SAFETY: dropped only here; no reference to the cdev is left and
+        // none can be taken (it is out of the char device map and its
+        // inodes were unlinked by its kobject's release).
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
     }
 }

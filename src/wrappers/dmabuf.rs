@@ -1,170 +1,92 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Exporting dma-bufs: the `struct dma_buf_ops` vtable, generic over an
-//! [`Exporter`] implemented in safe Rust.
+//! Exporting dma-bufs: the `struct dma_buf_ops` vtable over an [`Exporter`]
+//! implemented in safe Rust.
+//!
+//! This layer owns what the dma-buf core keeps pointers to: each
+//! attachment's scatter-gather table (built at its first map, valid until
+//! detach) and the kernel mapping of `vmap` (valid until the last
+//! `vunmap`). The exporter only says how to describe and map its memory,
+//! with types that can only be made from memory it owns.
 
-use super::{sgtable::dir_from_raw, DeviceRef};
+use super::{dma_dir_from_raw, sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
+    device::Device,
     dma::DataDirection,
     error::from_err_ptr,
     ffi,
     fs::file::FileDescriptorReservation,
-    mm::virt::{flags as vm_flags, VmaNew},
+    list::{List, ListArc, ListLinks},
+    mm::virt::VmaNew,
+    new_mutex,
     prelude::*,
     str::CStr,
-    sync::Arc,
-    ThisModule,
+    sync::{aref::ARef, Arc, Mutex},
 };
 
-/// What a dma-buf's private data implements: the buffer side of every
-/// `dma_buf_ops` callback. `Drop` of the last `Arc` is `release`.
-pub(crate) trait Exporter: Send + Sync + Sized {
-    /// Per-attachment state.
-    type Attachment: Send + Sync;
-
+/// What a dma-buf's private data implements. Dropping it (with the last
+/// reference) is `release`.
+pub(crate) trait Exporter: Send + Sync + Sized + 'static {
     /// The exporter name shown in debugfs and fdinfo.
     fn exp_name(&self) -> &CStr;
 
-    /// A device attaches.
-    fn attach(&self, dev: DeviceRef) -> Result<Arc<Self::Attachment>>;
+    /// A table of the buffer's memory for `dev`, at an attachment's first
+    /// map (the caller maps it and keeps it until detach).
+    fn sg_table(&self, dev: ARef<Device>) -> Result<SgTable>;
 
-    /// A device detaches (mapped or not).
-    fn detach(&self, att: &Arc<Self::Attachment>);
+    /// Maps the buffer's own memory (borrowed from `self`) into a shared
+    /// user mapping.
+    fn mmap<'a>(&'a self, vma: &UserMapping<'_, 'a>) -> Result;
 
-    /// Maps an attachment for DMA; returns its scatter-gather table, which
-    /// must stay valid until `unmap` or `detach`.
-    fn map(&self, att: &Self::Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table>;
-
-    /// Undoes `map`.
-    fn unmap(&self, att: &Self::Attachment);
-
-    /// `DMA_BUF_IOCTL_SYNC` start (and in-kernel CPU access).
-    fn begin_cpu_access(&self, dir: DataDirection) -> Result;
-
-    /// `DMA_BUF_IOCTL_SYNC` end.
-    fn end_cpu_access(&self, dir: DataDirection) -> Result;
-
-    /// Maps the buffer into a user address space.
-    fn mmap(&self, vma: &UserMapping<'_>) -> Result;
-
-    /// Returns the kernel virtual address of the whole buffer (refcounted).
-    fn vmap(&self) -> Result<*mut ffi::c_void>;
-
-    /// Drops one `vmap` reference.
-    fn vunmap(&self);
+    /// A kernel mapping of the whole buffer, at the first `vmap`.
+    fn kernel_map(&self) -> Result<KernelMap>;
 }
 
-/// A user mapping being created by `mmap` on a dma-buf.
+/// One device's attachment.
+#[pin_data]
+struct Attachment {
+    dev: ARef<Device>,
+    /// Built at the first map, kept until detach: the dma-buf core holds a
+    /// pointer to it while mapped.
+    #[pin]
+    table: Mutex<Option<SgTable>>,
+    /// In its buffer's list of attachments.
+    #[pin]
+    links: ListLinks,
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl ListArcSafe<0> for Attachment { untracked; }
+}
+kernel::list::impl_list_item! {
+    impl ListItem<0> for Attachment { using ListLinks { self.links }; }
+}
+
+/// The mutable state of an exported buffer.
 ///
-/// Exists only inside the dma-buf `mmap` callback, where the VMA holds a
-/// reference on the dma-buf's file: whatever memory the buffer owns stays
-/// alive for as long as the VMA can reach it.
-pub(crate) struct UserMapping<'a> {
-    vma: &'a VmaNew,
+/// # Invariants
+///
+/// `vmaps` counts vmaps not yet vunmapped; `kmap` is `Some` exactly while
+/// it is non-zero.
+struct State {
+    /// Every live attachment (intrusive: attaching allocates no list
+    /// node); CPU-access syncs visit the mapped ones.
+    attachments: List<Attachment>,
+    vmaps: usize,
+    kmap: Option<KernelMap>,
 }
 
-impl UserMapping<'_> {
-    /// Offset into the buffer, in pages, of the mapping's start.
-    pub(crate) fn pgoff(&self) -> usize {
-        // SAFETY: the VMA is valid for the callback's duration.
-        unsafe { (*self.vma.as_ptr()).vm_pgoff }
-    }
-
-    /// Length of the mapping in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.vma.end() - self.vma.start()
-    }
-
-    /// Prepares the mapping for [`Self::insert_pfns`]: `VM_MIXEDMAP`, so
-    /// that `/proc/<pid>/pagemap` can show the pfns, with `VM_IO` so that
-    /// slow-path `get_user_pages` refuses them (fast-path GUP refuses the
-    /// special PTEs `insert_pfns` makes), never expanded, never dumped.
-    /// Nobody can pin the buffer's pages beyond its lifetime.
-    pub(crate) fn set_pfn_mapping(&self) {
-        self.vma.set_mixedmap();
-        self.vma.set_io();
-        self.vma.set_dontexpand();
-        self.vma.set_dontdump();
-    }
-
-    /// Makes the mapping write-combined (for memory the kernel maps
-    /// write-combined too: a no-map carveout).
-    pub(crate) fn set_writecombine(&self) {
-        // SAFETY: the VMA is being set up by mmap; nothing is mapped yet.
-        unsafe { super::ffi_helpers::rdh_vma_set_writecombine(self.vma.as_ptr()) };
-    }
-
-    /// Maps `count` pages of RAM with `struct page`, physically contiguous
-    /// from page frame `pfn`, at byte offset `offset` of the mapping, as
-    /// [`Self::insert_pfns`] does. A shared writable mapping gets its PTEs
-    /// young and dirty, as `vmf_insert_mixed_mkwrite()` (not exported)
-    /// would make them: the first write to each page then takes no fault on
-    /// CPUs that do not set those bits in hardware (Arm v8.0). Needs
-    /// [`Self::set_pfn_mapping`].
-    ///
-    /// Only memory the buffer owns may be passed (the buffer is the only
-    /// caller, with its own pfns): the VMA keeps the buffer alive.
-    pub(crate) fn insert_pages(&self, offset: usize, pfn: usize, count: usize) -> Result {
-        let flags = self.vma.flags();
-        if flags & vm_flags::SHARED == 0 || flags & vm_flags::WRITE == 0 {
-            return self.insert_pfns(offset, pfn, count);
-        }
-        let vma = self.vma.as_ptr();
-        // SAFETY: the VMA is being set up by mmap (mmap lock held for
-        // writing): its page protection is ours to change until mmap
-        // returns. It is put back below, before anything else reads it.
-        let saved = unsafe { (*vma).vm_page_prot };
-        // SAFETY: as above; the helper only computes a value.
-        unsafe { (*vma).vm_page_prot = super::ffi_helpers::rdh_pgprot_young_dirty(saved) };
-        let ret = self.insert_pfns(offset, pfn, count);
-        // SAFETY: as above.
-        unsafe { (*vma).vm_page_prot = saved };
-        ret
-    }
-
-    /// The user address `offset` bytes into the mapping, when `count` pages
-    /// from there fit in it.
-    fn checked_start(&self, offset: usize, count: usize) -> Result<usize> {
-        let len = count.checked_mul(kernel::page::PAGE_SIZE).ok_or(EINVAL)?;
-        if count == 0 || offset.checked_add(len).is_none_or(|end| end > self.len()) {
-            return Err(EINVAL);
-        }
-        Ok(self.vma.start() + offset)
-    }
-
-    /// Maps `count` pages of physically contiguous memory from page frame
-    /// `pfn` at byte offset `offset` of the mapping, as special PTEs, one
-    /// `vmf_insert_mixed` each (which also does the architecture's memory
-    /// type tracking, for memory mapped write-combined).
-    /// Needs [`Self::set_pfn_mapping`].
-    ///
-    /// Only memory the buffer owns may be passed (the buffer is the only
-    /// caller, with its own pfns): the VMA keeps the buffer alive.
-    pub(crate) fn insert_pfns(&self, offset: usize, pfn: usize, count: usize) -> Result {
-        let start = self.checked_start(offset, count)?;
-        for i in 0..count {
-            // SAFETY: the VMA is being set up by mmap (mmap lock held for
-            // writing) and has `VM_MIXEDMAP`; the address lies inside it
-            // (checked above); the pfn is the buffer's own memory, kept
-            // alive by the VMA's file reference.
-            let ret = unsafe {
-                bindings::vmf_insert_mixed(
-                    self.vma.as_ptr(),
-                    (start + i * kernel::page::PAGE_SIZE) as ffi::c_ulong,
-                    (pfn + i) as ffi::c_ulong,
-                )
-            };
-            // VM_FAULT_NOPAGE: mapped.
-            match ret {
-                bindings::vm_fault_reason_VM_FAULT_NOPAGE => {}
-                bindings::vm_fault_reason_VM_FAULT_OOM => return Err(ENOMEM),
-                _ => return Err(EFAULT),
-            }
-        }
-        Ok(())
-    }
+/// A dma-buf's private data: the exporter and what this layer keeps for it.
+#[pin_data]
+struct Exported<T> {
+    data: T,
+    /// The dma-buf's size: every table and kernel mapping handed out
+    /// covers exactly this many bytes (importers rely on it).
+    size: usize,
+    #[pin]
+    state: Mutex<State>,
 }
 
 /// A reference on an exported dma-buf, not yet given to userspace.
@@ -178,19 +100,26 @@ pub(crate) struct DmaBuf {
 
 impl DmaBuf {
     /// Exports `data` as a dma-buf of `size` bytes whose file gets
-    /// `fd_flags`. `module` owns the dma-buf: it cannot be unloaded while
-    /// the buffer lives.
-    pub(crate) fn export<T: Exporter>(
-        data: Arc<T>,
-        size: usize,
-        fd_flags: u32,
-        module: &'static ThisModule,
-    ) -> Result<Self> {
-        let name = data.exp_name().as_char_ptr();
+    /// `fd_flags`. This module owns the dma-buf: it cannot be unloaded
+    /// while the buffer lives.
+    pub(crate) fn export<T: Exporter>(data: T, size: usize, fd_flags: u32) -> Result<Self> {
+        let data = Arc::pin_init(
+            pin_init!(Exported {
+                data,
+                size,
+                state <- new_mutex!(State {
+                    attachments: List::new(),
+                    vmaps: 0,
+                    kmap: None,
+                }),
+            }),
+            GFP_KERNEL,
+        )?;
+        let name = data.data.exp_name().as_char_ptr();
         let priv_ = Arc::into_raw(data);
         let info = bindings::dma_buf_export_info {
             exp_name: name,
-            owner: module.as_ptr(),
+            owner: super::this_module().as_ptr(),
             ops: &VTable::<T>::OPS,
             size,
             flags: fd_flags as ffi::c_int,
@@ -232,6 +161,119 @@ impl Drop for DmaBuf {
     }
 }
 
+impl<T: Exporter> Exported<T> {
+    fn attach(&self, dev: ARef<Device>) -> Result<Arc<Attachment>> {
+        let att = ListArc::pin_init::<Error>(
+            try_pin_init!(Attachment {
+                dev,
+                table <- new_mutex!(None),
+                links <- ListLinks::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let arc = att.clone_arc();
+        self.state.lock().attachments.push_back(att);
+        Ok(arc)
+    }
+
+    fn detach(&self, att: &Arc<Attachment>) {
+        let mut state = self.state.lock();
+        let mut cursor = state.attachments.cursor_front();
+        while let Some(next) = cursor.peek_next() {
+            if core::ptr::eq(&*next.arc(), &**att) {
+                drop(next.remove());
+                return;
+            }
+            cursor.move_next();
+        }
+    }
+
+    /// Maps an attachment: its table is built at the first map (a failure
+    /// leaves the attachment as it was, so a later map can succeed), then
+    /// DMA-mapped. The table stays where it is until detach.
+    fn map(&self, att: &Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table> {
+        let mut table = att.table.lock();
+        let table = match &mut *table {
+            Some(t) => t,
+            empty => {
+                let t = self.data.sg_table(att.dev.clone())?;
+                if t.len() != self.size {
+                    return Err(EINVAL);
+                }
+                empty.insert(t)
+            }
+        };
+        table.map(dir)?;
+        Ok(table.as_raw())
+    }
+
+    fn unmap(&self, att: &Attachment) {
+        if let Some(t) = &mut *att.table.lock() {
+            t.unmap();
+        }
+    }
+
+    /// Syncs the kernel mapping and every mapped attachment for the CPU
+    /// (`begin`) or back for the devices.
+    fn cpu_access(&self, dir: DataDirection, begin: bool) {
+        let state = self.state.lock();
+        if let Some(km) = &state.kmap {
+            if begin {
+                km.invalidate();
+            } else {
+                km.flush();
+            }
+        }
+        for a in state.attachments.iter() {
+            if let Some(t) = &*a.table.lock() {
+                if begin {
+                    t.sync_for_cpu(dir);
+                } else {
+                    t.sync_for_device(dir);
+                }
+            }
+        }
+    }
+
+    /// Only shared mappings: a private copy of a device buffer would never
+    /// see the device's writes (as upstream's CMA heap).
+    fn mmap<'a>(&'a self, vma: &UserMapping<'_, 'a>) -> Result {
+        if !vma.is_shared() {
+            return Err(EINVAL);
+        }
+        self.data.mmap(vma)
+    }
+
+    fn vmap(&self) -> Result<*mut ffi::c_void> {
+        let mut state = self.state.lock();
+        let addr = match &state.kmap {
+            Some(km) => km.addr(),
+            None => {
+                let km = self.data.kernel_map()?;
+                if km.len() != self.size {
+                    return Err(EINVAL);
+                }
+                let addr = km.addr();
+                state.kmap = Some(km);
+                addr
+            }
+        };
+        // INVARIANT: `kmap` is `Some` and counted.
+        state.vmaps += 1;
+        Ok(addr)
+    }
+
+    fn vunmap(&self) {
+        let mut state = self.state.lock();
+        if state.vmaps > 0 {
+            state.vmaps -= 1;
+            if state.vmaps == 0 {
+                state.kmap = None;
+            }
+        }
+    }
+}
+
 /// The `dma_buf_ops` of exporter `T`.
 struct VTable<T>(PhantomData<T>);
 
@@ -254,19 +296,19 @@ impl<T: Exporter> VTable<T> {
     /// # Safety
     ///
     /// `dmabuf` must be a live dma-buf exported by [`DmaBuf::export::<T>`].
-    unsafe fn exporter<'a>(dmabuf: *mut bindings::dma_buf) -> &'a T {
-        // SAFETY: `priv` is the `Arc<T>` reference given in `export`,
-        // released only in `release`, after every other callback.
-        unsafe { &*(*dmabuf).priv_.cast::<T>() }
+    unsafe fn exported<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
+        // SAFETY: `priv` is the `Arc<Exported<T>>` reference given in
+        // `export`, released only in `release`, after every other callback.
+        unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
     }
 
     /// # Safety
     ///
     /// `att` must be an attachment that `attach` below accepted and
     /// `detach` has not yet seen.
-    unsafe fn attachment<'a>(att: *mut bindings::dma_buf_attachment) -> &'a T::Attachment {
-        // SAFETY: `priv` is the `Arc<T::Attachment>` set in `attach`.
-        unsafe { &*(*att).priv_.cast::<T::Attachment>() }
+    unsafe fn attachment<'a>(att: *mut bindings::dma_buf_attachment) -> &'a Attachment {
+        // SAFETY: `priv` is the `Arc<Attachment>` set in `attach`.
+        unsafe { &*(*att).priv_.cast::<Attachment>() }
     }
 
     /// # Safety
@@ -279,11 +321,9 @@ impl<T: Exporter> VTable<T> {
         att: *mut bindings::dma_buf_attachment,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
-        // SAFETY: the attachment's device is live for the attachment.
-        let Some(dev) = (unsafe { DeviceRef::get((*att).dev) }) else {
-            return ENODEV.to_errno();
-        };
+        let this = unsafe { Self::exported(dmabuf) };
+        // SAFETY: the attaching device is live; we take our own reference.
+        let dev = unsafe { Device::get_device((*att).dev) };
         match this.attach(dev) {
             Ok(a) => {
                 // SAFETY: the core hands us the new attachment to fill in.
@@ -296,33 +336,29 @@ impl<T: Exporter> VTable<T> {
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn detach(
         dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
     ) {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
+        let this = unsafe { Self::exported(dmabuf) };
         // SAFETY: `priv` holds the reference `attach` made; detach is the
         // last callback for this attachment, so we take it back.
-        let a = unsafe { Arc::from_raw((*att).priv_.cast::<T::Attachment>()) };
+        let a = unsafe { Arc::from_raw((*att).priv_.cast::<Attachment>()) };
         this.detach(&a);
     }
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn map_dma_buf(
         att: *mut bindings::dma_buf_attachment,
         dir: bindings::dma_data_direction,
     ) -> *mut bindings::sg_table {
         // SAFETY: called by the core on a live attachment of our dma-buf.
-        let (this, a) = unsafe { (Self::exporter((*att).dmabuf), Self::attachment(att)) };
-        match this.map(a, dir_from_raw(dir)) {
+        let (this, a) = unsafe { (Self::exported((*att).dmabuf), Self::attachment(att)) };
+        match this.map(a, dma_dir_from_raw(dir)) {
             Ok(sgt) => sgt,
             Err(e) => e.to_ptr(),
         }
@@ -330,78 +366,65 @@ impl<T: Exporter> VTable<T> {
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn unmap_dma_buf(
         att: *mut bindings::dma_buf_attachment,
         _sgt: *mut bindings::sg_table,
         _dir: bindings::dma_data_direction,
     ) {
         // SAFETY: called by the core on a live attachment of our dma-buf.
-        let (this, a) = unsafe { (Self::exporter((*att).dmabuf), Self::attachment(att)) };
+        let (this, a) = unsafe { (Self::exported((*att).dmabuf), Self::attachment(att)) };
         this.unmap(a);
     }
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
         // SAFETY: the last callback: take back the reference `export` gave.
-        drop(unsafe { Arc::from_raw((*dmabuf).priv_.cast::<T>()) });
+        drop(unsafe { Arc::from_raw((*dmabuf).priv_.cast::<Exported<T>>()) });
     }
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn begin_cpu_access(
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
-        match this.begin_cpu_access(dir_from_raw(dir)) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), true);
+        0
     }
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn end_cpu_access(
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
-        match this.end_cpu_access(dir_from_raw(dir)) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
+        unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), false);
+        0
     }
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn mmap(
         dmabuf: *mut bindings::dma_buf,
         vma: *mut bindings::vm_area_struct,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
+        let this = unsafe { Self::exported(dmabuf) };
         // SAFETY: the core calls `mmap` from the file's mmap hook, on a VMA
         // under initial set-up whose `vm_file` is this dma-buf's file.
         let vma = unsafe { VmaNew::from_raw(vma) };
-        match this.mmap(&UserMapping { vma }) {
+        // SAFETY: as above; `this` (the dma-buf's private data) lives
+        // until release, after the VMA (which holds the file) is gone.
+        let mapping = unsafe { UserMapping::new(vma) };
+        match this.mmap(&mapping) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -409,15 +432,13 @@ impl<T: Exporter> VTable<T> {
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn vmap(
         dmabuf: *mut bindings::dma_buf,
         map: *mut bindings::iosys_map,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
+        let this = unsafe { Self::exported(dmabuf) };
         match this.vmap() {
             Ok(vaddr) => {
                 // SAFETY: `map` is the caller's map to fill in
@@ -434,13 +455,10 @@ impl<T: Exporter> VTable<T> {
 
     /// # Safety
     ///
-    /// Called only by the dma-buf core, through [`Self::OPS`], on a dma-buf
-    /// exported by [`DmaBuf::export::<T>`] (and its attachments), between
-    /// export and release.
+    /// As for [`Self::attach`].
     unsafe extern "C" fn vunmap(dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exporter(dmabuf) };
-        this.vunmap();
+        unsafe { Self::exported(dmabuf) }.vunmap();
         // SAFETY: `map` is the caller's map (`iosys_map_clear`).
         unsafe {
             (*map).__bindgen_anon_1.vaddr = core::ptr::null_mut();

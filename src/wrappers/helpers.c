@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Thin C wrappers for kernel APIs that are inline or macros and so have no
- * symbol the Rust side could call, and the module's one string parameter
- * (the Rust module! macro takes integers and bools only). No logic lives
- * here.
+ * symbol the Rust side could call, and the module parameters the Rust
+ * module! macro cannot declare (strings, and those readable in sysfs: it
+ * makes every parameter mode 0). No logic lives here.
  */
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
-#include <linux/iommu.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/of.h>
@@ -24,27 +23,24 @@ module_param_string(class_name, class_name, sizeof(class_name), 0444);
 MODULE_PARM_DESC(class_name,
 		 "Device class and /dev directory of the heaps (default: dma_heap)");
 
+static bool mem_accounting;
+module_param(mem_accounting, bool, 0444);
+MODULE_PARM_DESC(mem_accounting,
+		 "Charge system heap buffers to the allocating task's memory cgroup (default: false)");
+
 static char carveout[64];
 module_param_string(carveout, carveout, sizeof(carveout), 0444);
 MODULE_PARM_DESC(carveout,
 		 "A carveout heap on a physical range without device tree: <size>@<base> (see Documentation)");
 
-/*
- * Upstream system heap's LOW_ORDER_GFP, except that a buffer userspace asked
- * too much for fails (ENOMEM, quietly: an answer, not a kernel event) instead
- * of invoking the OOM killer; HIGH_ORDER_GFP; __GFP_ACCOUNT for
- * mem_accounting=1.
- */
-const gfp_t rdh_gfp_zeroed_user = GFP_HIGHUSER | __GFP_ZERO | __GFP_RETRY_MAYFAIL |
-				  __GFP_NOWARN;
-const gfp_t rdh_gfp_account = __GFP_ACCOUNT;
-const gfp_t rdh_gfp_zeroed_user_opportunistic =
-	((GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY) &
-	 ~__GFP_RECLAIM) | __GFP_COMP;
-
 const char *rdh_carveout_param(void)
 {
 	return carveout;
+}
+
+bool rdh_mem_accounting(void)
+{
+	return mem_accounting;
 }
 
 const char *rdh_class_name(void)
@@ -62,17 +58,19 @@ bool rdh_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
-/* As upstream's CMA heap: one memset through the linear map, or page by page. */
-void rdh_clear_pages(struct page *page, unsigned long count)
+bool rdh_page_highmem(struct page *page)
 {
-	unsigned long i;
+	return PageHighMem(page);
+}
 
-	if (!PageHighMem(page)) {
-		memset(page_address(page), 0, count << PAGE_SHIFT);
-		return;
-	}
-	for (i = 0; i < count; i++)
-		clear_highpage(page + i);
+void *rdh_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+void rdh_clear_highpage(struct page *page)
+{
+	clear_highpage(page);
 }
 
 unsigned long rdh_page_to_pfn(struct page *page)
@@ -84,11 +82,6 @@ void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
 		     unsigned int len, unsigned int offset)
 {
 	sg_set_page(sg, page, len, offset);
-}
-
-struct scatterlist *rdh_sg_next(struct scatterlist *sg)
-{
-	return sg_next(sg);
 }
 
 void rdh_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
@@ -153,12 +146,9 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 	sg_dma_len(sg) = len;
 }
 
-bool rdh_dma_capable(struct device *dev, phys_addr_t phys, size_t size)
+dma_addr_t rdh_phys_to_dma(struct device *dev, phys_addr_t phys)
 {
-	/* As dma_direct_map_resource() checks it, without its warning. */
-	if (!dev->dma_mask || device_iommu_mapped(dev))
-		return true;
-	return dma_capable(dev, (dma_addr_t)phys, size, false, 0);
+	return phys_to_dma(dev, phys);
 }
 
 bool rdh_pfn_valid(unsigned long pfn)
@@ -171,13 +161,27 @@ struct page *rdh_pfn_to_page(unsigned long pfn)
 	return pfn_to_page(pfn);
 }
 
-void rdh_vma_set_writecombine(struct vm_area_struct *vma)
+pgprot_t rdh_pgprot_writecombine(pgprot_t prot)
 {
-	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+	return pgprot_writecombine(prot);
 }
 
-/* @prot with the young and dirty bits of a PTE set. */
-pgprot_t rdh_pgprot_young_dirty(pgprot_t prot)
+pte_t rdh_pfn_pte(unsigned long pfn, pgprot_t prot)
 {
-	return pte_pgprot(pte_mkdirty(pte_mkyoung(pfn_pte(0, prot))));
+	return pfn_pte(pfn, prot);
+}
+
+pte_t rdh_pte_mkyoung(pte_t pte)
+{
+	return pte_mkyoung(pte);
+}
+
+pte_t rdh_pte_mkdirty(pte_t pte)
+{
+	return pte_mkdirty(pte);
+}
+
+pgprot_t rdh_pte_pgprot(pte_t pte)
+{
+	return pte_pgprot(pte);
 }

@@ -5,14 +5,20 @@
 //! This is the only place in the module with `unsafe` code. Each type here
 //! states its invariants; each `unsafe` block says why it holds. Everything
 //! above this layer (registry, buffer, heaps) is safe Rust.
+//!
+//! Files are named after the kernel API they wrap. Files, each using only
+//! those before it (and this one): `cma`, `reserved_mem`, `pages`,
+//! `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`.
 
-pub(crate) mod carveout;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
 pub(crate) mod dmabuf;
 pub(crate) mod pages;
+pub(crate) mod reserved_mem;
 pub(crate) mod sgtable;
+pub(crate) mod vma;
+pub(crate) mod vmalloc;
 
 use kernel::{
     bindings, ffi,
@@ -27,65 +33,66 @@ mod ffi_helpers {
     // flags; these are only ever passed by pointer, as in `bindings`.
     #[allow(improper_ctypes)]
     extern "C" {
-        pub(crate) static rdh_gfp_zeroed_user: bindings::gfp_t;
-        pub(crate) static rdh_gfp_zeroed_user_opportunistic: bindings::gfp_t;
-        pub(crate) static rdh_gfp_account: bindings::gfp_t;
-        pub(crate) fn rdh_class_name() -> *const ffi::c_char;
-        pub(crate) fn rdh_totalram_pages() -> ffi::c_ulong;
-        pub(crate) fn rdh_fatal_signal_pending() -> bool;
-        pub(crate) fn rdh_clear_pages(page: *mut bindings::page, count: ffi::c_ulong);
-        pub(crate) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
-        pub(crate) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
-        pub(crate) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;
-        pub(crate) fn rdh_dma_capable(
+        pub(super) fn rdh_class_name() -> *const ffi::c_char;
+        pub(super) fn rdh_mem_accounting() -> bool;
+        pub(super) fn rdh_totalram_pages() -> ffi::c_ulong;
+        pub(super) fn rdh_fatal_signal_pending() -> bool;
+        pub(super) fn rdh_page_highmem(page: *mut bindings::page) -> bool;
+        pub(super) fn rdh_page_address(page: *mut bindings::page) -> *mut ffi::c_void;
+        pub(super) fn rdh_clear_highpage(page: *mut bindings::page);
+        pub(super) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
+        pub(super) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
+        pub(super) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;
+        pub(super) fn rdh_phys_to_dma(
             dev: *mut bindings::device,
             phys: bindings::phys_addr_t,
-            size: usize,
-        ) -> bool;
+        ) -> bindings::dma_addr_t;
         #[cfg(CONFIG_OF_RESERVED_MEM)]
-        pub(crate) fn rdh_of_node_put(np: *mut bindings::device_node);
+        pub(super) fn rdh_of_node_put(np: *mut bindings::device_node);
         #[cfg(CONFIG_OF_RESERVED_MEM)]
-        pub(crate) fn rdh_reserved_mem_lookup(
+        pub(super) fn rdh_reserved_mem_lookup(
             np: *mut bindings::device_node,
             base: *mut bindings::phys_addr_t,
             size: *mut bindings::phys_addr_t,
         ) -> ffi::c_int;
-        pub(crate) fn rdh_dma_mapping_error(
+        pub(super) fn rdh_dma_mapping_error(
             dev: *mut bindings::device,
             addr: bindings::dma_addr_t,
         ) -> ffi::c_int;
-        pub(crate) fn rdh_sg_set_dma(
+        pub(super) fn rdh_sg_set_dma(
             sg: *mut bindings::scatterlist,
             addr: bindings::dma_addr_t,
             len: ffi::c_uint,
         );
-        pub(crate) fn rdh_vma_set_writecombine(vma: *mut bindings::vm_area_struct);
-        pub(crate) fn rdh_pgprot_young_dirty(prot: bindings::pgprot_t) -> bindings::pgprot_t;
-        pub(crate) fn rdh_carveout_param() -> *const ffi::c_char;
-        pub(crate) fn rdh_sg_set_page(
+        pub(super) fn rdh_pgprot_writecombine(prot: bindings::pgprot_t) -> bindings::pgprot_t;
+        pub(super) fn rdh_pfn_pte(pfn: ffi::c_ulong, prot: bindings::pgprot_t) -> bindings::pte_t;
+        pub(super) fn rdh_pte_mkyoung(pte: bindings::pte_t) -> bindings::pte_t;
+        pub(super) fn rdh_pte_mkdirty(pte: bindings::pte_t) -> bindings::pte_t;
+        pub(super) fn rdh_pte_pgprot(pte: bindings::pte_t) -> bindings::pgprot_t;
+        pub(super) fn rdh_carveout_param() -> *const ffi::c_char;
+        pub(super) fn rdh_sg_set_page(
             sg: *mut bindings::scatterlist,
             page: *mut bindings::page,
             len: ffi::c_uint,
             offset: ffi::c_uint,
         );
-        pub(crate) fn rdh_sg_next(sg: *mut bindings::scatterlist) -> *mut bindings::scatterlist;
-        pub(crate) fn rdh_dma_sync_sgtable_for_cpu(
+        pub(super) fn rdh_dma_sync_sgtable_for_cpu(
             dev: *mut bindings::device,
             sgt: *mut bindings::sg_table,
             dir: bindings::dma_data_direction,
         );
-        pub(crate) fn rdh_dma_sync_sgtable_for_device(
+        pub(super) fn rdh_dma_sync_sgtable_for_device(
             dev: *mut bindings::device,
             sgt: *mut bindings::sg_table,
             dir: bindings::dma_data_direction,
         );
-        pub(crate) fn rdh_vmap(
+        pub(super) fn rdh_vmap(
             pages: *mut *mut bindings::page,
             count: ffi::c_uint,
         ) -> *mut ffi::c_void;
-        pub(crate) fn rdh_vunmap(addr: *const ffi::c_void);
-        pub(crate) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
-        pub(crate) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
+        pub(super) fn rdh_vunmap(addr: *const ffi::c_void);
+        pub(super) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
+        pub(super) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
     }
 }
 
@@ -111,6 +118,13 @@ pub(crate) fn class_name_param() -> &'static CStr {
     unsafe { CStr::from_char_ptr(ffi_helpers::rdh_class_name()) }
 }
 
+/// The `mem_accounting` module parameter (declared in `helpers.c`, 0444
+/// as upstream's, so `/sys/module/<module>/parameters/` shows it).
+pub(crate) fn mem_accounting_param() -> bool {
+    // SAFETY: reads a read-only parameter; no preconditions.
+    unsafe { ffi_helpers::rdh_mem_accounting() }
+}
+
 /// The `carveout` module parameter (declared in `helpers.c`).
 pub(crate) fn carveout_param() -> &'static CStr {
     // SAFETY: as for `class_name_param`: a static, read-only parameter.
@@ -131,46 +145,13 @@ fn dma_dir_from_raw(dir: bindings::dma_data_direction) -> kernel::dma::DataDirec
     }
 }
 
-/// A reference-counted `struct device` of an importer.
-///
-/// # Invariants
-///
-/// `ptr` points to a device on which this object holds a reference
-/// (`get_device`), dropped in `Drop`.
-pub(crate) struct DeviceRef {
-    ptr: core::ptr::NonNull<bindings::device>,
-}
-
-// SAFETY: `struct device` references may be taken and dropped on any thread.
-unsafe impl Send for DeviceRef {}
-// SAFETY: `DeviceRef` only hands out the pointer for thread-safe C APIs.
-unsafe impl Sync for DeviceRef {}
-
-impl DeviceRef {
-    /// Takes a new reference on `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point to a live `struct device`.
-    unsafe fn get(ptr: *mut bindings::device) -> Option<Self> {
-        // SAFETY: the caller guarantees `ptr` is a live device.
-        let ptr = unsafe { bindings::get_device(ptr) };
-        core::ptr::NonNull::new(ptr).map(|ptr| Self { ptr })
-    }
-
-    fn as_raw(&self) -> *mut bindings::device {
-        self.ptr.as_ptr()
-    }
-}
-
-impl Drop for DeviceRef {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant we own one reference on the device.
-        unsafe { bindings::put_device(self.ptr.as_ptr()) };
-    }
-}
-
 /// `size` as the C `int` the cache-maintenance helpers take, saturated.
 fn c_int_len(size: usize) -> ffi::c_int {
     ffi::c_int::try_from(size).unwrap_or(ffi::c_int::MAX)
+}
+
+/// This module's `THIS_MODULE` (the owner of its files, nodes and
+/// dma-bufs), as C code names it in every file.
+const fn this_module() -> &'static kernel::ThisModule {
+    kernel::module::this_module::<crate::LocalModule>()
 }

@@ -1,13 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Owned runs of physically contiguous pages, their kernel mappings and
-//! their user mappings.
+//! Owned runs of physically contiguous pages with `struct page`, from the
+//! page allocator (`alloc_pages`), a CMA area or a reserved region.
 
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 use super::cma::{self, CmaArea};
-use super::{c_int_len, dmabuf::UserMapping, ffi_helpers};
+use super::{ffi_helpers, reserved_mem::Chunk};
 use core::ptr::NonNull;
-use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
+use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*};
+
+/// The allocation flags of the system heap's blocks, from the bits of
+/// `include/linux/gfp_types.h` (the composite `GFP_*` macros have no
+/// bindings).
+mod gfp {
+    use kernel::bindings::{self, gfp_t};
+
+    const fn bit(b: u32) -> gfp_t {
+        1 << b
+    }
+
+    const RECLAIM: gfp_t =
+        bit(bindings::___GFP_DIRECT_RECLAIM_BIT) | bit(bindings::___GFP_KSWAPD_RECLAIM_BIT);
+    /// `GFP_KERNEL`, rebuilt: checked against the binding below.
+    const KERNEL: gfp_t = RECLAIM | bit(bindings::___GFP_IO_BIT) | bit(bindings::___GFP_FS_BIT);
+    /// `GFP_HIGHUSER`.
+    const HIGHUSER: gfp_t =
+        KERNEL | bit(bindings::___GFP_HARDWALL_BIT) | bit(bindings::___GFP_HIGHMEM_BIT);
+    const ZERO: gfp_t = bit(bindings::___GFP_ZERO_BIT);
+    const NOWARN: gfp_t = bit(bindings::___GFP_NOWARN_BIT);
+
+    /// Upstream system heap's `LOW_ORDER_GFP` (`GFP_HIGHUSER | __GFP_ZERO`),
+    /// except that a buffer userspace asked too much for fails (`ENOMEM`,
+    /// quietly: an answer, not a kernel event) instead of invoking the OOM
+    /// killer: `__GFP_RETRY_MAYFAIL | __GFP_NOWARN`.
+    pub(super) const ZEROED_USER: gfp_t =
+        HIGHUSER | ZERO | bit(bindings::___GFP_RETRY_MAYFAIL_BIT) | NOWARN;
+    /// Upstream's `HIGH_ORDER_GFP`: no reclaim, no retry, no warning, one
+    /// compound block.
+    pub(super) const ZEROED_USER_OPPORTUNISTIC: gfp_t =
+        ((HIGHUSER | ZERO | NOWARN | bit(bindings::___GFP_NORETRY_BIT)) & !RECLAIM)
+            | bit(bindings::___GFP_COMP_BIT);
+    /// `__GFP_ACCOUNT`: charged to the caller's memory cgroup.
+    pub(super) const ACCOUNT: gfp_t = bit(bindings::___GFP_ACCOUNT_BIT);
+
+    const _: () = assert!(KERNEL == bindings::GFP_KERNEL);
+    const _: () = assert!(KERNEL | ACCOUNT == bindings::GFP_KERNEL_ACCOUNT);
+    const _: () = assert!(ZERO == bindings::__GFP_ZERO && NOWARN == bindings::__GFP_NOWARN);
+}
 
 /// How hard the page allocator should try for a block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -21,21 +60,11 @@ pub(crate) enum Effort {
     Opportunistic,
 }
 
-/// The owner of a reserved physical range that lends parts of it out as
-/// page runs, and takes them back when a run is dropped.
-pub(crate) trait RangeOwner: Send + Sync {
-    /// Takes back `[base, base + len)`, lent out earlier.
-    fn give_back(&self, base: u64, len: usize);
-}
-
 /// Where a run of pages came from, and so how it goes back.
 enum Source {
-    /// Lent by the owner of a reserved range (a carveout with `struct
-    /// page`), from physical address `base`.
-    Reserved {
-        owner: Arc<dyn RangeOwner>,
-        base: u64,
-    },
+    /// Lent by a reserved region with `struct page`s (a carveout without
+    /// `no-map`); dropping the chunk gives it back.
+    Reserved { _chunk: Chunk },
     /// `alloc_pages(_, order)`: one (compound) buddy block.
     Buddy { order: u32 },
     /// `cma_alloc()` from this area.
@@ -67,16 +96,12 @@ impl PageRun {
     /// caller's memory cgroup when `account`; `None` when the allocator has
     /// none.
     pub(crate) fn alloc_buddy(order: u32, effort: Effort, account: bool) -> Option<Self> {
-        // SAFETY: reading constant data defined in helpers.c.
-        let mut gfp = unsafe {
-            match effort {
-                Effort::Normal => ffi_helpers::rdh_gfp_zeroed_user,
-                Effort::Opportunistic => ffi_helpers::rdh_gfp_zeroed_user_opportunistic,
-            }
+        let mut gfp = match effort {
+            Effort::Normal => gfp::ZEROED_USER,
+            Effort::Opportunistic => gfp::ZEROED_USER_OPPORTUNISTIC,
         };
         if account {
-            // SAFETY: as above.
-            gfp |= unsafe { ffi_helpers::rdh_gfp_account };
+            gfp |= gfp::ACCOUNT;
         }
         // SAFETY: `alloc_pages` may be called with any flags and order in
         // process context; it returns NULL or an owned block.
@@ -110,28 +135,22 @@ impl PageRun {
         })
     }
 
-    /// Wraps `count` pages of reserved memory with `struct page` from
-    /// physical address `base`, lent by `owner`; not zeroed yet (see
-    /// [`Self::zero`]). `EINVAL` when the range has no `struct page`.
-    pub(crate) fn from_reserved(
-        base: u64,
-        count: usize,
-        owner: Arc<dyn RangeOwner>,
-    ) -> Result<Self> {
-        let pfn = base / PAGE_SIZE as u64;
-        let last = pfn + count as u64 - 1;
-        if count == 0 || !super::carveout::pfn_valid(pfn) || !super::carveout::pfn_valid(last) {
+    /// The pages of a chunk of a region with `struct page`s; not zeroed
+    /// yet (see [`Self::zero`]). `EINVAL` for a chunk of a no-map region.
+    pub(crate) fn from_chunk(chunk: Chunk) -> Result<Self> {
+        if !chunk.has_pages() {
             return Err(EINVAL);
         }
-        // SAFETY: the pfn has a `struct page` (checked above).
-        let first = unsafe { ffi_helpers::rdh_pfn_to_page(pfn as ffi::c_ulong) };
-        // INVARIANT: the owner lent us this range until `give_back`; with
-        // a virtually mapped memory map (arm64, x86_64), the `struct page`s
-        // of a physically contiguous range are contiguous.
+        let pfn = ffi::c_ulong::try_from(chunk.pfn()).map_err(|_| EINVAL)?;
+        // SAFETY: every pfn of a region with pages has a `struct page`
+        // (invariant of `Region`).
+        let first = unsafe { ffi_helpers::rdh_pfn_to_page(pfn) };
+        // INVARIANT: the chunk is ours until dropped (with the run); the
+        // region guarantees a virtually contiguous memory map.
         Ok(Self {
             first: NonNull::new(first).ok_or(EINVAL)?,
-            count,
-            source: Source::Reserved { owner, base },
+            count: chunk.len() / PAGE_SIZE,
+            source: Source::Reserved { _chunk: chunk },
         })
     }
 
@@ -145,16 +164,28 @@ impl PageRun {
                 return Err(EINTR);
             }
             let n = CHUNK.min(self.count - i);
-            // SAFETY: pages `i .. i + n` belong to this run, which we own;
-            // their `struct page`s are contiguous (type invariant).
-            unsafe { ffi_helpers::rdh_clear_pages(self.page(i), n as ffi::c_ulong) };
+            let (first, last) = (self.page(i), self.page(i + n - 1));
+            // SAFETY: pages `i .. i + n` belong to this run, which we own
+            // (type invariant). Without highmem they are contiguous in the
+            // linear map (physically contiguous), so one memset covers them
+            // (as upstream's CMA heap); otherwise each is mapped in turn.
+            unsafe {
+                if !ffi_helpers::rdh_page_highmem(first) && !ffi_helpers::rdh_page_highmem(last) {
+                    let addr = ffi_helpers::rdh_page_address(first).cast::<u8>();
+                    core::ptr::write_bytes(addr, 0, n * PAGE_SIZE);
+                } else {
+                    for p in i..i + n {
+                        ffi_helpers::rdh_clear_highpage(self.page(p));
+                    }
+                }
+            }
             i += n;
         }
         Ok(())
     }
 
     /// The page frame number of the run's first page.
-    pub(crate) fn pfn(&self) -> usize {
+    pub(super) fn pfn(&self) -> usize {
         // SAFETY: `self.first` is a valid page by the type invariant.
         unsafe { ffi_helpers::rdh_page_to_pfn(self.first.as_ptr()) as usize }
     }
@@ -164,13 +195,13 @@ impl PageRun {
         self.count * PAGE_SIZE
     }
 
-    /// The run's first `struct page`.
-    pub(super) fn first_page(&self) -> *mut bindings::page {
-        self.first.as_ptr()
+    /// The run's size in pages.
+    pub(crate) fn count(&self) -> usize {
+        self.count
     }
 
     /// The `struct page` of page `i` of the run (`i < count`).
-    fn page(&self, i: usize) -> *mut bindings::page {
+    pub(super) fn page(&self, i: usize) -> *mut bindings::page {
         self.first.as_ptr().wrapping_add(i)
     }
 }
@@ -182,7 +213,8 @@ impl Drop for PageRun {
             Source::Buddy { order } => unsafe {
                 bindings::__free_pages(self.first.as_ptr(), *order)
             },
-            Source::Reserved { owner, base } => owner.give_back(*base, self.count * PAGE_SIZE),
+            // Dropping the chunk (with `self`) gives the pages back.
+            Source::Reserved { .. } => {}
             #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
             Source::Cma(area) => {
                 // SAFETY: these `count` pages came from `cma_alloc` on `area`.
@@ -245,109 +277,13 @@ impl PageRuns {
         }
     }
 
-    /// Maps the buffer into a user mapping, starting `pgoff` pages in, run
-    /// by run, with PTEs nobody can pin and `/proc/<pid>/pagemap` can show.
-    pub(crate) fn map_user(&self, vma: &UserMapping<'_>, mut pgoff: usize) -> Result {
-        let total = vma.len() / PAGE_SIZE;
-        let mut done = 0;
-        vma.set_pfn_mapping();
-        for run in self.runs() {
-            if done == total {
-                break;
-            }
-            if pgoff >= run.count {
-                pgoff -= run.count;
-                continue;
-            }
-            let n = (run.count - pgoff).min(total - done);
-            vma.insert_pages(done * PAGE_SIZE, run.pfn() + pgoff, n)?;
-            done += n;
-            pgoff = 0;
-        }
-        Ok(())
-    }
-
     /// Calls `f(page)` for every page of the buffer, in order.
-    fn for_each_page(&self, mut f: impl FnMut(*mut bindings::page) -> Result) -> Result {
+    pub(super) fn for_each_page(&self, mut f: impl FnMut(*mut bindings::page) -> Result) -> Result {
         for run in self.runs() {
             for i in 0..run.count {
                 f(run.page(i))?;
             }
         }
         Ok(())
-    }
-}
-
-/// A virtually contiguous kernel mapping (`vmap`) of a buffer's pages.
-///
-/// # Invariants
-///
-/// `addr` is the start of a `vmap` of all pages of `runs`, `runs.len()`
-/// bytes long, unmapped in `Drop`; `runs` keeps those pages alive.
-pub(crate) struct KernelMapping {
-    addr: NonNull<ffi::c_void>,
-    runs: Arc<PageRuns>,
-}
-
-// SAFETY: the mapping is a kernel address range, usable from any thread.
-unsafe impl Send for KernelMapping {}
-// SAFETY: shared access only hands out the address and does cache upkeep.
-unsafe impl Sync for KernelMapping {}
-
-impl KernelMapping {
-    /// Maps all pages of `runs` into the kernel's vmalloc space.
-    pub(crate) fn new(runs: Arc<PageRuns>) -> Result<Self> {
-        let count = runs.len() / PAGE_SIZE;
-        let mut pages = KVVec::<*mut bindings::page>::with_capacity(count, GFP_KERNEL)?;
-        runs.for_each_page(|p| {
-            pages.push(p, GFP_KERNEL)?;
-            Ok(())
-        })?;
-        let count = ffi::c_uint::try_from(count).map_err(|_| ENOMEM)?;
-        // SAFETY: `pages` holds `count` valid pages, kept alive by `runs`,
-        // which this mapping owns for as long as it exists.
-        let addr = unsafe { ffi_helpers::rdh_vmap(pages.as_mut_ptr(), count) };
-        let addr = NonNull::new(addr).ok_or(ENOMEM)?;
-        Ok(Self { addr, runs })
-    }
-
-    /// The kernel virtual address of the mapping.
-    pub(crate) fn addr(&self) -> *mut ffi::c_void {
-        self.addr.as_ptr()
-    }
-
-    /// Runs `f` over the mapping in chunks the C helpers' `int` size takes.
-    fn for_each_chunk(&self, f: unsafe extern "C" fn(*mut ffi::c_void, ffi::c_int)) {
-        const CHUNK: usize = 1 << 30;
-        let mut off = 0;
-        while off < self.runs.len() {
-            let len = core::cmp::min(CHUNK, self.runs.len() - off);
-            // SAFETY: `addr + off .. + len` lies inside the live mapping
-            // (type invariant).
-            unsafe {
-                f(
-                    self.addr.as_ptr().cast::<u8>().add(off).cast(),
-                    c_int_len(len),
-                )
-            };
-            off += len;
-        }
-    }
-
-    /// Makes CPU writes through this mapping visible to devices.
-    pub(crate) fn flush(&self) {
-        self.for_each_chunk(ffi_helpers::rdh_flush_kernel_vmap_range);
-    }
-
-    /// Discards stale cache lines of this mapping before the CPU reads.
-    pub(crate) fn invalidate(&self) {
-        self.for_each_chunk(ffi_helpers::rdh_invalidate_kernel_vmap_range);
-    }
-}
-
-impl Drop for KernelMapping {
-    fn drop(&mut self) {
-        // SAFETY: `addr` came from `vmap` and is unmapped only here.
-        unsafe { ffi_helpers::rdh_vunmap(self.addr.as_ptr()) };
     }
 }

@@ -1,64 +1,94 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A per-attachment scatter-gather table over a buffer's pages, with its
-//! DMA mapping state.
+//! Scatter-gather tables (`sg_table`) of a buffer's memory for one device,
+//! with their DMA mapping state: over pages with `struct page`
+//! (`dma_map_sgtable`), or over a reserved chunk without them
+//! (`dma_map_phys` with `DMA_ATTR_MMIO`, entries without pages as 7.3's
+//! `dma_buf_phys_vec_to_sgt` builds them).
 
-use super::{dma_dir_from_raw, ffi_helpers, pages::PageRuns, DeviceRef};
+use super::{ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
 use kernel::{
-    bindings, dma::DataDirection, error::to_result, page::PAGE_SIZE, prelude::*, sync::Arc,
+    bindings,
+    device::Device,
+    dma::DataDirection,
+    error::to_result,
+    ffi,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{aref::ARef, Arc},
     types::Opaque,
 };
 
 /// The longest scatterlist entry built (`length` is an `unsigned int`).
 const MAX_SEGMENT: usize = 1 << 30;
 
-/// A scatter-gather table describing all pages of one buffer for one device.
+/// The memory a table describes, kept alive by it.
+enum Memory {
+    Pages { runs: Arc<PageRuns> },
+    Chunk(Arc<Chunk>),
+}
+
+/// A scatter-gather table describing all of one buffer's memory for one
+/// device.
 ///
 /// # Invariants
 ///
-/// - `table` was initialized by `sg_alloc_table` and is freed in `Drop`;
-///   its entries point at the pages of `runs`, which it keeps alive.
+/// - `table` was initialized by `sg_alloc_table` and is freed in `Drop`.
+///   The header is inline (no allocation of its own): a table may move
+///   until it is mapped; the dma-buf layer maps a table only where it stays
+///   until unmapped (its attachment's slot), since the importer holds a
+///   pointer to the header in between.
+///   For `Memory::Pages` its entries point at the pages of the runs, in
+///   order; for `Memory::Chunk` it has one entry per [`MAX_SEGMENT`] of
+///   the chunk, with no page, whose DMA address and length are set while
+///   mapped (`orig_nents == 0`: no CPU list).
 /// - `mapped` is `Some(dir)` exactly while `table` is DMA-mapped for `dev`
 ///   in direction `dir`.
 pub(crate) struct SgTable {
-    table: KBox<Opaque<bindings::sg_table>>,
-    dev: DeviceRef,
+    table: Opaque<bindings::sg_table>,
+    dev: ARef<Device>,
     mapped: Option<DataDirection>,
-    _runs: Arc<PageRuns>,
+    memory: Memory,
+    /// Entries allocated (`orig_nents` at allocation).
+    entries: ffi::c_uint,
 }
+
+// The header does not rely on being pinned: it may move while unmapped, and
+// the dma-buf layer keeps a mapped table in place (see the invariants).
+impl Unpin for SgTable {}
 
 // SAFETY: the table is owned memory; DMA API calls on it may come from any
 // thread.
 unsafe impl Send for SgTable {}
-// SAFETY: shared access is read-only (`as_raw` for the importer, syncs).
+// SAFETY: shared access is read-only (syncs).
 unsafe impl Sync for SgTable {}
 
+/// A table of `nents` zeroed entries (the header by value: it only points
+/// at the entries, so it may move).
+fn alloc_table(nents: usize) -> Result<Opaque<bindings::sg_table>> {
+    let nents = ffi::c_uint::try_from(nents).map_err(|_| ENOMEM)?;
+    if nents == 0 {
+        return Err(EINVAL);
+    }
+    let table = Opaque::<bindings::sg_table>::zeroed();
+    // SAFETY: `table` is zeroed memory for a `struct sg_table`.
+    to_result(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
+    Ok(table)
+}
+
 impl SgTable {
-    /// Builds a table with one entry per run of `runs` (runs longer than
+    /// A table with one entry per run of `runs` (runs longer than
     /// [`MAX_SEGMENT`] take several), for `dev`.
-    pub(crate) fn new(runs: &Arc<PageRuns>, dev: DeviceRef) -> Result<Self> {
-        let nents: usize = runs
+    pub(crate) fn pages(runs: &Arc<PageRuns>, dev: ARef<Device>) -> Result<Self> {
+        let nents = runs
             .runs()
             .iter()
             .map(|r| r.size().div_ceil(MAX_SEGMENT))
             .sum();
-        let nents = u32::try_from(nents).map_err(|_| ENOMEM)?;
-        if nents == 0 {
-            return Err(EINVAL);
-        }
-        let table = KBox::new(Opaque::<bindings::sg_table>::zeroed(), GFP_KERNEL)?;
-        // SAFETY: `table` is zeroed memory for a `struct sg_table`.
-        to_result(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
-        // INVARIANT: the table is allocated; entries are set below, before
-        // anyone else sees it.
-        let this = Self {
-            table,
-            dev,
-            mapped: None,
-            _runs: runs.clone(),
-        };
+        let table = alloc_table(nents)?;
+        let entries = nents as ffi::c_uint;
         // SAFETY: the table was just allocated with `nents` entries.
-        let mut sg = unsafe { (*this.table.get()).sgl };
+        let mut sg = unsafe { (*table.get()).sgl };
         for run in runs.runs() {
             let mut off = 0;
             while off < run.size() {
@@ -67,55 +97,189 @@ impl SgTable {
                 // the same way); the page lies in a live run with `len`
                 // bytes from it (`MAX_SEGMENT` fits `u32`).
                 unsafe {
-                    let page = run.first_page().wrapping_add(off / PAGE_SIZE);
-                    ffi_helpers::rdh_sg_set_page(sg, page, len as u32, 0);
-                    sg = ffi_helpers::rdh_sg_next(sg);
+                    ffi_helpers::rdh_sg_set_page(sg, run.page(off / PAGE_SIZE), len as u32, 0);
+                    sg = bindings::sg_next(sg);
                 }
                 off += len;
             }
         }
-        Ok(this)
+        // INVARIANT: every entry set above; not mapped.
+        Ok(Self {
+            table,
+            dev,
+            mapped: None,
+            memory: Memory::Pages { runs: runs.clone() },
+            entries,
+        })
+    }
+
+    /// A table for a chunk of a reserved region without `struct page`, for
+    /// `dev`. `EINVAL` for a chunk with pages (describe those as pages).
+    pub(crate) fn chunk(chunk: &Arc<Chunk>, dev: ARef<Device>) -> Result<Self> {
+        if chunk.has_pages() {
+            return Err(EINVAL);
+        }
+        let nents = chunk.len().div_ceil(MAX_SEGMENT);
+        let table = alloc_table(nents)?;
+        let entries = nents as ffi::c_uint;
+        // SAFETY: a table of our own, no CPU list (see the invariants).
+        unsafe { (*table.get()).orig_nents = 0 };
+        // INVARIANT: entries are zeroed (no page); addresses come at map.
+        Ok(Self {
+            table,
+            dev,
+            mapped: None,
+            memory: Memory::Chunk(chunk.clone()),
+            entries,
+        })
+    }
+
+    /// The device as C sees it (`Device` is a transparent wrapper of
+    /// `struct device`; `Device::as_raw` is private to the kernel crate).
+    fn raw_dev(&self) -> *mut bindings::device {
+        let dev: &Device = &self.dev;
+        core::ptr::from_ref::<Device>(dev).cast_mut().cast()
+    }
+
+    /// Bytes the table describes: all of its memory.
+    pub(super) fn len(&self) -> usize {
+        match &self.memory {
+            Memory::Pages { runs } => runs.len(),
+            Memory::Chunk(chunk) => chunk.len(),
+        }
     }
 
     /// The raw table, for the importer (valid as long as `self`).
-    pub(crate) fn as_raw(&self) -> *mut bindings::sg_table {
+    pub(super) fn as_raw(&self) -> *mut bindings::sg_table {
         self.table.get()
     }
 
-    /// Maps the table for DMA by its device (`dma_map_sgtable`).
-    pub(crate) fn map(&mut self, dir: DataDirection) -> Result {
+    /// Whether `dev` can reach `[dma, dma + len)` without an IOMMU: what
+    /// `dma_direct_map_phys()` checks for MMIO before it warns.
+    fn reachable(&self, phys: u64, len: usize) -> bool {
+        let dev = self.raw_dev();
+        // SAFETY: a live device (we hold a reference); reading its DMA
+        // configuration, which its driver sets before it maps anything.
+        let (iommu, mask, limit) = unsafe {
+            (
+                !(*dev).iommu_group.is_null(),
+                (*dev).dma_mask,
+                (*dev).bus_dma_limit,
+            )
+        };
+        if iommu || mask.is_null() {
+            return true;
+        }
+        // SAFETY: as above; `dma_mask` points into the live device.
+        let mask = unsafe { *mask };
+        let limit = if limit == 0 { mask } else { mask.min(limit) };
+        // SAFETY: a live device; a pure address translation.
+        let dma = unsafe { ffi_helpers::rdh_phys_to_dma(dev, phys) };
+        dma.checked_add(len as u64 - 1)
+            .is_some_and(|end| end <= limit)
+    }
+
+    /// Maps the table for DMA by its device; `EBUSY` when mapped already
+    /// (a mapping is undone before the next: a second map of the same
+    /// attachment would lose the first's IOMMU mapping), `EIO` when the
+    /// device cannot reach the memory.
+    pub(super) fn map(&mut self, dir: DataDirection) -> Result {
         if self.mapped.is_some() {
             return Err(EBUSY);
         }
-        // SAFETY: the device is live (we hold a reference) and the table is
-        // valid and not mapped (type invariant).
-        to_result(unsafe {
-            bindings::dma_map_sgtable(self.dev.as_raw(), self.table.get(), dir.into(), 0)
-        })?;
+        let dev = self.raw_dev();
+        match &self.memory {
+            // SAFETY: the device is live (we hold a reference) and the
+            // table is valid and not mapped (type invariant).
+            Memory::Pages { .. } => to_result(unsafe {
+                bindings::dma_map_sgtable(dev, self.table.get(), dir.into(), 0)
+            })?,
+            Memory::Chunk(chunk) => {
+                let (phys, len) = (chunk.phys(), chunk.len());
+                if !self.reachable(phys, len) {
+                    return Err(EIO);
+                }
+                // SAFETY: the table has one entry per segment (type
+                // invariant); each is mapped for the live device, in
+                // order; on failure the ones before are unmapped again.
+                unsafe {
+                    let mut sg = (*self.table.get()).sgl;
+                    let mut off = 0;
+                    let mut n = 0;
+                    while off < len {
+                        let seg = core::cmp::min(MAX_SEGMENT, len - off);
+                        let addr = bindings::dma_map_phys(
+                            dev,
+                            phys + off as u64,
+                            seg,
+                            dir.into(),
+                            bindings::DMA_ATTR_MMIO as ffi::c_ulong,
+                        );
+                        if ffi_helpers::rdh_dma_mapping_error(dev, addr) != 0 {
+                            (*self.table.get()).nents = n;
+                            self.unmap_chunk(dir);
+                            return Err(EIO);
+                        }
+                        ffi_helpers::rdh_sg_set_dma(sg, addr, seg as u32);
+                        sg = bindings::sg_next(sg);
+                        n += 1;
+                        off += seg;
+                    }
+                    (*self.table.get()).nents = n;
+                }
+            }
+        }
         // INVARIANT: the mapping succeeded.
         self.mapped = Some(dir);
         Ok(())
     }
 
+    /// Unmaps the first `nents` entries of a chunk's table.
+    fn unmap_chunk(&mut self, dir: DataDirection) {
+        let dev = self.raw_dev();
+        // SAFETY: the first `nents` entries were mapped for this device
+        // and direction by `map`.
+        unsafe {
+            let nents = (*self.table.get()).nents;
+            let mut sg = (*self.table.get()).sgl;
+            for _ in 0..nents {
+                bindings::dma_unmap_phys(
+                    dev,
+                    bindings::sg_dma_address(sg),
+                    bindings::sg_dma_len(sg) as usize,
+                    dir.into(),
+                    bindings::DMA_ATTR_MMIO as ffi::c_ulong,
+                );
+                ffi_helpers::rdh_sg_set_dma(sg, 0, 0);
+                sg = bindings::sg_next(sg);
+            }
+            (*self.table.get()).nents = 0;
+        }
+    }
+
     /// Undoes `map`; does nothing when not mapped.
-    pub(crate) fn unmap(&mut self) {
-        if let Some(dir) = self.mapped.take() {
+    pub(super) fn unmap(&mut self) {
+        let Some(dir) = self.mapped.take() else {
+            return;
+        };
+        match self.memory {
             // SAFETY: the table is mapped for this device and direction
             // (type invariant).
-            unsafe {
-                bindings::dma_unmap_sgtable(self.dev.as_raw(), self.table.get(), dir.into(), 0)
-            };
+            Memory::Pages { .. } => unsafe {
+                bindings::dma_unmap_sgtable(self.raw_dev(), self.table.get(), dir.into(), 0)
+            },
+            Memory::Chunk(_) => self.unmap_chunk(dir),
         }
     }
 
     /// Gives the CPU ownership of a mapped table's memory; no-op when not
-    /// mapped.
-    pub(crate) fn sync_for_cpu(&self, dir: DataDirection) {
-        if self.mapped.is_some() {
+    /// mapped or without pages (no CPU cache holds that memory).
+    pub(super) fn sync_for_cpu(&self, dir: DataDirection) {
+        if self.mapped.is_some() && matches!(self.memory, Memory::Pages { .. }) {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_cpu(
-                    self.dev.as_raw(),
+                    self.raw_dev(),
                     self.table.get(),
                     dir.into(),
                 )
@@ -124,13 +288,13 @@ impl SgTable {
     }
 
     /// Gives the device back ownership of a mapped table's memory; no-op
-    /// when not mapped.
-    pub(crate) fn sync_for_device(&self, dir: DataDirection) {
-        if self.mapped.is_some() {
+    /// when not mapped or without pages.
+    pub(super) fn sync_for_device(&self, dir: DataDirection) {
+        if self.mapped.is_some() && matches!(self.memory, Memory::Pages { .. }) {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_device(
-                    self.dev.as_raw(),
+                    self.raw_dev(),
                     self.table.get(),
                     dir.into(),
                 )
@@ -143,13 +307,12 @@ impl Drop for SgTable {
     fn drop(&mut self) {
         // An importer that detaches without unmapping leaves no mapping.
         self.unmap();
-        // SAFETY: the table was allocated by `sg_alloc_table` and is freed
-        // only here.
-        unsafe { bindings::sg_free_table(self.table.get()) };
+        // SAFETY: the table was allocated by `sg_alloc_table` with
+        // `entries` entries, which `sg_free_table` reads from `orig_nents`
+        // (zero in a table without CPU list), and is freed only here.
+        unsafe {
+            (*self.table.get()).orig_nents = self.entries;
+            bindings::sg_free_table(self.table.get());
+        }
     }
-}
-
-/// Converts the C direction the dma-buf core passes.
-pub(crate) fn dir_from_raw(dir: bindings::dma_data_direction) -> DataDirection {
-    dma_dir_from_raw(dir)
 }

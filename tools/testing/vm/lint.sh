@@ -4,7 +4,8 @@
 # Lints as a KTAP program (read by verdict.py like a guest's output):
 # rustfmt with the kernel's config, clippy with zero warnings, rustdoc with
 # zero warnings, checkpatch on all C, cargo fmt/clippy on the Rust sample,
-# the selftests Makefile, the RST docs, and the bench's external commands.
+# the selftests Makefile, the RST docs, the bench's external commands and
+# the module's layering.
 #
 # Usage: lint.sh KBUILD KSRC WORKDIR
 set -uo pipefail
@@ -25,7 +26,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..9"
+echo "1..10"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -111,6 +112,12 @@ if python3 "$VM_DIR/commands-lint.py" "$REPO" >"$W/commands.log" 2>&1; then
 	result ok "external commands: all in requirements, all provided"
 else
 	result not-ok "external commands: all in requirements, all provided" "$W/commands.log"
+fi
+# The module's layers depend one way, without cycles.
+if python3 "$VM_DIR/layers-lint.py" "$REPO" >"$W/layers.log" 2>&1; then
+	result ok "layers: entry > registry > heaps > buffer > wrappers, no cycles"
+else
+	result not-ok "layers: entry > registry > heaps > buffer > wrappers, no cycles" "$W/layers.log"
 fi
 echo "### RDH-END lint rc=0"
 echo "### RDH-DONE"

@@ -17,12 +17,17 @@
  * GFP_KERNEL, GFP_HIGHUSER and order 0; probability 0 keeps every other
  * task unharmed, verbose 0 keeps stack dumps out of the kernel log. All are
  * put back afterwards.
+ *
+ * Then the same over an importer's first map of a buffer (the test
+ * importer, RDH_IMPORT_MAP_RETRY): an attachment whose first map failed
+ * maps whole on the retry.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <time.h>
 
 #include "rdh.h"
+#include "rdh_importer.h"
 #include "../kselftest_harness.h"
 
 #define DEBUGFS "/sys/kernel/debug"
@@ -293,6 +298,91 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 	} else {
 		ksft_print_msg("no kmemleak on this kernel: leak check skipped\n");
 	}
+	bad_kmsg = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
+	self->kmsg = -1;
+	EXPECT_EQ(0, bad_kmsg) TH_LOG("kernel log: %s", first);
+	free(names);
+}
+
+/*
+ * fail-nth = N, N = 1, 2, ..., over the test importer's attach + map of a
+ * 64 KiB buffer of every heap; when the first map fails, the importer maps
+ * the same attachment again: that must work (the attachment is as it was),
+ * with the whole buffer mapped.
+ */
+TEST_F_TIMEOUT(inject, map_fail_then_retry, SWEEP_TIMEOUT)
+{
+	char (*names)[RDH_NAME_LEN] = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
+	unsigned long retried = 0;
+	int n, h, nth, imp, fds;
+	char first[2048];
+	long bad_kmsg;
+
+	ASSERT_NE(NULL, names);
+	n = rdh_list_heaps(names, RDH_MAX_HEAPS);
+	ASSERT_LT(0, n) TH_LOG("no heap in %s", rdh_dir());
+	fds = rdh_count_fds();
+	imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, imp) TH_LOG("test importer not loaded");
+	nth = open(FAIL_NTH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, nth);
+
+	for (h = 0; h < n; h++) {
+		int heap = rdh_open_heap(names[h], O_RDONLY);
+		unsigned long first_failed = 0, injected = 0, retry_failed = 0;
+		size_t len = 64 << 10;
+		unsigned int k;
+		int buf;
+
+		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
+		buf = rdh_alloc(heap, len, O_RDWR, 0);
+		ASSERT_LE(0, buf) TH_LOG("%s: %s", names[h], strerror(-buf));
+		for (k = 1; k <= MAX_NTH; k++) {
+			struct rdh_import req = {
+				.fd = buf,
+				.flags = RDH_IMPORT_MAP_ONLY | RDH_IMPORT_MAP_RETRY,
+			};
+			char num[16], left[16] = "";
+			int ret, err, c;
+
+			c = snprintf(num, sizeof(num), "%u", k);
+			ASSERT_EQ(c, pwrite(nth, num, c, 0));
+			ret = ioctl(imp, RDH_IMPORT_CHECK, &req);
+			err = errno;
+			c = pread(nth, left, sizeof(left) - 1, 0);
+			ASSERT_EQ(1, pwrite(nth, "0", 1, 0));
+			ASSERT_LT(0, c);
+			left[c] = '\0';
+			if (atoi(left) != 0)
+				break;	/* nothing left to fail: swept */
+			injected++;
+			if (ret) {
+				/* The attach (or the dma-buf lookup) failed. */
+				EXPECT_EQ(ENOMEM, err) TH_LOG("%s, fail-nth %u", names[h], k);
+				continue;
+			}
+			if (!req.map_err)
+				continue;	/* absorbed, or after the map */
+			first_failed++;
+			EXPECT_EQ(ENOMEM, req.map_err) TH_LOG("%s, fail-nth %u", names[h], k);
+			retry_failed += req.retry_err != 0;
+			EXPECT_EQ(0, req.retry_err) TH_LOG("%s, fail-nth %u: retry failed",
+							   names[h], k);
+			EXPECT_EQ(len, req.dma_len) TH_LOG("%s, fail-nth %u", names[h], k);
+		}
+		EXPECT_GE(MAX_NTH, k) TH_LOG("%s: still failing", names[h]);
+		ksft_print_msg("%-20s %3lu injected, %2lu first maps failed, %2lu retries failed\n",
+			       names[h], injected, first_failed, retry_failed);
+		/* Building the table allocates: each heap's first map fails somewhere. */
+		EXPECT_LT(0, first_failed) TH_LOG("%s", names[h]);
+		retried += first_failed;
+		close(buf);
+		close(heap);
+	}
+	close(nth);
+	close(imp);
+	EXPECT_EQ(fds, rdh_count_fds());
+	ksft_print_msg("%lu attachments mapped on retry after a failed first map\n", retried);
 	bad_kmsg = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
 	self->kmsg = -1;
 	EXPECT_EQ(0, bad_kmsg) TH_LOG("kernel log: %s", first);

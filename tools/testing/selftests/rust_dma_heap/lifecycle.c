@@ -2,13 +2,16 @@
 /*
  * The registry as userspace and udev see it, and the module's lifetime:
  * sysfs class, node mode, unload refused while a buffer or node is in use,
- * reload under another class name, heaps disabled at load time, and
- * RDH_MODULE_CYCLES (default 100) unload/reload cycles that leave no memory
- * or kmemleak report behind.
+ * reload under another class name, heaps disabled at load time, a load
+ * that fails while another thread opens every node, and RDH_MODULE_CYCLES
+ * (default 100) unload/reload cycles that leave no memory or kmemleak
+ * report behind.
  *
  * Needs the module at RDH_KO (default /lib/modules/rust_dma_heap.ko),
  * loaded with default parameters; leaves it so.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -129,6 +132,25 @@ TEST(heap_disabled_at_load_time)
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }
 
+TEST(mem_accounting_readable_in_sysfs)
+{
+	const char *path = "/sys/module/rust_dma_heap/parameters/mem_accounting";
+	struct stat st;
+	char text[8];
+
+	/* As upstream's dma-heap.c: module_param(mem_accounting, bool, 0444). */
+	ASSERT_EQ(0, stat(path, &st));
+	EXPECT_EQ(0444, st.st_mode & 0777);
+	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
+	EXPECT_STREQ("N", text);
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module("mem_accounting=1"));
+	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
+	EXPECT_STREQ("Y", text);
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
+}
+
 TEST(carveout_param_refuses_system_ram)
 {
 	ASSERT_EQ(0, rdh_unload_module());
@@ -142,6 +164,92 @@ TEST(carveout_param_refuses_system_ram)
 	}
 	EXPECT_EQ(-EINVAL, rdh_load_module("carveout=16M"));
 	EXPECT_EQ(-EINVAL, rdh_load_module("carveout=0@0xa0000000"));
+	ASSERT_EQ(0, rdh_load_module(""));
+	EXPECT_TRUE(exists("/dev/dma_heap/system"));
+}
+
+/* An opener thread's state: it runs until `stop`. */
+struct opener {
+	atomic_bool stop;
+	atomic_long tries, opened, allocated;
+	char (*names)[RDH_NAME_LEN];
+	int n;
+};
+
+/* Opens every heap's node (the names the module had before), again and
+ * again, allocating 4 KiB from each that opens: what a program starting
+ * while the module loads does.
+ */
+static void *open_every_node(void *arg)
+{
+	struct opener *o = arg;
+	int fd, buf, h;
+
+	while (!atomic_load(&o->stop)) {
+		for (h = 0; h < o->n; h++) {
+			atomic_fetch_add(&o->tries, 1);
+			fd = rdh_open_heap(o->names[h], O_RDONLY);
+			if (fd < 0)
+				continue;
+			atomic_fetch_add(&o->opened, 1);
+			buf = rdh_alloc(fd, PAGE, O_RDWR, 0);
+			if (buf >= 0) {
+				atomic_fetch_add(&o->allocated, 1);
+				close(buf);
+			}
+			close(fd);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A load that fails (a bad carveout=, found after the other heaps were set
+ * up) while another thread opens every node in a loop, 100 times: no node
+ * may ever be visible during a load that fails (a file opened then would
+ * outlive the module's code), and nothing may warn.
+ */
+FIXTURE(loads) {
+	int unused;
+};
+
+FIXTURE_SETUP(loads)
+{
+}
+
+FIXTURE_TEARDOWN(loads)
+{
+}
+
+/* A load takes about a second on the debug kernel (KASAN under TCG). */
+TEST_F_TIMEOUT(loads, failed_load_publishes_nothing, 1200)
+{
+	struct opener o = { 0 };
+	pthread_t t;
+	char first[2048];
+	int kmsg, i, bad;
+
+	o.names = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
+	ASSERT_NE(NULL, o.names);
+	o.n = rdh_list_heaps(o.names, RDH_MAX_HEAPS);
+	ASSERT_LT(0, o.n);
+	ASSERT_EQ(0, rdh_unload_module());
+	kmsg = rdh_kmsg_mark();
+	ASSERT_EQ(0, pthread_create(&t, NULL, open_every_node, &o));
+	for (i = 0; i < 100; i++)
+		/* The start of QEMU virt's RAM: refused. */
+		ASSERT_EQ(-EINVAL, rdh_load_module("carveout=1M@0x40000000")) TH_LOG("load %d", i);
+	atomic_store(&o.stop, true);
+	pthread_join(t, NULL);
+	ksft_print_msg("100 failed loads: %ld opens of %d nodes tried, %ld succeeded, %ld buffers\n",
+		       atomic_load(&o.tries), o.n, atomic_load(&o.opened),
+		       atomic_load(&o.allocated));
+	free(o.names);
+	EXPECT_EQ(0, atomic_load(&o.opened));
+	EXPECT_EQ(0, atomic_load(&o.allocated));
+	EXPECT_EQ(-1, rdh_module_refcnt());
+	bad = rdh_kmsg_bad_since(kmsg, first, sizeof(first));
+	EXPECT_EQ(0, bad) TH_LOG("kernel log: %s", first);
 	ASSERT_EQ(0, rdh_load_module(""));
 	EXPECT_TRUE(exists("/dev/dma_heap/system"));
 }

@@ -15,6 +15,8 @@
 #define RDH_IMPORT_DETACH_MAPPED (1 << 1)
 /* Attach, map, unmap, detach only: no CPU access, words untouched. */
 #define RDH_IMPORT_MAP_ONLY	(1 << 2)
+/* When the first map fails, map the same attachment once more. */
+#define RDH_IMPORT_MAP_RETRY	(1 << 3)
 
 struct rdh_import {
 	__s32 fd;		/* in: the dma-buf */
@@ -28,7 +30,7 @@ struct rdh_import {
 	__u32 bad_word;		/* out: first word that did not match, or ~0 */
 	__u32 vmap_same;	/* out: a second vmap returned the same address */
 	__s32 map_err;		/* out: errno of mapping, 0 on success */
-	__u32 pad;
+	__s32 retry_err;	/* out: errno of the retried map (RDH_IMPORT_MAP_RETRY) */
 };
 
 /* Check the words through vmap, then write word i = ~(i ^ seed). */

@@ -61,7 +61,13 @@ static int import_check(struct rdh_import *req)
 	if (IS_ERR(sgt)) {
 		/* Reported, not an ioctl failure: the test asserts on it. */
 		req->map_err = -PTR_ERR(sgt);
-		goto detach;
+		if (!(req->flags & RDH_IMPORT_MAP_RETRY))
+			goto detach;
+		sgt = dma_buf_map_attachment_unlocked(a, DMA_BIDIRECTIONAL);
+		if (IS_ERR(sgt)) {
+			req->retry_err = -PTR_ERR(sgt);
+			goto detach;
+		}
 	}
 	req->nents = sgt->nents;
 	req->dma_addr = sg_dma_address(sgt->sgl);

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reserved memory (`of_reserved_mem`, `memremap`): regions set aside for
+//! this module, the allocator that lends parts of them out, and the
+//! [`Chunk`]s it lends.
+//!
+//! A region is created only from what the kernel says is reserved memory
+//! (a `/reserved-memory` node) or from a range the `carveout=` parameter
+//! names and that the kernel does not use as RAM. Chunks are created only by
+//! the region's own allocator: whoever holds one owns that memory until it
+//! is dropped, so every operation that maps, zeroes or DMA-maps physical
+//! memory without `struct page` takes a `Chunk`, never an address.
+
+use super::ffi_helpers;
+use core::ptr::NonNull;
+#[cfg(CONFIG_OF_RESERVED_MEM)]
+use kernel::str::CStr;
+use kernel::{
+    bindings,
+    bitmap::BitmapVec,
+    ffi, new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+};
+
+/// Whether the page frame has a `struct page`.
+fn pfn_valid(pfn: u64) -> bool {
+    let Ok(pfn) = ffi::c_ulong::try_from(pfn) else {
+        return false;
+    };
+    // SAFETY: a lookup in the memory map, for any pfn.
+    unsafe { ffi_helpers::rdh_pfn_valid(pfn) }
+}
+
+/// Whether any page of `[base, base + size)` is ordinary RAM the kernel
+/// manages.
+fn range_is_system_ram(base: u64, size: usize) -> bool {
+    // SAFETY: a query over the resource tree.
+    let r = unsafe {
+        bindings::region_intersects(
+            base,
+            size,
+            bindings::IORESOURCE_SYSTEM_RAM as ffi::c_ulong,
+            bindings::IORES_DESC_NONE as ffi::c_ulong,
+        )
+    };
+    r != bindings::REGION_DISJOINT as ffi::c_int
+}
+
+/// One reserved region and its page allocator.
+///
+/// # Invariants
+///
+/// - `[base, base + size)` is reserved memory the kernel does not use (a
+///   `carved-out` `/reserved-memory` node, which the kernel set aside for
+///   this module at boot, or a `carveout=` range outside System RAM) and
+///   that this object alone hands out; `base` and `size` are page-aligned,
+///   `size > 0`, and the range fits `phys_addr_t`.
+/// - `no_map`: the range is outside the kernel's linear map and `wc` maps
+///   it (write-combined) until drop. Otherwise every page of the range has
+///   a `struct page` in a virtually contiguous memory map (checked at
+///   creation), and `wc` is `None`.
+/// - A set bit of `used` is a page lent out as part of exactly one live
+///   [`Chunk`].
+#[pin_data]
+pub(crate) struct Region {
+    name: CString,
+    base: u64,
+    size: usize,
+    no_map: bool,
+    wc: Option<WcMap>,
+    #[pin]
+    used: Mutex<BitmapVec>,
+}
+
+// SAFETY: the region is physical memory plus a kernel mapping of it; the
+// allocator is behind a mutex. Usable from any thread.
+unsafe impl Send for Region {}
+// SAFETY: see `Send`; shared access allocates under the mutex and writes
+// memory only through chunks, which are exclusive.
+unsafe impl Sync for Region {}
+
+/// What a `/reserved-memory` node or the parameter describes.
+struct Description {
+    name: CString,
+    base: u64,
+    size: u64,
+    no_map: bool,
+}
+
+impl Region {
+    /// Sets up a region from a checked description.
+    fn new(d: Description) -> Result<Arc<Self>> {
+        let size = usize::try_from(d.size).map_err(|_| EINVAL)?;
+        let page = PAGE_SIZE as u64;
+        if size == 0 || d.base % page != 0 || d.size % page != 0 {
+            return Err(EINVAL);
+        }
+        let end = d.base.checked_add(d.size).ok_or(EINVAL)?;
+        if bindings::phys_addr_t::try_from(end - 1).is_err() {
+            return Err(EINVAL);
+        }
+        let wc = if d.no_map {
+            // SAFETY: a reserved range the kernel does not use as RAM
+            // (checked above), mapped write-combined for this region alone.
+            let addr =
+                unsafe { bindings::memremap(d.base, size, bindings::MEMREMAP_WC as ffi::c_ulong) };
+            // INVARIANT: `memremap` mapped `size` bytes, or failed.
+            Some(WcMap {
+                addr: NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?,
+            })
+        } else {
+            // Pages are used through `struct page`: each must have one,
+            // and `page + i` must be the page of `pfn + i`.
+            if !cfg!(CONFIG_SPARSEMEM_VMEMMAP) && cfg!(CONFIG_SPARSEMEM) {
+                return Err(EINVAL);
+            }
+            let first = d.base / page;
+            if !(first..end / page).all(pfn_valid) {
+                return Err(EINVAL);
+            }
+            None
+        };
+        let used = BitmapVec::new(size / PAGE_SIZE, GFP_KERNEL)?;
+        // INVARIANT: checked and mapped above; no page is lent out yet.
+        Arc::pin_init(
+            try_pin_init!(Self {
+                name: d.name,
+                base: d.base,
+                size,
+                no_map: d.no_map,
+                wc,
+                used <- new_mutex!(used),
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Every available `/reserved-memory` child compatible with
+    /// `carved-out`, set up; a node that cannot be is logged and skipped.
+    #[cfg(CONFIG_OF_RESERVED_MEM)]
+    pub(crate) fn from_device_tree() -> Result<KVec<Arc<Self>>> {
+        let mut regions = KVec::new();
+        // SAFETY: a NUL-terminated path; no options wanted.
+        let root = unsafe {
+            bindings::of_find_node_opts_by_path(
+                c"/reserved-memory".as_char_ptr(),
+                core::ptr::null_mut(),
+            )
+        };
+        if root.is_null() {
+            return Ok(regions);
+        }
+        let mut child = core::ptr::null_mut();
+        let result = loop {
+            // SAFETY: `root` is held; `child` is NULL or the node the
+            // previous call returned (whose reference this call drops).
+            child = unsafe { bindings::of_get_next_available_child(root, child) };
+            if child.is_null() {
+                break Ok(());
+            }
+            // SAFETY: `child` is a held node.
+            if unsafe { bindings::of_device_is_compatible(child, c"carved-out".as_char_ptr()) } <= 0
+            {
+                continue;
+            }
+            let (mut base, mut size) = (0, 0);
+            // SAFETY: `child` is a held node; the out-pointers are valid.
+            if unsafe { ffi_helpers::rdh_reserved_mem_lookup(child, &mut base, &mut size) } != 0 {
+                continue;
+            }
+            // SAFETY: a held node's `full_name` is a NUL-terminated string.
+            let name = unsafe { CStr::from_char_ptr((*child).full_name) };
+            // SAFETY: `child` is a held node; the name is NUL-terminated.
+            let no_map = !unsafe {
+                bindings::of_find_property(child, c"no-map".as_char_ptr(), core::ptr::null_mut())
+            }
+            .is_null();
+            let name = match CString::try_from_fmt(fmt!("{name}")) {
+                Ok(name) => name,
+                Err(e) => break Err(e),
+            };
+            let d = Description {
+                name,
+                base,
+                size,
+                no_map,
+            };
+            match Self::new(d) {
+                Ok(region) => {
+                    if let Err(e) = regions.push(region, GFP_KERNEL) {
+                        break Err(e.into());
+                    }
+                }
+                Err(e) => pr_err!("carveout at {:#x}: {:?}; skipped\n", base, e),
+            }
+        };
+        // SAFETY: drop the references we hold (`of_node_put(NULL)` is a
+        // no-op).
+        unsafe {
+            ffi_helpers::rdh_of_node_put(child);
+            ffi_helpers::rdh_of_node_put(root);
+        }
+        result.map(|()| regions)
+    }
+
+    /// A region over `[base, base + size)` named by the `carveout=`
+    /// parameter: memory the kernel describes (it has a memory map) but
+    /// does not use as RAM (reserved, no-map). Device registers and
+    /// ordinary RAM are refused (`EINVAL`). Root vouches, as with `mem=`,
+    /// that nothing else uses the range.
+    /// `param` is the parameter's text, for the log.
+    pub(crate) fn from_param(
+        name: CString,
+        param: &str,
+        base: u64,
+        size: u64,
+    ) -> Result<Arc<Self>> {
+        let last = base
+            .checked_add(size)
+            .and_then(|e| e.checked_sub(1))
+            .ok_or(EINVAL)?;
+        let len = usize::try_from(size).map_err(|_| EINVAL)?;
+        if range_is_system_ram(base, len) {
+            pr_err!(
+                "carveout={}: the range holds ordinary RAM the kernel uses; refused\n",
+                param
+            );
+            return Err(EINVAL);
+        }
+        let page = PAGE_SIZE as u64;
+        if !pfn_valid(base / page) || !pfn_valid(last / page) {
+            pr_err!("carveout={}: the range is not memory; refused\n", param);
+            return Err(EINVAL);
+        }
+        // Not System RAM means not in the kernel's linear map: no-map.
+        Self::new(Description {
+            name,
+            base,
+            size,
+            no_map: true,
+        })
+    }
+
+    /// The region's name (the device tree node's, or `carveout@<base>`).
+    pub(crate) fn name(&self) -> &kernel::str::CStr {
+        &self.name
+    }
+
+    /// Takes the lowest run of `len` bytes (page-aligned, non-zero) of free
+    /// pages; `ENOMEM` when there is none. Not zeroed yet.
+    pub(crate) fn alloc(self: &Arc<Self>, len: usize) -> Result<Chunk> {
+        if len == 0 || len % PAGE_SIZE != 0 || len > self.size {
+            return Err(if len > self.size { ENOMEM } else { EINVAL });
+        }
+        let count = len / PAGE_SIZE;
+        let mut used = self.used.lock();
+        let pages = used.len();
+        let mut start = 0;
+        loop {
+            // (`next_zero_bit` wants a start inside the bitmap.)
+            if start >= pages {
+                return Err(ENOMEM);
+            }
+            start = used.next_zero_bit(start).ok_or(ENOMEM)?;
+            if start + count > pages {
+                return Err(ENOMEM);
+            }
+            match used.next_bit(start) {
+                Some(b) if b < start + count => start = b + 1,
+                _ => break,
+            }
+        }
+        for p in start..start + count {
+            used.set_bit(p);
+        }
+        drop(used);
+        // INVARIANT: the pages were free and are now marked lent to this
+        // chunk alone.
+        Ok(Chunk {
+            region: self.clone(),
+            offset: start * PAGE_SIZE,
+            len,
+        })
+    }
+}
+
+/// A write-combined kernel mapping of a whole no-map region.
+///
+/// # Invariants
+///
+/// `addr` is the start of a `memremap` of the region, unmapped in `Drop`.
+struct WcMap {
+    addr: NonNull<u8>,
+}
+
+impl Drop for WcMap {
+    fn drop(&mut self) {
+        // SAFETY: mapped by `memremap`, unmapped only here; no chunk is
+        // alive (each holds its region, which holds this mapping).
+        unsafe { bindings::memunmap(self.addr.as_ptr().cast()) };
+    }
+}
+
+/// Pages of a [`Region`] lent to one owner until dropped.
+///
+/// # Invariants
+///
+/// `[offset, offset + len)` of `region` (page-aligned, non-empty) is marked
+/// used in its allocator for this chunk alone.
+pub(crate) struct Chunk {
+    region: Arc<Region>,
+    offset: usize,
+    len: usize,
+}
+
+impl Chunk {
+    /// Size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the memory has `struct page`s (a region without `no-map`).
+    pub(crate) fn has_pages(&self) -> bool {
+        !self.region.no_map
+    }
+
+    /// Physical address of the first byte.
+    pub(super) fn phys(&self) -> u64 {
+        self.region.base + self.offset as u64
+    }
+
+    /// Page frame number of the first page.
+    pub(super) fn pfn(&self) -> u64 {
+        self.phys() / PAGE_SIZE as u64
+    }
+
+    /// The region's kernel mapping of this chunk (no-map regions only).
+    pub(super) fn kernel_addr(&self) -> Option<NonNull<u8>> {
+        // SAFETY: the chunk lies inside the region (type invariant), which
+        // `wc` maps whole.
+        self.region
+            .wc
+            .as_ref()
+            .map(|m| unsafe { NonNull::new_unchecked(m.addr.as_ptr().add(self.offset)) })
+    }
+
+    /// Zeroes a chunk of a no-map region through the region's
+    /// write-combined mapping (chunks with pages are zeroed as a
+    /// [`super::pages::PageRun`]). `EINVAL` for a chunk with pages.
+    pub(crate) fn zero(&self) -> Result {
+        let addr = self.kernel_addr().ok_or(EINVAL)?;
+        // SAFETY: the chunk's bytes are mapped (above) and ours alone.
+        unsafe { core::ptr::write_bytes(addr.as_ptr(), 0, self.len) };
+        Ok(())
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let mut used = self.region.used.lock();
+        let first = self.offset / PAGE_SIZE;
+        for p in first..first + self.len / PAGE_SIZE {
+            used.clear_bit(p);
+        }
+    }
+}

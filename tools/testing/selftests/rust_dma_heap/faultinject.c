@@ -373,8 +373,6 @@ TEST_F_TIMEOUT(inject, map_fail_then_retry, SWEEP_TIMEOUT)
 		EXPECT_GE(MAX_NTH, k) TH_LOG("%s: still failing", names[h]);
 		ksft_print_msg("%-20s %3lu injected, %2lu first maps failed, %2lu retries failed\n",
 			       names[h], injected, first_failed, retry_failed);
-		/* Building the table allocates: each heap's first map fails somewhere. */
-		EXPECT_LT(0, first_failed) TH_LOG("%s", names[h]);
 		retried += first_failed;
 		close(buf);
 		close(heap);
@@ -383,6 +381,13 @@ TEST_F_TIMEOUT(inject, map_fail_then_retry, SWEEP_TIMEOUT)
 	close(imp);
 	EXPECT_EQ(fds, rdh_count_fds());
 	ksft_print_msg("%lu attachments mapped on retry after a failed first map\n", retried);
+	/*
+	 * Building a table allocates, so first maps fail. Which fail-nth hits
+	 * it varies from call to call on a debug kernel (KASAN's stack depot
+	 * allocates pages now and then), so one heap's sweep may miss it; six
+	 * do not all miss.
+	 */
+	EXPECT_LT(0, retried);
 	bad_kmsg = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
 	self->kmsg = -1;
 	EXPECT_EQ(0, bad_kmsg) TH_LOG("kernel log: %s", first);

@@ -3,18 +3,22 @@
 //! The heap registry: one char device node per heap in the `dma_heap`
 //! class, and `DMA_HEAP_IOCTL_ALLOC` decoded with upstream's semantics.
 //! Knows nothing about memory: heaps turn a length into a
-//! [`crate::buffer::Memory`].
+//! [`crate::buffer::Memory`]. Each heap's properties and usage are
+//! attributes of its class device (`/sys/class/<class>/<heap>/`); every
+//! live buffer is listed, with who allocated it, in
+//! `/sys/kernel/debug/<class>/buffers`.
 
 use crate::{
     buffer::Buffer,
     heaps::Heap,
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
-        dmabuf::DmaBuf,
+        dmabuf::{DmaBuf, Exporter, Exports, Info},
     },
 };
+use core::fmt::{self, Write};
 use kernel::{
-    bindings,
+    bindings, debugfs,
     fs::file::FileDescriptorReservation,
     ioctl::{_IOC_DIR, _IOC_NR, _IOC_SIZE, _IOC_TYPE},
     page::PAGE_SIZE,
@@ -42,6 +46,7 @@ const VALID_HEAP_FLAGS: u64 = 0;
 /// The file side of one heap node.
 struct HeapFile {
     heap: Arc<dyn Heap>,
+    exports: Arc<Exports<Buffer>>,
 }
 
 /// `struct dma_heap_allocation_data`, in native byte order.
@@ -83,16 +88,65 @@ impl HeapFile {
         if len == 0 {
             return Err(EINVAL);
         }
+        if len as u64 > self.heap.usage().max_alloc() {
+            return Err(ENOMEM);
+        }
         let memory = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
         let buffer = Buffer::new(self.heap.clone(), memory);
         let size = buffer.len();
-        let dmabuf = DmaBuf::export(buffer, size, data.fd_flags)?;
+        let dmabuf = DmaBuf::export(&self.exports, buffer, size, data.fd_flags)?;
         let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
         Ok((dmabuf, fd))
     }
 }
 
+/// Indices in [`HeapFile::ATTRS`].
+const CONTIGUOUS: usize = 0;
+const CACHED: usize = 1;
+const SIZE: usize = 2;
+const USED: usize = 3;
+const BUFFERS: usize = 4;
+const PEAK: usize = 5;
+const MAX_ALLOC: usize = 6;
+
 impl NodeOps for HeapFile {
+    /// Documentation/ABI/testing/sysfs-class-dma_heap.
+    const ATTRS: &'static [(&'static CStr, bool)] = &[
+        (c"contiguous", false),
+        (c"cached", false),
+        (c"size", false),
+        (c"used", false),
+        (c"buffers", false),
+        (c"peak", true),
+        (c"max_alloc", true),
+    ];
+
+    fn show(&self, idx: usize, f: &mut dyn Write) -> fmt::Result {
+        let usage = self.heap.usage();
+        let value = match idx {
+            CONTIGUOUS => u64::from(self.heap.contiguous()),
+            CACHED => u64::from(self.heap.cached()),
+            SIZE => usage.size(),
+            USED => usage.used(),
+            BUFFERS => usage.buffers(),
+            PEAK => usage.peak(),
+            MAX_ALLOC => usage.max_alloc(),
+            _ => return Err(fmt::Error),
+        };
+        writeln!(f, "{value}")
+    }
+
+    fn store(&self, idx: usize, text: &str) -> Result {
+        let usage = self.heap.usage();
+        let value: u64 = text.parse().map_err(|_| EINVAL)?;
+        match idx {
+            PEAK if value == 0 => usage.reset_peak(),
+            MAX_ALLOC => usage.set_max_alloc(value)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
     /// `dma_heap_ioctl()`: the argument may be smaller or larger than
     /// today's struct (older or newer userspace); missing input reads as
     /// zero, extra input is ignored, and only what the caller's size covers
@@ -144,11 +198,39 @@ impl NodeOps for HeapFile {
     }
 }
 
+/// `/sys/kernel/debug/<class>/buffers`: a header, then a line per live
+/// buffer (tab-separated).
+fn write_buffers(exports: &Arc<Exports<Buffer>>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname"
+    )?;
+    exports.for_each(|buffer: &Buffer, info: &Info<'_>| {
+        let owner = buffer.owner();
+        let mut path = [0u8; 256];
+        writeln!(
+            f,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            info.ino,
+            buffer.exp_name().to_str().unwrap_or("?"),
+            buffer.len(),
+            owner.tgid(),
+            owner.comm(),
+            owner.cgroup_path(&mut path).unwrap_or("-"),
+            info.attachments,
+            info.vmaps,
+            info.name.unwrap_or("-"),
+        )
+    })
+}
+
 /// All heaps of one class.
 ///
-/// Fields drop in order: nodes (no file can be open: the module is going
-/// away), then the device numbers, then the class.
+/// Fields drop in order: the debugfs file, nodes (no file can be open: the
+/// module is going away), then the device numbers, then the class.
 pub(crate) struct Registry {
+    _buffers: Pin<KBox<debugfs::File<Arc<Exports<Buffer>>>>>,
+    _debugfs: debugfs::Dir,
     nodes: KVec<Node<HeapFile>>,
     _region: ChrdevRegion,
     _class: Arc<Class>,
@@ -164,6 +246,7 @@ impl Registry {
     pub(crate) fn new(class_name: &'static CStr, heaps: KVec<Arc<dyn Heap>>) -> Result<Self> {
         let class = Class::new(class_name)?;
         let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
+        let exports = Exports::new()?;
         let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
         for heap in heaps {
             if built.iter().any(|n| n.data().heap.name() == heap.name()) {
@@ -175,11 +258,23 @@ impl Registry {
                 pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
                 continue;
             };
-            let file = Arc::new(HeapFile { heap }, GFP_KERNEL)?;
+            let file = Arc::new(
+                HeapFile {
+                    heap,
+                    exports: exports.clone(),
+                },
+                GFP_KERNEL,
+            )?;
             built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;
         }
         // Nothing can fail from here on but a node's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
+        // (A missing debugfs is no reason to fail: the file is then inert.)
+        let debugfs = debugfs::Dir::new(class_name);
+        let buffers = KBox::pin_init(
+            debugfs.read_callback_file(c"buffers", exports, &write_buffers),
+            GFP_KERNEL,
+        )?;
         for mut node in built {
             let name = node.data().heap.clone();
             if let Err(e) = node.publish(name.name()) {
@@ -195,6 +290,8 @@ impl Registry {
             return Err(ENODEV);
         }
         Ok(Self {
+            _buffers: buffers,
+            _debugfs: debugfs,
             nodes,
             _region: region,
             _class: class,

@@ -47,9 +47,7 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
     if module_parameters::system_heap.value() {
-        let heap = heaps::system::SystemHeap {
-            account: wrappers::mem_accounting_param(),
-        };
+        let heap = heaps::system::SystemHeap::new(wrappers::mem_accounting_param());
         all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
     }
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]

@@ -7,8 +7,9 @@
 
 use super::Heap;
 use crate::{
-    buffer::{Memory, Origin},
+    buffer::{Charge, Memory, Origin, Usage},
     wrappers::{
+        cgroup::DmemRegion,
         pages::{PageRun, PageRuns},
         reserved_mem::Region,
     },
@@ -22,16 +23,31 @@ use kernel::{
 /// A heap over one carve-out region, named after it.
 pub(crate) struct CarveoutHeap {
     region: Arc<Region>,
+    /// Its dmem region (`carveout/<heap name>`); `None` without the dmem
+    /// controller.
+    dmem: Option<Arc<DmemRegion>>,
+    usage: Usage,
 }
 
 impl CarveoutHeap {
+    /// The heap over `region`, with its dmem region.
+    fn new(region: Arc<Region>) -> Result<Self> {
+        let size = region.size() as u64;
+        let name = CString::try_from_fmt(fmt!("carveout/{}", region.name()))?;
+        Ok(Self {
+            dmem: DmemRegion::register(&name, size)?,
+            region,
+            usage: Usage::new(size),
+        })
+    }
+
     /// Every `carved-out` region of the device tree (a region that cannot
     /// be set up is logged and skipped).
     #[cfg(CONFIG_OF_RESERVED_MEM)]
     pub(crate) fn from_device_tree() -> Result<KVec<Self>> {
         let mut heaps = KVec::new();
         for region in Region::from_device_tree()? {
-            heaps.push(Self { region }, GFP_KERNEL)?;
+            heaps.push(Self::new(region)?, GFP_KERNEL)?;
         }
         Ok(heaps)
     }
@@ -49,7 +65,7 @@ impl CarveoutHeap {
         }
         let name = CString::try_from_fmt(fmt!("carveout@{:x}", base))?;
         let region = Region::from_param(name, text, base, size)?;
-        Ok(Some(Self { region }))
+        Ok(Some(Self::new(region)?))
     }
 }
 
@@ -77,19 +93,38 @@ impl Origin for CarveoutHeap {
     fn name(&self) -> &CStr {
         self.region.name()
     }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
 }
 
 impl Heap for CarveoutHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
-        // The chunk goes back to the region when dropped, on every path.
+        // Charged first; the charge and the chunk go back when dropped, on
+        // every path.
+        let charge = match &self.dmem {
+            Some(region) => Charge::Dmem {
+                _charge: region.try_charge(len as u64)?,
+            },
+            None => Charge::None,
+        };
         let chunk = self.region.alloc(len)?;
         if chunk.has_pages() {
             let run = PageRun::from_chunk(chunk)?;
             run.zero()?;
-            Memory::pages(PageRuns::one(run))
+            Memory::pages(PageRuns::one(run), charge)
         } else {
             chunk.zero()?;
-            Memory::chunk(chunk)
+            Memory::chunk(chunk, charge)
         }
+    }
+
+    fn contiguous(&self) -> bool {
+        true
+    }
+
+    fn cached(&self) -> bool {
+        self.region.has_pages()
     }
 }

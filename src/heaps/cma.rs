@@ -5,13 +5,20 @@
 
 use super::Heap;
 use crate::{
-    buffer::{Memory, Origin},
+    buffer::{Charge, Memory, Origin, Usage},
     wrappers::{
+        cgroup::DmemRegion,
         cma::CmaArea,
         pages::{PageRun, PageRuns},
     },
 };
-use kernel::{bindings, page::PAGE_SIZE, prelude::*, str::CStr};
+use kernel::{
+    bindings,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::{CStr, CString},
+    sync::Arc,
+};
 
 /// Name of the heap of the default area, as upstream.
 pub(crate) const DEFAULT_NAME: &CStr = c"default_cma_region";
@@ -20,25 +27,44 @@ pub(crate) const DEFAULT_NAME: &CStr = c"default_cma_region";
 pub(crate) struct CmaHeap {
     name: &'static CStr,
     area: CmaArea,
+    /// The area's dmem region (`cma/<area name>`), shared by every heap
+    /// over the area; `None` without the dmem controller.
+    dmem: Option<Arc<DmemRegion>>,
+    usage: Usage,
 }
 
 impl CmaHeap {
-    /// A heap named `name` over `area`.
-    pub(crate) fn new(name: &'static CStr, area: CmaArea) -> Self {
-        Self { name, area }
-    }
-
     /// Every heap upstream's CMA heap would register: the default area as
-    /// `default_cma_region`, then each area under its own name.
+    /// `default_cma_region`, then each area under its own name. One dmem
+    /// region per area, whatever the number of names it has.
     pub(crate) fn all() -> Result<KVec<Self>> {
-        let mut heaps = KVec::new();
+        let mut areas = KVec::new();
         if let Some(area) = CmaArea::default_area() {
-            heaps.push(Self::new(DEFAULT_NAME, area), GFP_KERNEL)?;
+            areas.push((DEFAULT_NAME, area), GFP_KERNEL)?;
         }
         let mut idx = 0;
         while let Some(area) = CmaArea::by_index(idx) {
-            heaps.push(Self::new(area.name(), area), GFP_KERNEL)?;
+            areas.push((area.name(), area), GFP_KERNEL)?;
             idx += 1;
+        }
+        let mut heaps: KVec<Self> = KVec::with_capacity(areas.len(), GFP_KERNEL)?;
+        for (name, area) in areas {
+            let dmem = match heaps.iter().find(|h| h.area == area) {
+                Some(h) => h.dmem.clone(),
+                None => {
+                    let region = CString::try_from_fmt(fmt!("cma/{}", area.name()))?;
+                    DmemRegion::register(&region, area.size())?
+                }
+            };
+            heaps.push(
+                Self {
+                    name,
+                    area,
+                    dmem,
+                    usage: Usage::new(area.size()),
+                },
+                GFP_KERNEL,
+            )?;
         }
         Ok(heaps)
     }
@@ -54,10 +80,22 @@ impl Origin for CmaHeap {
     fn name(&self) -> &CStr {
         self.name
     }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
 }
 
 impl Heap for CmaHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+        // Charged before any page is taken; dropped (uncharged) on every
+        // failure below.
+        let charge = match &self.dmem {
+            Some(region) => Charge::Dmem {
+                _charge: region.try_charge(len as u64)?,
+            },
+            None => Charge::None,
+        };
         // (More than the area holds fails at once in `cma_alloc`: no page
         // of the area is touched.)
         // Aligned to the buffer's own order, capped as upstream.
@@ -65,6 +103,14 @@ impl Heap for CmaHeap {
         let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
         // A killed caller stops zeroing; dropping `run` releases it.
         run.zero()?;
-        Memory::pages(PageRuns::one(run))
+        Memory::pages(PageRuns::one(run), charge)
+    }
+
+    fn contiguous(&self) -> bool {
+        true
+    }
+
+    fn cached(&self) -> bool {
+        true
     }
 }

@@ -20,4 +20,10 @@ pub(crate) trait Heap: Origin {
     /// and `heap_flags` are validated already.
     fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64)
         -> kernel::error::Result<Memory>;
+
+    /// Whether each buffer is one physically contiguous range.
+    fn contiguous(&self) -> bool;
+
+    /// Whether CPU mappings of its buffers are cached (not write-combined).
+    fn cached(&self) -> bool;
 }

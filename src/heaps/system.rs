@@ -4,7 +4,7 @@
 
 use super::Heap;
 use crate::{
-    buffer::{Memory, Origin},
+    buffer::{Charge, Memory, Origin, Usage},
     wrappers::{
         fatal_signal_pending,
         pages::{Effort, PageRun, PageRuns},
@@ -21,10 +21,29 @@ const ORDERS: [u32; 3] = [8, 4, 0];
 pub(crate) struct SystemHeap {
     /// Charge buffers to the allocating task's memory cgroup (upstream's
     /// `mem_accounting`).
-    pub(crate) account: bool,
+    account: bool,
+    usage: Usage,
 }
 
 impl SystemHeap {
+    /// The heap, charging its buffers to memory cgroups when `account`.
+    pub(crate) fn new(account: bool) -> Self {
+        let ram = totalram_pages() as u64 * PAGE_SIZE as u64;
+        Self {
+            account,
+            usage: Usage::new(ram),
+        }
+    }
+
+    /// What the buffers are charged to.
+    fn charge(&self) -> Charge {
+        if self.account {
+            Charge::Memcg
+        } else {
+            Charge::None
+        }
+    }
+
     /// The largest block not larger than `remaining` nor `max_order`, and
     /// its order; high orders are opportunistic, order 0 may reclaim.
     fn alloc_largest(&self, remaining: usize, max_order: u32) -> Option<(PageRun, u32)> {
@@ -46,6 +65,10 @@ impl Origin for SystemHeap {
     fn name(&self) -> &CStr {
         c"system"
     }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
 }
 
 impl Heap for SystemHeap {
@@ -57,7 +80,7 @@ impl Heap for SystemHeap {
         }
         let (first, order) = self.alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
         if first.size() == len {
-            return Memory::pages(PageRuns::one(first));
+            return Memory::pages(PageRuns::one(first), self.charge());
         }
         let mut remaining = len - first.size();
         let mut max_order = order;
@@ -75,6 +98,14 @@ impl Heap for SystemHeap {
             max_order = order;
             runs.push(run, GFP_KERNEL)?;
         }
-        Memory::pages(PageRuns::new(runs))
+        Memory::pages(PageRuns::new(runs), self.charge())
+    }
+
+    fn contiguous(&self) -> bool {
+        false
+    }
+
+    fn cached(&self) -> bool {
+        true
     }
 }

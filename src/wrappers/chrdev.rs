@@ -8,11 +8,12 @@
 //! a class of their own, as upstream's `dma-heap.c` does.
 
 use super::this_module;
-use core::{mem::ManuallyDrop, pin::Pin, ptr::NonNull};
+use core::{fmt, mem::ManuallyDrop, pin::Pin, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
     ffi,
+    page::PAGE_SIZE,
     prelude::*,
     str::{CStr, CStrExt},
     sync::Arc,
@@ -109,10 +110,25 @@ impl Drop for ChrdevRegion {
     }
 }
 
-/// What a node does with its files.
-pub(crate) trait NodeOps: Send + Sync {
+/// The most attributes a node's class device can have.
+pub(crate) const MAX_ATTRS: usize = 10;
+
+/// What a node does with its files, and the attributes of its class
+/// device (`/sys/class/<class>/<name>/`).
+pub(crate) trait NodeOps: Send + Sync + 'static {
     /// An ioctl on an open file of the node.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize>;
+
+    /// The class device's attributes (at most [`MAX_ATTRS`]): each name,
+    /// and whether root may write it (mode 0644; 0444 otherwise).
+    const ATTRS: &'static [(&'static CStr, bool)];
+
+    /// Writes the value of attribute `ATTRS[idx]` (a sysfs page).
+    fn show(&self, idx: usize, f: &mut dyn fmt::Write) -> fmt::Result;
+
+    /// Stores `text` (one line, trimmed) into writable attribute
+    /// `ATTRS[idx]`.
+    fn store(&self, idx: usize, text: &str) -> Result;
 }
 
 /// The part of a node open files can reach: the cdev the VFS keeps
@@ -169,6 +185,50 @@ impl<T: NodeOps> Node<T> {
         ..pin_init::zeroed()
     };
 
+    /// The class device's attributes, built from `T::ATTRS` (unused
+    /// slots zeroed).
+    // `CStrExt::as_char_ptr` is not `const`.
+    #[allow(clippy::disallowed_methods)]
+    const ATTR_TABLE: &'static [bindings::device_attribute; MAX_ATTRS] = &{
+        assert!(T::ATTRS.len() <= MAX_ATTRS);
+        let mut table = [pin_init::zeroed::<bindings::device_attribute>(); MAX_ATTRS];
+        let mut i = 0;
+        while i < T::ATTRS.len() {
+            let (name, writable) = T::ATTRS[i];
+            table[i].attr.name = name.as_ptr();
+            table[i].attr.mode = if writable { 0o644 } else { 0o444 };
+            table[i].__bindgen_anon_1.show = Some(Self::show);
+            if writable {
+                table[i].__bindgen_anon_2.store = Some(Self::store);
+            }
+            i += 1;
+        }
+        table
+    };
+
+    /// `ATTR_TABLE`'s attributes, NULL-terminated.
+    const ATTR_PTRS: &'static [*mut bindings::attribute; MAX_ATTRS + 1] = &{
+        let mut ptrs = [core::ptr::null_mut(); MAX_ATTRS + 1];
+        let mut i = 0;
+        while i < T::ATTRS.len() {
+            ptrs[i] = (&raw const Self::ATTR_TABLE[i].attr).cast_mut();
+            i += 1;
+        }
+        ptrs
+    };
+
+    /// The attribute group of every node's class device.
+    const GROUP: &'static bindings::attribute_group = &bindings::attribute_group {
+        __bindgen_anon_2: bindings::attribute_group__bindgen_ty_2 {
+            attrs: Self::ATTR_PTRS.as_ptr().cast_mut(),
+        },
+        ..pin_init::zeroed()
+    };
+
+    /// The NULL-terminated groups `device_create_with_groups` takes.
+    const GROUPS: &'static [*const bindings::attribute_group; 2] =
+        &[Self::GROUP, core::ptr::null()];
+
     /// Creates the node for `devt` in `class`, not yet visible: see
     /// [`Self::publish`].
     pub(crate) fn new(class: &Arc<Class>, devt: bindings::dev_t, data: Arc<T>) -> Result<Self> {
@@ -212,20 +272,92 @@ impl<T: NodeOps> Node<T> {
         // is pinned and outlives its kobject references (see `Shared`).
         to_result(unsafe { bindings::cdev_add(self.shared.cdev.get(), self.devt, 1) })?;
         self.added = true;
+        // The attributes' data: the node's, which outlives the device
+        // (destroyed first in `Drop`, which removes its attributes and
+        // waits for their callbacks).
+        let drvdata = Arc::as_ptr(&self.shared.data).cast_mut();
         // SAFETY: the class is live (we hold it); `name` is NUL-terminated
-        // and formatted through "%s".
+        // and formatted through "%s"; the groups are static.
         let dev = unsafe {
-            bindings::device_create(
+            bindings::device_create_with_groups(
                 self.class.ptr.as_ptr(),
                 core::ptr::null_mut(),
                 self.devt,
-                core::ptr::null_mut(),
+                drvdata.cast(),
+                Self::GROUPS.as_ptr().cast_mut(),
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
         };
         self.device = from_err_ptr(dev)?;
         Ok(())
+    }
+
+    /// The index in `T::ATTRS` of the attribute `attr` of `ATTR_TABLE`.
+    ///
+    /// # Safety
+    ///
+    /// `attr` is one of `ATTR_TABLE`'s attributes.
+    unsafe fn attr_index(attr: *const bindings::device_attribute) -> Option<usize> {
+        // SAFETY: our attribute, named by a static NUL-terminated string.
+        let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
+        T::ATTRS.iter().position(|(n, _)| *n == name)
+    }
+
+    /// `show` of every attribute.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs on an attribute of `ATTR_TABLE` of a class device
+    /// `publish` created, with its PAGE_SIZE buffer.
+    unsafe extern "C" fn show(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *mut ffi::c_char,
+    ) -> isize {
+        // SAFETY: the device's driver data is the node's data, which
+        // outlives its attributes (see `publish`).
+        let data = unsafe { &*(*dev).driver_data.cast::<T>() };
+        // SAFETY: one of our attributes.
+        let Some(idx) = (unsafe { Self::attr_index(attr) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: sysfs hands `show` a zeroed page to fill.
+        let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), PAGE_SIZE) };
+        let mut f = kernel::str::Formatter::new(page);
+        match data.show(idx, &mut f) {
+            Ok(()) => f.bytes_written() as isize,
+            Err(_) => EINVAL.to_errno() as isize,
+        }
+    }
+
+    /// `store` of every writable attribute.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::show`], with `count` bytes written by userspace at
+    /// `buf`.
+    unsafe extern "C" fn store(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *const ffi::c_char,
+        count: usize,
+    ) -> isize {
+        // SAFETY: as in `show`.
+        let data = unsafe { &*(*dev).driver_data.cast::<T>() };
+        // SAFETY: one of our attributes.
+        let Some(idx) = (unsafe { Self::attr_index(attr) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: sysfs passes `count` readable bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+        let Ok(text) = core::str::from_utf8(bytes) else {
+            return EINVAL.to_errno() as isize;
+        };
+        match data.store(idx, text.trim()) {
+            Ok(()) => count as isize,
+            Err(e) => e.to_errno() as isize,
+        }
     }
 
     /// # Safety

@@ -36,7 +36,7 @@ extern "C" {
 ///
 /// `0` points to a CMA area set up at boot; areas are never torn down, so
 /// the pointer is valid for the kernel's lifetime.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CmaArea(NonNull<Cma>);
 
 // SAFETY: CMA areas are global and do their own locking.
@@ -62,6 +62,14 @@ impl CmaArea {
         // SAFETY: the area is live forever (type invariant) and its name is
         // a NUL-terminated string stored in it.
         unsafe { CStr::from_char_ptr(cma_get_name(self.0.as_ptr())) }
+    }
+
+    /// The area's size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        // SAFETY: the area is live forever (type invariant); its page
+        // count is fixed at boot.
+        let pages = unsafe { super::ffi_helpers::rdh_cma_pages(self.0.as_ptr()) };
+        pages as u64 * kernel::page::PAGE_SIZE as u64
     }
 
     pub(super) fn as_raw(&self) -> *mut Cma {

@@ -10,7 +10,7 @@
 //! with types that can only be made from memory it owns.
 
 use super::{dma_dir_from_raw, sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap};
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     device::Device,
@@ -22,8 +22,12 @@ use kernel::{
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
-    str::CStr,
-    sync::{aref::ARef, Arc, Mutex},
+    str::{CStr, CStrExt},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
 };
 
 /// What a dma-buf's private data implements. Dropping it (with the last
@@ -79,14 +83,105 @@ struct State {
 }
 
 /// A dma-buf's private data: the exporter and what this layer keeps for it.
+///
+/// # Invariants
+///
+/// Once exported, it is on `exports`' list (and no other) until `release`,
+/// with `dmabuf` its dma-buf and `ino` that dma-buf's inode number.
 #[pin_data]
-struct Exported<T> {
+struct Exported<T: Exporter> {
     data: T,
     /// The dma-buf's size: every table and kernel mapping handed out
     /// covers exactly this many bytes (importers rely on it).
     size: usize,
     #[pin]
     state: Mutex<State>,
+    exports: Arc<Exports<T>>,
+    dmabuf: Atomic<*mut bindings::dma_buf>,
+    ino: Atomic<u64>,
+    #[pin]
+    links: ListLinks,
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl{T: Exporter} ListArcSafe<0> for Exported<T> { untracked; }
+}
+kernel::list::impl_list_item! {
+    impl{T: Exporter} ListItem<0> for Exported<T> { using ListLinks { self.links }; }
+}
+
+/// The live dma-bufs one exporter made, for reports: export adds a
+/// buffer, release removes it.
+#[pin_data]
+pub(crate) struct Exports<T: Exporter> {
+    #[pin]
+    list: Mutex<List<Exported<T>>>,
+}
+
+/// What the dma-buf side knows of a live buffer, for reports.
+pub(crate) struct Info<'a> {
+    /// The inode number of the dma-buf's file (as in `bufinfo`).
+    pub(crate) ino: u64,
+    /// Devices attached.
+    pub(crate) attachments: usize,
+    /// Kernel mappings (`vmap`s not yet undone).
+    pub(crate) vmaps: usize,
+    /// The name userspace gave it (`DMA_BUF_SET_NAME`), if any.
+    pub(crate) name: Option<&'a str>,
+}
+
+/// `DMA_BUF_NAME_LEN`.
+const NAME_LEN: usize = 32;
+
+impl<T: Exporter> Exports<T> {
+    /// No buffer yet.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                list <- new_mutex!(List::new()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Calls `f` on every live buffer, in export order, until it fails.
+    /// Exports and releases wait meanwhile: `f` only formats.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&T, &Info<'_>) -> fmt::Result) -> fmt::Result {
+        let list = self.list.lock();
+        for e in list.iter() {
+            let (attachments, vmaps) = {
+                let state = e.state.lock();
+                (state.attachments.iter().count(), state.vmaps)
+            };
+            let mut name = [0u8; NAME_LEN];
+            let dmabuf = e.dmabuf.load(Relaxed);
+            // SAFETY: on the list, the dma-buf is live (type invariant of
+            // `Exported`: `release` takes it off under this lock first);
+            // its name is read under its `name_lock`, as the core does.
+            unsafe {
+                bindings::spin_lock(&raw mut (*dmabuf).name_lock);
+                let src = (*dmabuf).name;
+                if !src.is_null() {
+                    let s = CStr::from_char_ptr(src).to_bytes();
+                    let n = s.len().min(NAME_LEN);
+                    name[..n].copy_from_slice(&s[..n]);
+                }
+                bindings::spin_unlock(&raw mut (*dmabuf).name_lock);
+            }
+            let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+            let info = Info {
+                ino: e.ino.load(Relaxed),
+                attachments,
+                vmaps,
+                name: match len {
+                    0 => None,
+                    _ => Some(core::str::from_utf8(&name[..len]).unwrap_or("?")),
+                },
+            };
+            f(&e.data, &info)?;
+        }
+        Ok(())
+    }
 }
 
 /// A reference on an exported dma-buf, not yet given to userspace.
@@ -102,9 +197,14 @@ impl DmaBuf {
     /// Exports `data` as a dma-buf of `size` bytes whose file gets
     /// `fd_flags`. This module owns the dma-buf: it cannot be unloaded
     /// while the buffer lives.
-    pub(crate) fn export<T: Exporter>(data: T, size: usize, fd_flags: u32) -> Result<Self> {
-        let data = Arc::pin_init(
-            pin_init!(Exported {
+    pub(crate) fn export<T: Exporter>(
+        exports: &Arc<Exports<T>>,
+        data: T,
+        size: usize,
+        fd_flags: u32,
+    ) -> Result<Self> {
+        let data = ListArc::pin_init::<Error>(
+            try_pin_init!(Exported {
                 data,
                 size,
                 state <- new_mutex!(State {
@@ -112,11 +212,15 @@ impl DmaBuf {
                     vmaps: 0,
                     kmap: None,
                 }),
+                exports: exports.clone(),
+                dmabuf: Atomic::new(core::ptr::null_mut()),
+                ino: Atomic::new(0),
+                links <- ListLinks::new(),
             }),
             GFP_KERNEL,
         )?;
         let name = data.data.exp_name().as_char_ptr();
-        let priv_ = Arc::into_raw(data);
+        let priv_ = Arc::into_raw(data.clone_arc());
         let info = bindings::dma_buf_export_info {
             exp_name: name,
             owner: super::this_module().as_ptr(),
@@ -131,9 +235,19 @@ impl DmaBuf {
         let ptr = unsafe { bindings::dma_buf_export(&info) };
         match from_err_ptr(ptr) {
             // INVARIANT: a successful export returns one file reference.
-            Ok(ptr) => Ok(Self {
-                ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
-            }),
+            Ok(ptr) => {
+                let this = Self {
+                    ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+                };
+                // SAFETY: we hold a file reference on the new dma-buf, so
+                // its file and inode are live.
+                let ino = unsafe { (*(*(*ptr).file).f_inode).i_ino };
+                data.dmabuf.store(ptr, Relaxed);
+                data.ino.store(ino, Relaxed);
+                // INVARIANT: on its list, with its dma-buf, until release.
+                exports.list.lock().push_back(data);
+                Ok(this)
+            }
             Err(e) => {
                 // SAFETY: the export failed, so the core never took `priv_`;
                 // it is still the reference `into_raw` gave us.
@@ -382,7 +496,14 @@ impl<T: Exporter> VTable<T> {
     /// As for [`Self::attach`].
     unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
         // SAFETY: the last callback: take back the reference `export` gave.
-        drop(unsafe { Arc::from_raw((*dmabuf).priv_.cast::<Exported<T>>()) });
+        let this = unsafe { Arc::from_raw((*dmabuf).priv_.cast::<Exported<T>>()) };
+        let exports = this.exports.clone();
+        let mut list = exports.list.lock();
+        // SAFETY: an exported buffer is on its own `exports`' list and on
+        // no other (type invariant of `Exported`).
+        drop(unsafe { list.remove(&*this) });
+        drop(list);
+        drop(this);
     }
 
     /// # Safety

@@ -5,6 +5,8 @@
  * module! macro cannot declare (strings, and those readable in sysfs: it
  * makes every parameter mode 0). No logic lives here.
  */
+#include <linux/cgroup.h>
+#include <linux/cgroup_dmem.h>
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
@@ -17,16 +19,21 @@
 #include <linux/vmalloc.h>
 
 #include "helpers.h"
+#ifdef CONFIG_CMA
+/* mm/ (Kbuild adds it to the include path): struct cma, for its size. */
+#include <linux/cma.h>
+#include "cma.h"
+#endif
 
 static char class_name[32] = "dma_heap";
 module_param_string(class_name, class_name, sizeof(class_name), 0444);
 MODULE_PARM_DESC(class_name,
 		 "Device class and /dev directory of the heaps (default: dma_heap)");
 
-static bool mem_accounting;
+static bool mem_accounting = true;
 module_param(mem_accounting, bool, 0444);
 MODULE_PARM_DESC(mem_accounting,
-		 "Charge system heap buffers to the allocating task's memory cgroup (default: false)");
+		 "Charge system heap buffers to the allocating task's memory cgroup (default: true; upstream's default is false)");
 
 static char carveout[64];
 module_param_string(carveout, carveout, sizeof(carveout), 0444);
@@ -184,4 +191,74 @@ pte_t rdh_pte_mkdirty(pte_t pte)
 pgprot_t rdh_pte_pgprot(pte_t pte)
 {
 	return pte_pgprot(pte);
+}
+
+#ifdef CONFIG_CMA
+/* cma_get_size() is not exported: the field it reads. */
+unsigned long rdh_cma_pages(const struct cma *cma)
+{
+	return cma->count;
+}
+#endif
+
+void rdh_current_comm(char buf[TASK_COMM_LEN])
+{
+	char comm[TASK_COMM_LEN];
+
+	memcpy(buf, get_task_comm(comm, current), TASK_COMM_LEN);
+}
+
+/*
+ * The dmem controller's API: variadic, and inline stubs without
+ * CONFIG_CGROUP_DMEM.
+ */
+struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size)
+{
+	struct dmem_cgroup_init init = { .size = size };
+
+	return dmem_cgroup_register_region(&init, "%s", name);
+}
+
+void rdh_dmem_unregister(struct dmem_cgroup_region *region)
+{
+	dmem_cgroup_unregister_region(region);
+}
+
+int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
+			struct dmem_cgroup_pool_state **pool)
+{
+	return dmem_cgroup_try_charge(region, size, pool, NULL);
+}
+
+void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size)
+{
+	dmem_cgroup_uncharge(pool, size);
+}
+
+/* A reference on current's css of the memory (!dmem) or dmem controller. */
+struct cgroup_subsys_state *rdh_current_css(bool dmem)
+{
+#ifdef CONFIG_CGROUP_DMEM
+	if (dmem)
+		return task_get_css(current, dmem_cgrp_id);
+#endif
+#ifdef CONFIG_MEMCG
+	if (!dmem)
+		return task_get_css(current, memory_cgrp_id);
+#endif
+	return NULL;
+}
+
+void rdh_css_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+int rdh_css_path(struct cgroup_subsys_state *css, char *buf, size_t len)
+{
+#ifdef CONFIG_CGROUPS
+	return cgroup_path(css->cgroup, buf, len);
+#else
+	return -EINVAL;
+#endif
 }

@@ -10,13 +10,27 @@
 #include <linux/types.h>
 #include <linux/pgtable.h>
 
+struct cgroup_subsys_state;
+struct cma;
 struct device;
+struct dmem_cgroup_pool_state;
+struct dmem_cgroup_region;
 struct page;
 struct sg_table;
 struct vm_area_struct;
 struct scatterlist;
 
 const char *rdh_class_name(void);
+unsigned long rdh_cma_pages(const struct cma *cma);
+void rdh_current_comm(char buf[16]);
+struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);
+void rdh_dmem_unregister(struct dmem_cgroup_region *region);
+int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
+			struct dmem_cgroup_pool_state **pool);
+void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size);
+struct cgroup_subsys_state *rdh_current_css(bool dmem);
+void rdh_css_put(struct cgroup_subsys_state *css);
+int rdh_css_path(struct cgroup_subsys_state *css, char *buf, size_t len);
 bool rdh_mem_accounting(void);
 unsigned long rdh_totalram_pages(void);
 bool rdh_fatal_signal_pending(void);

@@ -7,9 +7,10 @@
 //! above this layer (registry, buffer, heaps) is safe Rust.
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
-//! those before it (and this one): `cma`, `reserved_mem`, `pages`,
+//! those before it (and this one): `cgroup`, `cma`, `reserved_mem`, `pages`,
 //! `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`.
 
+pub(crate) mod cgroup;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
@@ -29,11 +30,41 @@ use kernel::{
 mod ffi_helpers {
     use kernel::{bindings, ffi};
 
+    /// `struct dmem_cgroup_region`, opaque (no bindings).
+    #[repr(C)]
+    pub(super) struct DmemRegion {
+        _opaque: [u8; 0],
+    }
+
+    /// `struct dmem_cgroup_pool_state`, opaque (no bindings).
+    #[repr(C)]
+    pub(super) struct DmemPool {
+        _opaque: [u8; 0],
+    }
+
     // The kernel's structs contain zero-sized lockdep fields that rustc
     // flags; these are only ever passed by pointer, as in `bindings`.
     #[allow(improper_ctypes)]
     extern "C" {
         pub(super) fn rdh_class_name() -> *const ffi::c_char;
+        #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+        pub(super) fn rdh_cma_pages(cma: *const super::cma::Cma) -> ffi::c_ulong;
+        pub(super) fn rdh_current_comm(buf: *mut ffi::c_char);
+        pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;
+        pub(super) fn rdh_dmem_unregister(region: *mut DmemRegion);
+        pub(super) fn rdh_dmem_try_charge(
+            region: *mut DmemRegion,
+            size: u64,
+            pool: *mut *mut DmemPool,
+        ) -> ffi::c_int;
+        pub(super) fn rdh_dmem_uncharge(pool: *mut DmemPool, size: u64);
+        pub(super) fn rdh_current_css(dmem: bool) -> *mut bindings::cgroup_subsys_state;
+        pub(super) fn rdh_css_put(css: *mut bindings::cgroup_subsys_state);
+        pub(super) fn rdh_css_path(
+            css: *mut bindings::cgroup_subsys_state,
+            buf: *mut ffi::c_char,
+            len: usize,
+        ) -> ffi::c_int;
         pub(super) fn rdh_mem_accounting() -> bool;
         pub(super) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(super) fn rdh_fatal_signal_pending() -> bool;

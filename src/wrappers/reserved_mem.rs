@@ -249,6 +249,17 @@ impl Region {
         &self.name
     }
 
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the region's memory has `struct page`s and is mapped
+    /// cacheable (not `no-map`, which is mapped write-combined).
+    pub(crate) fn has_pages(&self) -> bool {
+        !self.no_map
+    }
+
     /// Takes the lowest run of `len` bytes (page-aligned, non-zero) of free
     /// pages; `ENOMEM` when there is none. Not zeroed yet.
     pub(crate) fn alloc(self: &Arc<Self>, len: usize) -> Result<Chunk> {

@@ -138,15 +138,18 @@ TEST(mem_accounting_readable_in_sysfs)
 	struct stat st;
 	char text[8];
 
-	/* As upstream's dma-heap.c: module_param(mem_accounting, bool, 0444). */
+	/*
+	 * As upstream's dma-heap.c: module_param(mem_accounting, bool, 0444),
+	 * but on by default here; mem_accounting=0 restores upstream's.
+	 */
 	ASSERT_EQ(0, stat(path, &st));
 	EXPECT_EQ(0444, st.st_mode & 0777);
 	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
-	EXPECT_STREQ("N", text);
-	ASSERT_EQ(0, rdh_unload_module());
-	ASSERT_EQ(0, rdh_load_module("mem_accounting=1"));
-	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
 	EXPECT_STREQ("Y", text);
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module("mem_accounting=0"));
+	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
+	EXPECT_STREQ("N", text);
 	ASSERT_EQ(0, rdh_unload_module());
 	ASSERT_EQ(0, rdh_load_module(""));
 }

@@ -152,6 +152,35 @@ static inline int rdh_read_text(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Write @text to an existing file (sysfs, cgroupfs, procfs) in one
+ * write(): 0, or -errno of the open or the write.
+ */
+static inline int rdh_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+	ssize_t len = strlen(text);
+
+	if (fd < 0)
+		return -errno;
+	errno = 0;
+	if (write(fd, text, len) != len)
+		ret = errno ? -errno : -EIO;
+	close(fd);
+	return ret;
+}
+
+/*
+ * The heaps' class, as in /sys/class/<class> and debugfs: the last
+ * component of rdh_dir() (dma_heap, or e.g. rust_dma_heap).
+ */
+static inline const char *rdh_class(void)
+{
+	const char *d = rdh_dir(), *slash = strrchr(d, '/');
+
+	return slash ? slash + 1 : d;
+}
+
 /* Whether a kernel log record since boot contains @needle. */
 static inline bool rdh_kmsg_has(const char *needle)
 {

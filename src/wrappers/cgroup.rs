@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Control groups: the dmem controller's regions and charges
+//! (`kernel/cgroup/dmem.c`, no bindings in 7.3), and who allocated a
+//! buffer (task, and the cgroup its memory is charged to) for reports.
+//! The memory controller charges pages itself (`__GFP_ACCOUNT`, see
+//! [`super::pages`]).
+
+use super::ffi_helpers::{self, DmemPool};
+use core::ptr::NonNull;
+use kernel::{bindings, prelude::*, str::CStr, sync::Arc};
+
+/// A region of the dmem controller: one pool of device memory that
+/// `dmem.max`/`dmem.current` of every cgroup list by name.
+///
+/// # Invariants
+///
+/// `ptr` was returned by `dmem_cgroup_register_region` and is unregistered
+/// in `Drop`, once: no [`DmemCharge`] of it is left then (each holds the
+/// region).
+pub(crate) struct DmemRegion {
+    ptr: NonNull<ffi_helpers::DmemRegion>,
+}
+
+// SAFETY: the dmem controller does its own locking; the region is only
+// charged (any thread) and unregistered once (in `Drop`).
+unsafe impl Send for DmemRegion {}
+// SAFETY: see `Send`.
+unsafe impl Sync for DmemRegion {}
+
+impl DmemRegion {
+    /// Registers region `name` of `size` bytes; `None` when the kernel
+    /// has no dmem controller (nothing is charged then).
+    pub(crate) fn register(name: &CStr, size: u64) -> Result<Option<Arc<Self>>> {
+        // SAFETY: `name` is NUL-terminated; the controller copies it.
+        let ptr = unsafe { ffi_helpers::rdh_dmem_register(name.as_char_ptr(), size) };
+        let Some(ptr) = NonNull::new(kernel::error::from_err_ptr(ptr)?) else {
+            return Ok(None);
+        };
+        // INVARIANT: just registered.
+        let region = Self { ptr };
+        Ok(Some(Arc::new(region, GFP_KERNEL)?))
+    }
+
+    /// Charges `size` bytes to the current task's dmem cgroup (and its
+    /// ancestors). `ENOMEM` when that would exceed a `dmem.max` on the
+    /// way: nothing is charged then.
+    pub(crate) fn try_charge(self: &Arc<Self>, size: u64) -> Result<DmemCharge> {
+        let mut pool: *mut DmemPool = core::ptr::null_mut();
+        // SAFETY: the region is registered (type invariant); `pool` is a
+        // valid out-pointer.
+        let ret = unsafe { ffi_helpers::rdh_dmem_try_charge(self.ptr.as_ptr(), size, &mut pool) };
+        match ret {
+            0 => Ok(DmemCharge {
+                // INVARIANT: a successful charge returns its pool.
+                pool: NonNull::new(pool).ok_or(EINVAL)?,
+                size,
+                _region: self.clone(),
+            }),
+            // At a limit (`-EAGAIN`): the caller asked for memory its
+            // cgroup may not have.
+            r if r == -(bindings::EAGAIN as i32) => Err(ENOMEM),
+            r => Err(Error::from_errno(r)),
+        }
+    }
+}
+
+impl Drop for DmemRegion {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); unregistered only here.
+        unsafe { ffi_helpers::rdh_dmem_unregister(self.ptr.as_ptr()) };
+    }
+}
+
+/// Bytes charged to a dmem cgroup pool, uncharged when dropped (by
+/// whichever task drops the buffer last).
+///
+/// # Invariants
+///
+/// `pool` and `size` are what a successful `dmem_cgroup_try_charge` on
+/// `_region` returned and was asked; uncharged once, in `Drop`.
+pub(crate) struct DmemCharge {
+    pool: NonNull<DmemPool>,
+    size: u64,
+    _region: Arc<DmemRegion>,
+}
+
+// SAFETY: an uncharge may happen on any thread (page counters are atomic).
+unsafe impl Send for DmemCharge {}
+// SAFETY: shared access reads nothing but `size`.
+unsafe impl Sync for DmemCharge {}
+
+impl Drop for DmemCharge {
+    fn drop(&mut self) {
+        // SAFETY: the charge made in `try_charge` (type invariant); this
+        // also drops the pool and css references it holds.
+        unsafe { ffi_helpers::rdh_dmem_uncharge(self.pool.as_ptr(), self.size) };
+    }
+}
+
+/// The cgroup controller a buffer's memory is charged by.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Controller {
+    /// The memory controller (memcg).
+    Memory,
+    /// The device memory controller (dmem).
+    Dmem,
+}
+
+/// A reference on a cgroup's state for one controller (`struct
+/// cgroup_subsys_state`), for naming it later.
+///
+/// # Invariants
+///
+/// `0` is a css this object holds one reference on, put in `Drop`.
+struct Css(NonNull<bindings::cgroup_subsys_state>);
+
+impl Css {
+    /// The css of `controller` of the current task, if the kernel has it.
+    fn current(controller: Controller) -> Option<Self> {
+        // SAFETY: process context; returns NULL or a css with a reference
+        // for us.
+        NonNull::new(unsafe { ffi_helpers::rdh_current_css(controller == Controller::Dmem) })
+            .map(Self)
+    }
+}
+
+impl Drop for Css {
+    fn drop(&mut self) {
+        // SAFETY: our reference (type invariant).
+        unsafe { ffi_helpers::rdh_css_put(self.0.as_ptr()) };
+    }
+}
+
+/// Who allocated a buffer: the process (thread group id and name at
+/// allocation) and the cgroup charged for its memory.
+///
+/// # Invariants
+///
+/// `comm` is NUL-padded (`get_task_comm`).
+pub(crate) struct Owner {
+    tgid: i32,
+    comm: [u8; 16],
+    css: Option<Css>,
+}
+
+// SAFETY: a css reference may be put from any thread; the rest is plain
+// data.
+unsafe impl Send for Owner {}
+// SAFETY: shared access only reads; `cgroup_path` takes its own locks.
+unsafe impl Sync for Owner {}
+
+impl Owner {
+    /// The current task, with the cgroup of `controller` if its buffer is
+    /// charged by one (`None`: not charged).
+    pub(crate) fn current(controller: Option<Controller>) -> Self {
+        let mut comm = [0u8; 16];
+        // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
+        unsafe { ffi_helpers::rdh_current_comm(comm.as_mut_ptr().cast()) };
+        Self {
+            tgid: kernel::current!().tgid(),
+            comm,
+            css: controller.and_then(Css::current),
+        }
+    }
+
+    /// The allocating process's id.
+    pub(crate) fn tgid(&self) -> i32 {
+        self.tgid
+    }
+
+    /// The allocating process's name at allocation.
+    pub(crate) fn comm(&self) -> &str {
+        let len = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
+        core::str::from_utf8(&self.comm[..len]).unwrap_or("?")
+    }
+
+    /// The path of the charged cgroup, written into `buf` (as seen from
+    /// the caller's cgroup namespace); `None` when not charged.
+    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        let css = self.css.as_ref()?;
+        // SAFETY: we hold a reference on the css (so on its cgroup); `buf`
+        // is writable for its length and NUL-terminated on success.
+        let ret = unsafe {
+            ffi_helpers::rdh_css_path(css.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        };
+        if ret < 0 {
+            return None;
+        }
+        let len = buf.iter().position(|&b| b == 0)?;
+        core::str::from_utf8(&buf[..len]).ok()
+    }
+}

@@ -18,11 +18,18 @@
  * task unharmed, verbose 0 keeps stack dumps out of the kernel log. All are
  * put back afterwards.
  *
+ * Each heap's sweep runs in a cgroup of its own (memory and dmem
+ * controllers, when the kernel has cgroup v2 mounted at /sys/fs/cgroup),
+ * so the charge paths run under injection too: afterwards its dmem.current
+ * is 0 for every region and its memory.current is back to almost nothing
+ * (no charge leaked).
+ *
  * Then the same over an importer's first map of a buffer (the test
  * importer, RDH_IMPORT_MAP_RETRY): an attachment whose first map failed
  * maps whole on the retry.
  */
 #include <inttypes.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -179,6 +186,51 @@ static bool zeroed(int fd, size_t len)
  * fail-nth = N for one ALLOC of @len from @heap, N = 1, 2, ... until the
  * call no longer reaches an Nth fault-injection point.
  */
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+/* Makes cgroup @path and moves this process into it: 0 or -errno. */
+static int enter_cgroup(const char *path)
+{
+	char procs[128];
+
+	if (access(CGROUP_ROOT "/cgroup.subtree_control", W_OK))
+		return -ENOENT;
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return -errno;
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+	return rdh_write_text(procs, "0");
+}
+
+/* Back to the root cgroup, and @path removed. */
+static void leave_cgroup(const char *path)
+{
+	rdh_write_text(CGROUP_ROOT "/cgroup.procs", "0");
+	rmdir(path);
+}
+
+/*
+ * The bytes charged to cgroup @path: the sum over its dmem.current's
+ * regions (@dmem), its memory.current (!@dmem); -1 if unreadable.
+ */
+static long long cgroup_charged(const char *path, bool dmem)
+{
+	char file[128], text[4096], *line, *save = NULL;
+	long long sum = 0;
+
+	snprintf(file, sizeof(file), "%s/%s", path, dmem ? "dmem.current" : "memory.current");
+	if (rdh_read_text(file, text, sizeof(text)))
+		return -1;
+	if (!dmem)
+		return atoll(text);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *value = strrchr(line, ' ');
+
+		if (value)
+			sum += atoll(value + 1);
+	}
+	return sum;
+}
+
 static void sweep_size(struct sweep *sw, int nth, int heap, size_t len, bool usercopy)
 {
 	unsigned int n;
@@ -259,11 +311,33 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 		double t0 = now();
 		unsigned int s;
 
+		char cg[64];
+		bool in_cg;
+
 		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
 		ASSERT_LE(0, bufs);
+		snprintf(cg, sizeof(cg), CGROUP_ROOT "/rdh-faultinject-%d", h);
+		in_cg = !enter_cgroup(cg);
 		for (s = 0; s < ARRAY_SIZE(sizes); s++)
 			sweep_size(&sw, nth, heap, sizes[s], self->usercopy);
 		close(heap);
+		if (in_cg) {
+			long long charged = cgroup_charged(cg, false);
+			int tries;
+
+			/* Nothing stays charged: no buffer lives. */
+			EXPECT_EQ(0, cgroup_charged(cg, true)) TH_LOG("%s: dmem.current", names[h]);
+			/* Only this process's own pages (freed files go after RCU). */
+			for (tries = 0; tries < 50 && charged > 2 << 20; tries++) {
+				usleep(100000);
+				charged = cgroup_charged(cg, false);
+			}
+			EXPECT_GE(2 << 20, charged) TH_LOG("%s: memory.current %lld", names[h],
+							    charged);
+			leave_cgroup(cg);
+		} else {
+			ksft_print_msg("%s: no cgroup v2: charge paths not swept\n", names[h]);
+		}
 		ksft_print_msg("%-20s %4lu calls, %4lu injected: %4lu failed (ENOMEM), %4lu absorbed, %.0f s\n",
 			       names[h], sw.calls, sw.injected, sw.failed, sw.absorbed, now() - t0);
 		EXPECT_EQ(0, sw.bad) TH_LOG("%s: %lu wrong, first: %s", names[h], sw.bad,

@@ -680,46 +680,6 @@ static bool exited_ok(int status)
 	return status != -1 && WIFEXITED(status) && !WEXITSTATUS(status);
 }
 
-static int send_fd(int sock, int fd)
-{
-	char data = 'x', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
-}
-
-static int recv_fd(int sock)
-{
-	char data, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-	struct cmsghdr *c;
-	int fd;
-
-	if (poll(&p, 1, 60000) != 1)
-		return -ETIMEDOUT;
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
-		return -EPIPE;
-	c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_type != SCM_RIGHTS)
-		return -EPROTO;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
-}
-
 /* The heaps, for an agent. */
 struct heap_list {
 	char (*names)[RDH_NAME_LEN];
@@ -1009,7 +969,7 @@ static int dmem_a(int sock, void *arg)
 	close(heap);
 	if (say(sock, n, err, 0, 0) || hear(sock, &cue))
 		return 11;
-	if (n && send_fd(p->mine, fds[0]))
+	if (n && rdh_send_fd(p->mine, fds[0]))
 		return 12;
 	for (i = 0; i < n; i++)
 		close(fds[i]);
@@ -1036,7 +996,7 @@ static int dmem_b(int sock, void *arg)
 		return 11;
 	if (big >= 0)
 		close(big);
-	got = recv_fd(p->mine);
+	got = rdh_recv_fd(p->mine);
 	if (say(sock, got < 0 ? got : 0, got < 0 ? 0 : lseek(got, 0, SEEK_END), 0, 0) ||
 	    hear(sock, &cue))
 		return 12;
@@ -1465,30 +1425,6 @@ TEST_F_TIMEOUT(gov, leak_attribution, 120)
 #define MEMBER 1000
 #define OUTSIDER 1001
 
-/* Run "mdev -s" (busybox): its exit status, or 127 when there is none. */
-static int mdev_scan(void)
-{
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, 1);
-		execl("/bin/busybox", "mdev", "-s", (char *)NULL);
-		execlp("mdev", "mdev", "-s", (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 /* In group HEAP_GID: open and allocate 64 KiB from every heap, hold them. */
 static int member(int sock, void *arg)
 {
@@ -1574,7 +1510,7 @@ TEST_F_TIMEOUT(gov, mdev_rule_grants_group, 300)
 	ASSERT_LE(0, ret);
 	ASSERT_EQ((ssize_t)strlen(rules), write(ret, rules, strlen(rules)));
 	close(ret);
-	ret = mdev_scan();
+	ret = rdh_mdev_scan();
 	if (ret == 127) {
 		/* No mdev: what its rule does, by hand. */
 		ksft_print_msg("no mdev: granting by chown/chmod\n");

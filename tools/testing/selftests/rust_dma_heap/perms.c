@@ -111,28 +111,6 @@ static int try_allocate(const void *name)
 	return 0;
 }
 
-/* Run "mdev -s" (busybox): its exit status, or 127 when there is none. */
-static int mdev_scan(void)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, 1);
-		execl("/bin/busybox", "mdev", "-s", (char *)NULL);
-		execlp("mdev", "mdev", "-s", (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 static int write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret = 0;
@@ -257,7 +235,7 @@ TEST_F(grant, mdev_rule_grants_one_heap_to_a_group)
 	}
 
 	ASSERT_EQ(0, write_file(MDEV_CONF, MDEV_RULES));
-	ret = mdev_scan();
+	ret = rdh_mdev_scan();
 	if (ret == 127) {
 		/* No mdev: what its rule does, by hand. */
 		ksft_print_msg("no mdev: granting %s by chown/chmod\n", GRANTED);

@@ -6,6 +6,7 @@
 #define RDH_SELFTEST_H
 
 #include <dirent.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,8 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <drm/drm.h>
@@ -179,6 +182,75 @@ static inline const char *rdh_class(void)
 	const char *d = rdh_dir(), *slash = strrchr(d, '/');
 
 	return slash ? slash + 1 : d;
+}
+
+/* Pass @fd over unix socket @sock (SCM_RIGHTS): 0 or -errno. */
+static inline int rdh_send_fd(int sock, int fd)
+{
+	char data = 'x', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl, .msg_controllen = sizeof(ctl),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/*
+ * The fd passed over unix socket @sock (SCM_RIGHTS), within a minute:
+ * the fd, or -ETIMEDOUT, -EPIPE (nothing came), -EPROTO (no fd came).
+ */
+static inline int rdh_recv_fd(int sock)
+{
+	char data, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl, .msg_controllen = sizeof(ctl),
+	};
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	int fd;
+
+	if (poll(&p, 1, 60000) != 1)
+		return -ETIMEDOUT;
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -EPIPE;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -EPROTO;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* Run "mdev -s" (busybox): its exit status, or 127 when there is none. */
+static inline int rdh_mdev_scan(void)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 1);
+		execl("/bin/busybox", "mdev", "-s", (char *)NULL);
+		execlp("mdev", "mdev", "-s", (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
 }
 
 /* Whether a kernel log record since boot contains @needle. */

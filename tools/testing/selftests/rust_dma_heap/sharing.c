@@ -41,43 +41,6 @@ FIXTURE_TEARDOWN(share)
 	RDH_TEARDOWN_HEAP(self->heap, self->bufs, variant->name);
 }
 
-static int send_fd(int sock, int fd)
-{
-	char data = 'x', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, 0) == 1 ? 0 : -errno;
-}
-
-static int recv_fd(int sock)
-{
-	char data, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *c;
-	int fd;
-
-	if (recvmsg(sock, &msg, 0) != 1)
-		return -errno;
-	c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_type != SCM_RIGHTS)
-		return -EPROTO;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
-}
-
 TEST_F(share, fd_passed_over_scm_rights)
 {
 	int sv[2], buf, status;
@@ -89,7 +52,7 @@ TEST_F(share, fd_passed_over_scm_rights)
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		/* The child: receive, check what the parent wrote, answer. */
-		int fd = recv_fd(sv[1]);
+		int fd = rdh_recv_fd(sv[1]);
 		uint32_t *q;
 
 		if (fd < 0)
@@ -108,7 +71,7 @@ TEST_F(share, fd_passed_over_scm_rights)
 	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, buf, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	p[0] = 0xfeed;
-	ASSERT_EQ(0, send_fd(sv[0], buf));
+	ASSERT_EQ(0, rdh_send_fd(sv[0], buf));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));

@@ -6,7 +6,7 @@
 //! [`crate::wrappers::dmabuf`], once, for every heap.
 
 use crate::wrappers::{
-    cgroup::{Controller, DmemCharge, Owner},
+    cgroup::{DmemCharge, Owner},
     dmabuf::Exporter,
     pages::PageRuns,
     reserved_mem::Chunk,
@@ -31,73 +31,31 @@ pub(crate) trait Origin: Send + Sync {
     /// The heap's name.
     fn name(&self) -> &CStr;
 
-    /// The heap's live buffers and limit.
+    /// The heap's size and allocation limit.
     fn usage(&self) -> &Usage;
 }
 
-/// A heap's live buffers (what its sysfs attributes show) and the
-/// largest allocation it allows.
+/// A heap's size and the largest allocation it allows (its live buffers
+/// are counted where they are exported, see
+/// [`crate::wrappers::dmabuf::Exports`]).
 pub(crate) struct Usage {
     /// Bytes the heap can ever hold.
     size: u64,
-    used: Atomic<u64>,
-    buffers: Atomic<u64>,
-    peak: Atomic<u64>,
     max_alloc: Atomic<u64>,
 }
 
 impl Usage {
-    /// No buffer yet; allocations up to `size` bytes allowed.
+    /// Allocations up to `size` bytes allowed.
     pub(crate) fn new(size: u64) -> Self {
         Self {
             size,
-            used: Atomic::new(0),
-            buffers: Atomic::new(0),
-            peak: Atomic::new(0),
             max_alloc: Atomic::new(size),
         }
-    }
-
-    fn add(&self, len: u64) {
-        let used = self.used.fetch_add(len, Relaxed) + len;
-        self.buffers.add(1, Relaxed);
-        let mut peak = self.peak.load(Relaxed);
-        while used > peak {
-            match self.peak.cmpxchg(peak, used, Relaxed) {
-                Ok(_) => break,
-                Err(now) => peak = now,
-            }
-        }
-    }
-
-    fn sub(&self, len: u64) {
-        self.used.fetch_sub(len, Relaxed);
-        self.buffers.fetch_sub(1, Relaxed);
     }
 
     /// Bytes the heap can ever hold.
     pub(crate) fn size(&self) -> u64 {
         self.size
-    }
-
-    /// Bytes in live buffers.
-    pub(crate) fn used(&self) -> u64 {
-        self.used.load(Relaxed)
-    }
-
-    /// Live buffers.
-    pub(crate) fn buffers(&self) -> u64 {
-        self.buffers.load(Relaxed)
-    }
-
-    /// The most bytes live at once since load or the last reset.
-    pub(crate) fn peak(&self) -> u64 {
-        self.peak.load(Relaxed)
-    }
-
-    /// Starts the high-water mark again from what is live now.
-    pub(crate) fn reset_peak(&self) {
-        self.peak.store(self.used(), Relaxed);
     }
 
     /// The largest allocation allowed.
@@ -172,18 +130,13 @@ impl Memory {
         }
     }
 
-    /// The controller charged for this memory, if any.
-    pub(crate) fn controller(&self) -> Option<Controller> {
-        match self.charge {
-            Charge::None => None,
-            Charge::Memcg => Some(Controller::Memory),
-            Charge::Dmem { .. } => Some(Controller::Dmem),
-        }
+    /// Whether a dmem cgroup is charged for it.
+    fn dmem_charged(&self) -> bool {
+        matches!(self.charge, Charge::Dmem { .. })
     }
 }
 
-/// A buffer exported as a dma-buf, counted in its heap's [`Usage`] while
-/// it lives.
+/// A buffer exported as a dma-buf.
 ///
 /// # Invariants
 ///
@@ -198,8 +151,7 @@ impl Buffer {
     /// A buffer of `memory`, allocated and zeroed by `origin` for the
     /// current task.
     pub(crate) fn new(origin: Arc<dyn Origin>, memory: Memory) -> Self {
-        origin.usage().add(memory.len() as u64);
-        let owner = Owner::current(memory.controller());
+        let owner = Owner::current(memory.dmem_charged());
         Self {
             origin,
             memory,
@@ -216,11 +168,16 @@ impl Buffer {
     pub(crate) fn owner(&self) -> &Owner {
         &self.owner
     }
-}
 
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        self.origin.usage().sub(self.memory.len() as u64);
+    /// The path of the cgroup its memory is charged to, written into
+    /// `buf`; `None` when nobody is charged.
+    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        match (&self.memory.charge, &self.memory.backing) {
+            // The pages carry their memory cgroup.
+            (Charge::Memcg, Backing::Pages(runs)) => runs.memcg_path(buf),
+            (Charge::Dmem { .. }, _) => self.owner.cgroup_path(buf),
+            _ => None,
+        }
     }
 }
 

@@ -127,9 +127,9 @@ impl NodeOps for HeapFile {
             CONTIGUOUS => u64::from(self.heap.contiguous()),
             CACHED => u64::from(self.heap.cached()),
             SIZE => usage.size(),
-            USED => usage.used(),
-            BUFFERS => usage.buffers(),
-            PEAK => usage.peak(),
+            USED => self.exports.used(),
+            BUFFERS => self.exports.count(),
+            PEAK => self.exports.peak(),
             MAX_ALLOC => usage.max_alloc(),
             _ => return Err(fmt::Error),
         };
@@ -137,11 +137,10 @@ impl NodeOps for HeapFile {
     }
 
     fn store(&self, idx: usize, text: &str) -> Result {
-        let usage = self.heap.usage();
         let value: u64 = text.parse().map_err(|_| EINVAL)?;
         match idx {
-            PEAK if value == 0 => usage.reset_peak(),
-            MAX_ALLOC => usage.set_max_alloc(value)?,
+            PEAK if value == 0 => self.exports.reset_peak(),
+            MAX_ALLOC => self.heap.usage().set_max_alloc(value)?,
             _ => return Err(EINVAL),
         }
         Ok(())
@@ -198,30 +197,38 @@ impl NodeOps for HeapFile {
     }
 }
 
+/// Every heap's live buffers.
+type AllExports = KVec<Arc<Exports<Buffer>>>;
+
 /// `/sys/kernel/debug/<class>/buffers`: a header, then a line per live
-/// buffer (tab-separated).
-fn write_buffers(exports: &Arc<Exports<Buffer>>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// buffer (tab-separated), heap by heap.
+fn write_buffers(heaps: &AllExports, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname"
     )?;
-    exports.for_each(|buffer: &Buffer, info: &Info<'_>| {
-        let owner = buffer.owner();
-        let mut path = [0u8; 256];
-        writeln!(
-            f,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            info.ino,
-            buffer.exp_name().to_str().unwrap_or("?"),
-            buffer.len(),
-            owner.tgid(),
-            owner.comm(),
-            owner.cgroup_path(&mut path).unwrap_or("-"),
-            info.attachments,
-            info.vmaps,
-            info.name.unwrap_or("-"),
-        )
-    })
+    heaps
+        .iter()
+        .try_for_each(|exports| exports.for_each(|buffer, info| line(buffer, info, f)))
+}
+
+/// One line of `buffers`.
+fn line(buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let owner = buffer.owner();
+    let mut path = [0u8; 256];
+    writeln!(
+        f,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        info.ino,
+        buffer.exp_name().to_str().unwrap_or("?"),
+        buffer.len(),
+        owner.tgid(),
+        owner.comm(),
+        buffer.cgroup_path(&mut path).unwrap_or("-"),
+        info.attachments,
+        info.vmaps,
+        info.name.unwrap_or("-"),
+    )
 }
 
 /// All heaps of one class.
@@ -229,7 +236,7 @@ fn write_buffers(exports: &Arc<Exports<Buffer>>, f: &mut fmt::Formatter<'_>) -> 
 /// Fields drop in order: the debugfs file, nodes (no file can be open: the
 /// module is going away), then the device numbers, then the class.
 pub(crate) struct Registry {
-    _buffers: Pin<KBox<debugfs::File<Arc<Exports<Buffer>>>>>,
+    _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
     nodes: KVec<Node<HeapFile>>,
     _region: ChrdevRegion,
@@ -246,7 +253,6 @@ impl Registry {
     pub(crate) fn new(class_name: &'static CStr, heaps: KVec<Arc<dyn Heap>>) -> Result<Self> {
         let class = Class::new(class_name)?;
         let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
-        let exports = Exports::new()?;
         let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
         for heap in heaps {
             if built.iter().any(|n| n.data().heap.name() == heap.name()) {
@@ -261,7 +267,7 @@ impl Registry {
             let file = Arc::new(
                 HeapFile {
                     heap,
-                    exports: exports.clone(),
+                    exports: Exports::new()?,
                 },
                 GFP_KERNEL,
             )?;
@@ -269,6 +275,10 @@ impl Registry {
         }
         // Nothing can fail from here on but a node's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
+        let mut exports = KVec::with_capacity(built.len(), GFP_KERNEL)?;
+        for node in &built {
+            exports.push(node.data().exports.clone(), GFP_KERNEL)?;
+        }
         // (A missing debugfs is no reason to fail: the file is then inert.)
         let debugfs = debugfs::Dir::new(class_name);
         let buffers = KBox::pin_init(

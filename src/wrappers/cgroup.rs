@@ -98,32 +98,54 @@ impl Drop for DmemCharge {
     }
 }
 
-/// The cgroup controller a buffer's memory is charged by.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Controller {
-    /// The memory controller (memcg).
-    Memory,
-    /// The device memory controller (dmem).
-    Dmem,
-}
-
 /// A reference on a cgroup's state for one controller (`struct
-/// cgroup_subsys_state`), for naming it later.
+/// cgroup_subsys_state`), for naming the cgroup later.
 ///
 /// # Invariants
 ///
 /// `0` is a css this object holds one reference on, put in `Drop`.
-struct Css(NonNull<bindings::cgroup_subsys_state>);
+pub(super) struct Css(NonNull<bindings::cgroup_subsys_state>);
 
 impl Css {
-    /// The css of `controller` of the current task, if the kernel has it.
-    fn current(controller: Controller) -> Option<Self> {
+    /// Takes over a reference on a css.
+    ///
+    /// # Safety
+    ///
+    /// `css` is a css the caller holds a reference on, which it gives to
+    /// the new object.
+    pub(super) unsafe fn from_raw(css: NonNull<bindings::cgroup_subsys_state>) -> Self {
+        Self(css)
+    }
+
+    /// The current task's css of the dmem controller, if the kernel has it.
+    fn current_dmem() -> Option<Self> {
         // SAFETY: process context; returns NULL or a css with a reference
         // for us.
-        NonNull::new(unsafe { ffi_helpers::rdh_current_css(controller == Controller::Dmem) })
-            .map(Self)
+        let css = unsafe { ffi_helpers::rdh_current_dmem_css() };
+        // SAFETY: a reference for us.
+        NonNull::new(css).map(|css| unsafe { Self::from_raw(css) })
+    }
+
+    /// The cgroup's path (from the caller's cgroup namespace), written into
+    /// `buf`; `None` if it does not fit.
+    pub(super) fn path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        // SAFETY: we hold a reference on the css (so on its cgroup); `buf`
+        // is writable for its length and NUL-terminated on success.
+        let ret = unsafe {
+            ffi_helpers::rdh_css_path(self.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        };
+        if ret < 0 {
+            return None;
+        }
+        let len = buf.iter().position(|&b| b == 0)?;
+        core::str::from_utf8(&buf[..len]).ok()
     }
 }
+
+// SAFETY: a css reference may be put from any thread.
+unsafe impl Send for Css {}
+// SAFETY: shared access only names the cgroup (`cgroup_path` locks).
+unsafe impl Sync for Css {}
 
 impl Drop for Css {
     fn drop(&mut self) {
@@ -133,7 +155,7 @@ impl Drop for Css {
 }
 
 /// Who allocated a buffer: the process (thread group id and name at
-/// allocation) and the cgroup charged for its memory.
+/// allocation) and, for dmem-charged memory, the dmem cgroup charged.
 ///
 /// # Invariants
 ///
@@ -141,26 +163,20 @@ impl Drop for Css {
 pub(crate) struct Owner {
     tgid: i32,
     comm: [u8; 16],
-    css: Option<Css>,
+    dmem: Option<Css>,
 }
 
-// SAFETY: a css reference may be put from any thread; the rest is plain
-// data.
-unsafe impl Send for Owner {}
-// SAFETY: shared access only reads; `cgroup_path` takes its own locks.
-unsafe impl Sync for Owner {}
-
 impl Owner {
-    /// The current task, with the cgroup of `controller` if its buffer is
-    /// charged by one (`None`: not charged).
-    pub(crate) fn current(controller: Option<Controller>) -> Self {
+    /// The current task, with its dmem cgroup if `dmem` (its buffer is
+    /// charged there).
+    pub(crate) fn current(dmem: bool) -> Self {
         let mut comm = [0u8; 16];
         // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
         unsafe { ffi_helpers::rdh_current_comm(comm.as_mut_ptr().cast()) };
         Self {
             tgid: kernel::current!().tgid(),
             comm,
-            css: controller.and_then(Css::current),
+            dmem: if dmem { Css::current_dmem() } else { None },
         }
     }
 
@@ -175,19 +191,9 @@ impl Owner {
         core::str::from_utf8(&self.comm[..len]).unwrap_or("?")
     }
 
-    /// The path of the charged cgroup, written into `buf` (as seen from
-    /// the caller's cgroup namespace); `None` when not charged.
+    /// The path of the dmem cgroup charged, written into `buf`; `None`
+    /// when not charged there.
     pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
-        let css = self.css.as_ref()?;
-        // SAFETY: we hold a reference on the css (so on its cgroup); `buf`
-        // is writable for its length and NUL-terminated on success.
-        let ret = unsafe {
-            ffi_helpers::rdh_css_path(css.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-        };
-        if ret < 0 {
-            return None;
-        }
-        let len = buf.iter().position(|&b| b == 0)?;
-        core::str::from_utf8(&buf[..len]).ok()
+        self.dmem.as_ref()?.path(buf)
     }
 }

@@ -10,7 +10,7 @@
 //! with types that can only be made from memory it owns.
 
 use super::{dma_dir_from_raw, sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap};
-use core::{fmt, marker::PhantomData, ptr::NonNull};
+use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     device::Device,
@@ -23,11 +23,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     str::{CStr, CStrExt},
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc, Mutex,
-    },
+    sync::{aref::ARef, Arc, Mutex},
 };
 
 /// What a dma-buf's private data implements. Dropping it (with the last
@@ -86,8 +82,9 @@ struct State {
 ///
 /// # Invariants
 ///
-/// Once exported, it is on `exports`' list (and no other) until `release`,
-/// with `dmabuf` its dma-buf and `ino` that dma-buf's inode number.
+/// Once exported, it is owned by `exports`' list (and on no other) until
+/// `release` takes it off, with `dmabuf` its dma-buf and `ino` that
+/// dma-buf's inode number; the dma-buf's `priv` points to it meanwhile.
 #[pin_data]
 struct Exported<T: Exporter> {
     data: T,
@@ -97,8 +94,9 @@ struct Exported<T: Exporter> {
     #[pin]
     state: Mutex<State>,
     exports: Arc<Exports<T>>,
-    dmabuf: Atomic<*mut bindings::dma_buf>,
-    ino: Atomic<u64>,
+    /// Set at export, under the ledger's lock, before the buffer goes on
+    /// the list; read only under that lock.
+    published: UnsafeCell<Published>,
     #[pin]
     links: ListLinks,
 }
@@ -110,12 +108,39 @@ kernel::list::impl_list_item! {
     impl{T: Exporter} ListItem<0> for Exported<T> { using ListLinks { self.links }; }
 }
 
-/// The live dma-bufs one exporter made, for reports: export adds a
-/// buffer, release removes it.
+/// What a buffer's ledger knows of its dma-buf.
+struct Published {
+    dmabuf: *mut bindings::dma_buf,
+    ino: u64,
+}
+
+// SAFETY: `published` is only touched under the ledger's lock (see its
+// field); everything else is `Send + Sync` or the exporter's (`T: Send +
+// Sync`).
+unsafe impl<T: Exporter> Send for Exported<T> {}
+// SAFETY: see `Send`.
+unsafe impl<T: Exporter> Sync for Exported<T> {}
+
+/// The live dma-bufs of one source (a heap), and their totals: export
+/// adds a buffer, release removes it, under one lock (no atomic counter
+/// on the hot path).
 #[pin_data]
 pub(crate) struct Exports<T: Exporter> {
     #[pin]
-    list: Mutex<List<Exported<T>>>,
+    ledger: Mutex<Ledger<T>>,
+}
+
+/// The list and totals of an [`Exports`].
+///
+/// # Invariants
+///
+/// `count` and `used` are the number and total size of the buffers on
+/// `list`; `peak >= used`.
+struct Ledger<T: Exporter> {
+    list: List<Exported<T>>,
+    count: u64,
+    used: u64,
+    peak: u64,
 }
 
 /// What the dma-buf side knows of a live buffer, for reports.
@@ -138,23 +163,51 @@ impl<T: Exporter> Exports<T> {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                list <- new_mutex!(List::new()),
+                ledger <- new_mutex!(Ledger {
+                    list: List::new(),
+                    count: 0,
+                    used: 0,
+                    peak: 0,
+                }),
             }),
             GFP_KERNEL,
         )
     }
 
+    /// Live buffers.
+    pub(crate) fn count(&self) -> u64 {
+        self.ledger.lock().count
+    }
+
+    /// Bytes in live buffers.
+    pub(crate) fn used(&self) -> u64 {
+        self.ledger.lock().used
+    }
+
+    /// The most bytes live at once since creation or the last reset.
+    pub(crate) fn peak(&self) -> u64 {
+        self.ledger.lock().peak
+    }
+
+    /// Starts the high-water mark again from what is live now.
+    pub(crate) fn reset_peak(&self) {
+        let mut ledger = self.ledger.lock();
+        ledger.peak = ledger.used;
+    }
+
     /// Calls `f` on every live buffer, in export order, until it fails.
     /// Exports and releases wait meanwhile: `f` only formats.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T, &Info<'_>) -> fmt::Result) -> fmt::Result {
-        let list = self.list.lock();
-        for e in list.iter() {
+        let ledger = self.ledger.lock();
+        for e in ledger.list.iter() {
             let (attachments, vmaps) = {
                 let state = e.state.lock();
                 (state.attachments.iter().count(), state.vmaps)
             };
             let mut name = [0u8; NAME_LEN];
-            let dmabuf = e.dmabuf.load(Relaxed);
+            // SAFETY: read under the ledger's lock, which we hold.
+            let Published { dmabuf, ino } = unsafe { &*e.published.get() };
+            let (dmabuf, ino) = (*dmabuf, *ino);
             // SAFETY: on the list, the dma-buf is live (type invariant of
             // `Exported`: `release` takes it off under this lock first);
             // its name is read under its `name_lock`, as the core does.
@@ -170,7 +223,7 @@ impl<T: Exporter> Exports<T> {
             }
             let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
             let info = Info {
-                ino: e.ino.load(Relaxed),
+                ino,
                 attachments,
                 vmaps,
                 name: match len {
@@ -213,14 +266,17 @@ impl DmaBuf {
                     kmap: None,
                 }),
                 exports: exports.clone(),
-                dmabuf: Atomic::new(core::ptr::null_mut()),
-                ino: Atomic::new(0),
+                published: UnsafeCell::new(Published {
+                    dmabuf: core::ptr::null_mut(),
+                    ino: 0,
+                }),
                 links <- ListLinks::new(),
             }),
             GFP_KERNEL,
         )?;
         let name = data.data.exp_name().as_char_ptr();
-        let priv_ = Arc::into_raw(data.clone_arc());
+        // Owned by `data` until it is on the list, by the list afterwards.
+        let priv_: *const Exported<T> = &*data;
         let info = bindings::dma_buf_export_info {
             exp_name: name,
             owner: super::this_module().as_ptr(),
@@ -242,18 +298,19 @@ impl DmaBuf {
                 // SAFETY: we hold a file reference on the new dma-buf, so
                 // its file and inode are live.
                 let ino = unsafe { (*(*(*ptr).file).f_inode).i_ino };
-                data.dmabuf.store(ptr, Relaxed);
-                data.ino.store(ino, Relaxed);
-                // INVARIANT: on its list, with its dma-buf, until release.
-                exports.list.lock().push_back(data);
+                let mut ledger = exports.ledger.lock();
+                // SAFETY: under the ledger's lock.
+                unsafe { *data.published.get() = Published { dmabuf: ptr, ino } };
+                // INVARIANT: counted and on its list, with its dma-buf, until
+                // release.
+                ledger.count += 1;
+                ledger.used += size as u64;
+                ledger.peak = ledger.peak.max(ledger.used);
+                ledger.list.push_back(data);
                 Ok(this)
             }
-            Err(e) => {
-                // SAFETY: the export failed, so the core never took `priv_`;
-                // it is still the reference `into_raw` gave us.
-                drop(unsafe { Arc::from_raw(priv_) });
-                Err(e)
-            }
+            // The core never took `priv_`; dropping `data` frees it.
+            Err(e) => Err(e),
         }
     }
 
@@ -411,8 +468,8 @@ impl<T: Exporter> VTable<T> {
     ///
     /// `dmabuf` must be a live dma-buf exported by [`DmaBuf::export::<T>`].
     unsafe fn exported<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
-        // SAFETY: `priv` is the `Arc<Exported<T>>` reference given in
-        // `export`, released only in `release`, after every other callback.
+        // SAFETY: `priv` points to the `Exported<T>` of `export`, owned by
+        // its list until `release`, which runs after every other callback.
         unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
     }
 
@@ -495,15 +552,20 @@ impl<T: Exporter> VTable<T> {
     ///
     /// As for [`Self::attach`].
     unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
-        // SAFETY: the last callback: take back the reference `export` gave.
-        let this = unsafe { Arc::from_raw((*dmabuf).priv_.cast::<Exported<T>>()) };
-        let exports = this.exports.clone();
-        let mut list = exports.list.lock();
-        // SAFETY: an exported buffer is on its own `exports`' list and on
-        // no other (type invariant of `Exported`).
-        drop(unsafe { list.remove(&*this) });
-        drop(list);
-        drop(this);
+        // SAFETY: the last callback on our live dma-buf.
+        let this = unsafe { Self::exported(dmabuf) };
+        let owned = {
+            let mut ledger = this.exports.ledger.lock();
+            // SAFETY: an exported buffer is on its own `exports`' list and
+            // on no other (type invariant of `Exported`).
+            let owned = unsafe { ledger.list.remove(this) };
+            // INVARIANT: uncounted as it leaves the list.
+            ledger.count -= 1;
+            ledger.used -= this.size as u64;
+            owned
+        };
+        // The list's ownership, dropped after the lock (held in `this`).
+        drop(owned);
     }
 
     /// # Safety

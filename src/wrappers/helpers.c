@@ -10,6 +10,7 @@
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/of.h>
@@ -235,18 +236,30 @@ void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size)
 	dmem_cgroup_uncharge(pool, size);
 }
 
-/* A reference on current's css of the memory (!dmem) or dmem controller. */
-struct cgroup_subsys_state *rdh_current_css(bool dmem)
+/* A reference on current's css of the dmem controller. */
+struct cgroup_subsys_state *rdh_current_dmem_css(void)
 {
 #ifdef CONFIG_CGROUP_DMEM
-	if (dmem)
-		return task_get_css(current, dmem_cgrp_id);
-#endif
-#ifdef CONFIG_MEMCG
-	if (!dmem)
-		return task_get_css(current, memory_cgrp_id);
-#endif
+	return task_get_css(current, dmem_cgrp_id);
+#else
 	return NULL;
+#endif
+}
+
+/* A reference on the css of the memory cgroup @page is charged to. */
+struct cgroup_subsys_state *rdh_page_memcg_css(struct page *page)
+{
+	struct cgroup_subsys_state *css = NULL;
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg;
+
+	rcu_read_lock();
+	memcg = folio_memcg(page_folio(page));
+	if (memcg && css_tryget(&memcg->css))
+		css = &memcg->css;
+	rcu_read_unlock();
+#endif
+	return css;
 }
 
 void rdh_css_put(struct cgroup_subsys_state *css)

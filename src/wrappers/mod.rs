@@ -58,7 +58,10 @@ mod ffi_helpers {
             pool: *mut *mut DmemPool,
         ) -> ffi::c_int;
         pub(super) fn rdh_dmem_uncharge(pool: *mut DmemPool, size: u64);
-        pub(super) fn rdh_current_css(dmem: bool) -> *mut bindings::cgroup_subsys_state;
+        pub(super) fn rdh_current_dmem_css() -> *mut bindings::cgroup_subsys_state;
+        pub(super) fn rdh_page_memcg_css(
+            page: *mut bindings::page,
+        ) -> *mut bindings::cgroup_subsys_state;
         pub(super) fn rdh_css_put(css: *mut bindings::cgroup_subsys_state);
         pub(super) fn rdh_css_path(
             css: *mut bindings::cgroup_subsys_state,

@@ -5,7 +5,7 @@
 
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 use super::cma::{self, CmaArea};
-use super::{ffi_helpers, reserved_mem::Chunk};
+use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk};
 use core::ptr::NonNull;
 use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*};
 
@@ -267,6 +267,18 @@ impl PageRuns {
     /// Total size in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The path of the memory cgroup the pages are charged to (that of
+    /// the first: a buffer's pages are charged together), written into
+    /// `buf`; `None` when they are not charged.
+    pub(crate) fn memcg_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+        let first = self.runs().first()?.page(0);
+        // SAFETY: the page is ours (type invariant of `PageRun`) and live
+        // while `self` is; returns NULL or a css with a reference for us.
+        let css = NonNull::new(unsafe { ffi_helpers::rdh_page_memcg_css(first) })?;
+        // SAFETY: the reference just taken.
+        unsafe { Css::from_raw(css) }.path(buf)
     }
 
     /// The runs, in buffer order.

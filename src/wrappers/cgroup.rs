@@ -172,9 +172,9 @@ impl Owner {
     pub(crate) fn current(dmem: bool) -> Self {
         let mut comm = [0u8; 16];
         // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
-        unsafe { ffi_helpers::rdh_current_comm(comm.as_mut_ptr().cast()) };
+        let tgid = unsafe { ffi_helpers::rdh_current_owner(comm.as_mut_ptr().cast()) };
         Self {
-            tgid: kernel::current!().tgid(),
+            tgid,
             comm,
             dmem: if dmem { Css::current_dmem() } else { None },
         }

@@ -202,11 +202,13 @@ unsigned long rdh_cma_pages(const struct cma *cma)
 }
 #endif
 
-void rdh_current_comm(char buf[TASK_COMM_LEN])
+/* current's tgid, and its comm into @buf. */
+pid_t rdh_current_owner(char buf[TASK_COMM_LEN])
 {
 	char comm[TASK_COMM_LEN];
 
 	memcpy(buf, get_task_comm(comm, current), TASK_COMM_LEN);
+	return current->tgid;
 }
 
 /*

@@ -22,7 +22,7 @@ struct scatterlist;
 
 const char *rdh_class_name(void);
 unsigned long rdh_cma_pages(const struct cma *cma);
-void rdh_current_comm(char buf[16]);
+pid_t rdh_current_owner(char buf[16]);
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);
 void rdh_dmem_unregister(struct dmem_cgroup_region *region);
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,

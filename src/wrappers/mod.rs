@@ -49,7 +49,7 @@ mod ffi_helpers {
         pub(super) fn rdh_class_name() -> *const ffi::c_char;
         #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
         pub(super) fn rdh_cma_pages(cma: *const super::cma::Cma) -> ffi::c_ulong;
-        pub(super) fn rdh_current_comm(buf: *mut ffi::c_char);
+        pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;
         pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;
         pub(super) fn rdh_dmem_unregister(region: *mut DmemRegion);
         pub(super) fn rdh_dmem_try_charge(

@@ -935,6 +935,40 @@ TEST_F(gov, dmem_capacity_lists_regions)
 	ksft_print_msg("%d heaps, %d dmem regions\n", self->n, regions);
 }
 
+/* The dmem regions of ours in dmem.capacity (cma/..., carveout/...). */
+static int our_regions(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen(CG_ROOT "/dmem.capacity", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "cma/", 4) || !strncmp(line, "carveout/", 9))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Regions are unregistered at unload, and registered once again at load. */
+TEST_F(gov, dmem_regions_go_with_the_module)
+{
+	const char *why;
+	bool enabled;
+	int n;
+
+	why = cg_unavailable(&enabled);
+	if (why)
+		SKIP(return, "%s", why);
+	n = our_regions();
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, rdh_unload_module());
+	EXPECT_EQ(0, our_regions());
+	ASSERT_EQ(0, rdh_load_module(""));
+	EXPECT_EQ(n, our_regions());
+}
+
 #define DMEM_LIMIT (4 * MIB)
 #define DMEM_MAX 16
 

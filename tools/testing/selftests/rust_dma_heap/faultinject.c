@@ -84,18 +84,6 @@ FIXTURE(inject) {
 	int kmsg;
 };
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 FIXTURE_SETUP(inject)
 {
 	unsigned int i;
@@ -120,7 +108,7 @@ FIXTURE_SETUP(inject)
 	}
 	for (i = 0; i < KNOBS; i++) {
 		self->set[i] = true;
-		ASSERT_EQ(0, write_text(knobs[i].path, knobs[i].value))
+		ASSERT_EQ(0, rdh_write_text(knobs[i].path, knobs[i].value))
 			TH_LOG("%s", knobs[i].path);
 	}
 	self->kmsg = rdh_kmsg_mark();
@@ -132,7 +120,7 @@ FIXTURE_TEARDOWN_PARENT(inject)
 
 	for (i = 0; i < KNOBS; i++) {
 		if (self->set[i]) {
-			EXPECT_EQ(0, write_text(knobs[i].path, self->saved[i]))
+			EXPECT_EQ(0, rdh_write_text(knobs[i].path, self->saved[i]))
 				TH_LOG("restoring %s", knobs[i].path);
 		}
 	}
@@ -231,6 +219,32 @@ static long long cgroup_charged(const char *path, bool dmem)
 	return sum;
 }
 
+/*
+ * ioctl(@fd, @cmd, @arg) with fail-nth (@nth: /proc/thread-self/fail-nth,
+ * open) armed to fail the @n-th allocation; then what is left is read back
+ * and fail-nth disarmed, before anything else. *@ret and *@err: the call's
+ * result and errno; *@consumed: whether the failure was injected. 0, or
+ * -errno of the fail-nth file.
+ */
+static int ioctl_failing_nth(int nth, unsigned int n, int fd, unsigned long cmd, void *arg,
+			     int *ret, int *err, bool *consumed)
+{
+	char num[16], left[16] = "";
+	int k;
+
+	k = snprintf(num, sizeof(num), "%u", n);
+	if (pwrite(nth, num, k, 0) != k)
+		return -errno;
+	*ret = ioctl(fd, cmd, arg);
+	*err = errno;
+	k = pread(nth, left, sizeof(left) - 1, 0);
+	if (pwrite(nth, "0", 1, 0) != 1 || k <= 0)
+		return k < 0 ? -errno : -EIO;
+	left[k] = '\0';
+	*consumed = atoi(left) == 0;
+	return 0;
+}
+
 static void sweep_size(struct sweep *sw, int nth, int heap, size_t len, bool usercopy)
 {
 	unsigned int n;
@@ -240,25 +254,14 @@ static void sweep_size(struct sweep *sw, int nth, int heap, size_t len, bool use
 			.len = len,
 			.fd_flags = O_RDWR | O_CLOEXEC,
 		};
-		char num[16], left[16] = "";
 		int ret, err, k;
 		bool consumed;
 
-		k = snprintf(num, sizeof(num), "%u", n);
-		if (pwrite(nth, num, k, 0) != k) {
-			bad(sw, "arming fail-nth: %s", strerror(errno));
+		k = ioctl_failing_nth(nth, n, heap, DMA_HEAP_IOCTL_ALLOC, &d, &ret, &err, &consumed);
+		if (k) {
+			bad(sw, "fail-nth: %s", strerror(-k));
 			return;
 		}
-		ret = ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &d);
-		err = errno;
-		/* Read back what is left, then disarm, before anything else. */
-		k = pread(nth, left, sizeof(left) - 1, 0);
-		if (pwrite(nth, "0", 1, 0) != 1 || k <= 0) {
-			bad(sw, "reading fail-nth: %s", strerror(errno));
-			return;
-		}
-		left[k] = '\0';
-		consumed = atoi(left) == 0;
 		sw->calls++;
 		if (!ret) {
 			/* A buffer that absorbed a failure is whole and zeroed. */
@@ -416,18 +419,12 @@ TEST_F_TIMEOUT(inject, map_fail_then_retry, SWEEP_TIMEOUT)
 				.fd = buf,
 				.flags = RDH_IMPORT_MAP_ONLY | RDH_IMPORT_MAP_RETRY,
 			};
-			char num[16], left[16] = "";
-			int ret, err, c;
+			bool consumed;
+			int ret, err;
 
-			c = snprintf(num, sizeof(num), "%u", k);
-			ASSERT_EQ(c, pwrite(nth, num, c, 0));
-			ret = ioctl(imp, RDH_IMPORT_CHECK, &req);
-			err = errno;
-			c = pread(nth, left, sizeof(left) - 1, 0);
-			ASSERT_EQ(1, pwrite(nth, "0", 1, 0));
-			ASSERT_LT(0, c);
-			left[c] = '\0';
-			if (atoi(left) != 0)
+			ASSERT_EQ(0, ioctl_failing_nth(nth, k, imp, RDH_IMPORT_CHECK, &req, &ret, &err,
+						       &consumed));
+			if (!consumed)
 				break;	/* nothing left to fail: swept */
 			injected++;
 			if (ret) {

@@ -477,18 +477,6 @@ TEST_F_TIMEOUT(stress, mixed_threads, STRESS_MAX_SECONDS + 300)
 	check_nothing_left(_metadata, &self->base);
 }
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /*
  * A child that allocates @len bytes from the system heap: it writes 's' to
  * @pipefd when it starts, 'd' when the buffer is its (then waits to die),
@@ -635,7 +623,7 @@ TEST_F_TIMEOUT(stress, beyond_free_memory_enomem_without_oom_killer, 600)
 	/* Halfway between what is available and what there is. */
 	len = ((uint64_t)avail + (total - avail) / 2) * 1024 & ~(PAGE - 1);
 	ASSERT_EQ(0, rdh_read_text(sysctl, saved, sizeof(saved)));
-	ASSERT_EQ(0, write_text(sysctl, "1"));
+	ASSERT_EQ(0, rdh_write_text(sysctl, "1"));
 	kmsg = rdh_kmsg_mark();
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -645,7 +633,7 @@ TEST_F_TIMEOUT(stress, beyond_free_memory_enomem_without_oom_killer, 600)
 		_exit(buf == -ENOMEM ? 0 : buf >= 0 ? 1 : 2);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(0, write_text(sysctl, saved));
+	EXPECT_EQ(0, rdh_write_text(sysctl, saved));
 	ksft_print_msg("%" PRIu64 " MiB from system (MemAvailable %ld, MemTotal %ld KiB): %s %d\n",
 		       len >> 20, avail, total, WIFSIGNALED(status) ? "killed by signal" : "exit",
 		       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));

@@ -83,7 +83,7 @@ struct State {
 /// # Invariants
 ///
 /// Once exported, it is owned by `exports`' list (and on no other) until
-/// `release` takes it off, with `dmabuf` its dma-buf and `ino` that
+/// `release` takes it off, with `published` holding its dma-buf and that
 /// dma-buf's inode number; the dma-buf's `priv` points to it meanwhile.
 #[pin_data]
 struct Exported<T: Exporter> {

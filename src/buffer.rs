@@ -6,7 +6,7 @@
 //! [`crate::wrappers::dmabuf`], once, for every heap.
 
 use crate::wrappers::{
-    cgroup::{DmemCharge, Owner},
+    cgroup::{DmemCharge, DmemRegion, Owner},
     dmabuf::Exporter,
     pages::PageRuns,
     reserved_mem::Chunk,
@@ -86,6 +86,19 @@ pub(crate) enum Charge {
         /// Held for its `Drop`.
         _charge: DmemCharge,
     },
+}
+
+impl Charge {
+    /// `len` bytes charged to the current task's dmem cgroup in `region`
+    /// (nobody without the dmem controller): `ENOMEM` over a limit.
+    pub(crate) fn dmem(region: Option<&Arc<DmemRegion>>, len: usize) -> Result<Self> {
+        Ok(match region {
+            Some(region) => Charge::Dmem {
+                _charge: region.try_charge(len as u64)?,
+            },
+            None => Charge::None,
+        })
+    }
 }
 
 /// How the memory is held.

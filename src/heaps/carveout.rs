@@ -103,12 +103,7 @@ impl Heap for CarveoutHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // Charged first; the charge and the chunk go back when dropped, on
         // every path.
-        let charge = match &self.dmem {
-            Some(region) => Charge::Dmem {
-                _charge: region.try_charge(len as u64)?,
-            },
-            None => Charge::None,
-        };
+        let charge = Charge::dmem(self.dmem.as_ref(), len)?;
         let chunk = self.region.alloc(len)?;
         if chunk.has_pages() {
             let run = PageRun::from_chunk(chunk)?;

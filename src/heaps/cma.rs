@@ -90,12 +90,7 @@ impl Heap for CmaHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // Charged before any page is taken; dropped (uncharged) on every
         // failure below.
-        let charge = match &self.dmem {
-            Some(region) => Charge::Dmem {
-                _charge: region.try_charge(len as u64)?,
-            },
-            None => Charge::None,
-        };
+        let charge = Charge::dmem(self.dmem.as_ref(), len)?;
         // (More than the area holds fails at once in `cma_alloc`: no page
         // of the area is touched.)
         // Aligned to the buffer's own order, capped as upstream.

@@ -7,72 +7,11 @@
 
 use crate::wrappers::{
     cgroup::{DmemCharge, DmemRegion, Owner},
-    dmabuf::Exporter,
+    dmabuf::{Exporter, MemoryRef},
     pages::PageRuns,
     reserved_mem::Chunk,
-    sgtable::SgTable,
-    vma::UserMapping,
-    vmalloc::KernelMap,
 };
-use kernel::{
-    device::Device,
-    prelude::*,
-    str::CStr,
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
-};
-
-/// Where a buffer comes from: the heap, kept alive by its buffers (its
-/// name is the buffers' exporter name).
-pub(crate) trait Origin: Send + Sync {
-    /// The heap's name.
-    fn name(&self) -> &CStr;
-
-    /// The heap's size and allocation limit.
-    fn usage(&self) -> &Usage;
-}
-
-/// A heap's size and the largest allocation it allows (its live buffers
-/// are counted where they are exported, see
-/// [`crate::wrappers::dmabuf::Exports`]).
-pub(crate) struct Usage {
-    /// Bytes the heap can ever hold.
-    size: u64,
-    max_alloc: Atomic<u64>,
-}
-
-impl Usage {
-    /// Allocations up to `size` bytes allowed.
-    pub(crate) fn new(size: u64) -> Self {
-        Self {
-            size,
-            max_alloc: Atomic::new(size),
-        }
-    }
-
-    /// Bytes the heap can ever hold.
-    pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The largest allocation allowed.
-    pub(crate) fn max_alloc(&self) -> u64 {
-        self.max_alloc.load(Relaxed)
-    }
-
-    /// Sets the largest allocation allowed: `EINVAL` above the heap's
-    /// size.
-    pub(crate) fn set_max_alloc(&self, max: u64) -> Result {
-        if max > self.size {
-            return Err(EINVAL);
-        }
-        self.max_alloc.store(max, Relaxed);
-        Ok(())
-    }
-}
+use kernel::{prelude::*, sync::Arc};
 
 /// What a buffer's memory is charged to.
 pub(crate) enum Charge {
@@ -101,14 +40,15 @@ impl Charge {
     }
 }
 
-/// How the memory is held.
+/// How the memory is held (inline: tables and mappings borrow it from the
+/// exported buffer, which owns it).
 enum Backing {
     /// Runs of pages with `struct page` (system heap, CMA, carveouts
     /// without `no-map`).
-    Pages(Arc<PageRuns>),
+    Pages(PageRuns),
     /// A chunk of a reserved region without `struct page` (`no-map`
     /// carveouts), mapped write-combined everywhere.
-    Chunk(Arc<Chunk>),
+    Chunk(Chunk),
 }
 
 /// The memory of one buffer, zeroed by the heap that allocated it, and its
@@ -120,19 +60,19 @@ pub(crate) struct Memory {
 
 impl Memory {
     /// Memory of zeroed page runs.
-    pub(crate) fn pages(runs: PageRuns, charge: Charge) -> Result<Self> {
-        Ok(Self {
-            backing: Backing::Pages(Arc::new(runs, GFP_KERNEL)?),
+    pub(crate) fn pages(runs: PageRuns, charge: Charge) -> Self {
+        Self {
+            backing: Backing::Pages(runs),
             charge,
-        })
+        }
     }
 
     /// Memory of a zeroed chunk of a no-map region.
-    pub(crate) fn chunk(chunk: Chunk, charge: Charge) -> Result<Self> {
-        Ok(Self {
-            backing: Backing::Chunk(Arc::new(chunk, GFP_KERNEL)?),
+    pub(crate) fn chunk(chunk: Chunk, charge: Charge) -> Self {
+        Self {
+            backing: Backing::Chunk(chunk),
             charge,
-        })
+        }
     }
 
     /// Size in bytes.
@@ -155,21 +95,16 @@ impl Memory {
 ///
 /// Every byte of `memory` was zeroed after its previous user freed it.
 pub(crate) struct Buffer {
-    origin: Arc<dyn Origin>,
     memory: Memory,
     owner: Owner,
 }
 
 impl Buffer {
-    /// A buffer of `memory`, allocated and zeroed by `origin` for the
+    /// A buffer of `memory`, allocated and zeroed by a heap for the
     /// current task.
-    pub(crate) fn new(origin: Arc<dyn Origin>, memory: Memory) -> Self {
+    pub(crate) fn new(memory: Memory) -> Self {
         let owner = Owner::current(memory.dmem_charged());
-        Self {
-            origin,
-            memory,
-            owner,
-        }
+        Self { memory, owner }
     }
 
     /// Size in bytes.
@@ -195,28 +130,10 @@ impl Buffer {
 }
 
 impl Exporter for Buffer {
-    fn exp_name(&self) -> &CStr {
-        self.origin.name()
-    }
-
-    fn sg_table(&self, dev: ARef<Device>) -> Result<SgTable> {
+    fn memory(&self) -> MemoryRef<'_> {
         match &self.memory.backing {
-            Backing::Pages(runs) => SgTable::pages(runs, dev),
-            Backing::Chunk(chunk) => SgTable::chunk(chunk, dev),
-        }
-    }
-
-    fn mmap<'a>(&'a self, vma: &UserMapping<'_, 'a>) -> Result {
-        match &self.memory.backing {
-            Backing::Pages(runs) => vma.map_pages(runs),
-            Backing::Chunk(chunk) => vma.map_chunk(chunk),
-        }
-    }
-
-    fn kernel_map(&self) -> Result<KernelMap> {
-        match &self.memory.backing {
-            Backing::Pages(runs) => KernelMap::pages(runs),
-            Backing::Chunk(chunk) => KernelMap::chunk(chunk),
+            Backing::Pages(runs) => MemoryRef::Pages(runs),
+            Backing::Chunk(chunk) => MemoryRef::Chunk(chunk),
         }
     }
 }

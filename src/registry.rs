@@ -13,7 +13,7 @@ use crate::{
     heaps::Heap,
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
-        dmabuf::{DmaBuf, Exporter, Exports, Info},
+        dmabuf::{DmaBuf, Exports, Info},
     },
 };
 use core::fmt::{self, Write};
@@ -92,7 +92,7 @@ impl HeapFile {
             return Err(ENOMEM);
         }
         let memory = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
-        let buffer = Buffer::new(self.heap.clone(), memory);
+        let buffer = Buffer::new(memory);
         let size = buffer.len();
         let dmabuf = DmaBuf::export(&self.exports, buffer, size, data.fd_flags)?;
         let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
@@ -108,6 +108,7 @@ const USED: usize = 3;
 const BUFFERS: usize = 4;
 const PEAK: usize = 5;
 const MAX_ALLOC: usize = 6;
+const POOL: usize = 7;
 
 impl NodeOps for HeapFile {
     /// Documentation/ABI/testing/sysfs-class-dma_heap.
@@ -119,6 +120,7 @@ impl NodeOps for HeapFile {
         (c"buffers", false),
         (c"peak", true),
         (c"max_alloc", true),
+        (c"pool", false),
     ];
 
     fn show(&self, idx: usize, f: &mut dyn Write) -> fmt::Result {
@@ -131,9 +133,14 @@ impl NodeOps for HeapFile {
             BUFFERS => self.exports.count(),
             PEAK => self.exports.peak(),
             MAX_ALLOC => usage.max_alloc(),
+            POOL => self.heap.pool().ok_or(fmt::Error)? as u64,
             _ => return Err(fmt::Error),
         };
         writeln!(f, "{value}")
+    }
+
+    fn has_attr(&self, idx: usize) -> bool {
+        idx != POOL || self.heap.pool().is_some()
     }
 
     fn store(&self, idx: usize, text: &str) -> Result {
@@ -207,20 +214,21 @@ fn write_buffers(heaps: &AllExports, f: &mut fmt::Formatter<'_>) -> fmt::Result 
         f,
         "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname"
     )?;
-    heaps
-        .iter()
-        .try_for_each(|exports| exports.for_each(|buffer, info| line(buffer, info, f)))
+    heaps.iter().try_for_each(|exports| {
+        let heap = exports.name().to_str().unwrap_or("?");
+        exports.for_each(|buffer, info| line(heap, buffer, info, f))
+    })
 }
 
 /// One line of `buffers`.
-fn line(buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let owner = buffer.owner();
     let mut path = [0u8; 256];
     writeln!(
         f,
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         info.ino,
-        buffer.exp_name().to_str().unwrap_or("?"),
+        heap,
         buffer.len(),
         owner.tgid(),
         owner.comm(),
@@ -264,13 +272,8 @@ impl Registry {
                 pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
                 continue;
             };
-            let file = Arc::new(
-                HeapFile {
-                    heap,
-                    exports: Exports::new()?,
-                },
-                GFP_KERNEL,
-            )?;
+            let exports = Exports::new(heap.name())?;
+            let file = Arc::new(HeapFile { heap, exports }, GFP_KERNEL)?;
             built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;
         }
         // Nothing can fail from here on but a node's own publication.

@@ -11,6 +11,7 @@ use kernel::{prelude::*, sync::Arc, ThisModule};
 
 mod buffer;
 mod heaps;
+mod pool;
 mod registry;
 mod wrappers;
 
@@ -47,7 +48,7 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
     if module_parameters::system_heap.value() {
-        let heap = heaps::system::SystemHeap::new(wrappers::mem_accounting_param());
+        let heap = heaps::system::SystemHeap::new(wrappers::mem_accounting_param())?;
         all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
     }
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]

@@ -5,9 +5,9 @@
 //! `carveout=` module parameter), handed out page by page, first fit, by
 //! the region's own allocator.
 
-use super::Heap;
+use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory, Origin, Usage},
+    buffer::{Charge, Memory},
     wrappers::{
         cgroup::DmemRegion,
         pages::{PageRun, PageRuns},
@@ -89,7 +89,7 @@ fn parse_size(s: &str) -> Result<u64> {
     v.checked_mul(1 << shift).ok_or(EINVAL)
 }
 
-impl Origin for CarveoutHeap {
+impl Heap for CarveoutHeap {
     fn name(&self) -> &CStr {
         self.region.name()
     }
@@ -97,9 +97,7 @@ impl Origin for CarveoutHeap {
     fn usage(&self) -> &Usage {
         &self.usage
     }
-}
 
-impl Heap for CarveoutHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // Charged first; the charge and the chunk go back when dropped, on
         // every path.
@@ -108,10 +106,10 @@ impl Heap for CarveoutHeap {
         if chunk.has_pages() {
             let run = PageRun::from_chunk(chunk)?;
             run.zero()?;
-            Memory::pages(PageRuns::one(run), charge)
+            Ok(Memory::pages(PageRuns::one(run), charge))
         } else {
             chunk.zero()?;
-            Memory::chunk(chunk, charge)
+            Ok(Memory::chunk(chunk, charge))
         }
     }
 

@@ -3,9 +3,9 @@
 //! CMA heaps: physically contiguous buffers from a Contiguous Memory
 //! Allocator area, one heap per area under upstream 7.3's names.
 
-use super::Heap;
+use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory, Origin, Usage},
+    buffer::{Charge, Memory},
     wrappers::{
         cgroup::DmemRegion,
         cma::CmaArea,
@@ -76,7 +76,7 @@ fn order_of(len: usize) -> u32 {
     len.div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros()
 }
 
-impl Origin for CmaHeap {
+impl Heap for CmaHeap {
     fn name(&self) -> &CStr {
         self.name
     }
@@ -84,9 +84,7 @@ impl Origin for CmaHeap {
     fn usage(&self) -> &Usage {
         &self.usage
     }
-}
 
-impl Heap for CmaHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
         // Charged before any page is taken; dropped (uncharged) on every
         // failure below.
@@ -98,7 +96,7 @@ impl Heap for CmaHeap {
         let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
         // A killed caller stops zeroing; dropping `run` releases it.
         run.zero()?;
-        Memory::pages(PageRuns::one(run), charge)
+        Ok(Memory::pages(PageRuns::one(run), charge))
     }
 
     fn contiguous(&self) -> bool {

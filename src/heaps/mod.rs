@@ -3,7 +3,12 @@
 //! Heap backends: each turns a length into zeroed [`Memory`]. A new kind
 //! of heap is a new file here.
 
-use crate::buffer::{Memory, Origin};
+use crate::buffer::Memory;
+use kernel::{
+    prelude::*,
+    str::CStr,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
 pub(crate) mod carveout;
@@ -13,17 +18,67 @@ pub(crate) mod cma;
 pub(crate) mod system;
 
 /// A memory backend. The registry calls it; it never looks inside the
-/// memory it returns. Its [`Origin::name`] names its node
-/// (`/dev/<class>/<name>`) and its buffers' exporter.
-pub(crate) trait Heap: Origin {
-    /// Allocates `len` bytes (page-aligned, non-zero), zeroed. `fd_flags`
+/// memory it returns.
+pub(crate) trait Heap: Send + Sync {
+    /// The heap's name: its node's (`/dev/<class>/<name>`) and its
+    /// buffers' exporter name.
+    fn name(&self) -> &CStr;
+
+    /// The heap's size and allocation limit.
+    fn usage(&self) -> &Usage;
+
+    /// Allocates `len` bytes (page-aligned, non-zero, at most
+    /// [`Usage::max_alloc`]), zeroed. `fd_flags`
     /// and `heap_flags` are validated already.
-    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64)
-        -> kernel::error::Result<Memory>;
+    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Memory>;
 
     /// Whether each buffer is one physically contiguous range.
     fn contiguous(&self) -> bool;
 
     /// Whether CPU mappings of its buffers are cached (not write-combined).
     fn cached(&self) -> bool;
+
+    /// Bytes of freed memory kept for reuse, for a heap with a pool.
+    fn pool(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// A heap's size and the largest allocation it allows (its live buffers
+/// are counted where they are exported, see
+/// [`crate::wrappers::dmabuf::Exports`]).
+pub(crate) struct Usage {
+    /// Bytes the heap can ever hold.
+    size: u64,
+    max_alloc: Atomic<u64>,
+}
+
+impl Usage {
+    /// Allocations up to `size` bytes allowed.
+    pub(crate) fn new(size: u64) -> Self {
+        Self {
+            size,
+            max_alloc: Atomic::new(size),
+        }
+    }
+
+    /// Bytes the heap can ever hold.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The largest allocation allowed.
+    pub(crate) fn max_alloc(&self) -> u64 {
+        self.max_alloc.load(Relaxed)
+    }
+
+    /// Sets the largest allocation allowed: `EINVAL` above the heap's
+    /// size.
+    pub(crate) fn set_max_alloc(&self, max: u64) -> Result {
+        if max > self.size {
+            return Err(EINVAL);
+        }
+        self.max_alloc.store(max, Relaxed);
+        Ok(())
+    }
 }

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The system heap: pages from the buddy allocator, largest blocks first.
+//! The system heap: pages from the buddy allocator, largest blocks first,
+//! through a pool of freed blocks (see [`crate::pool`]).
 
-use super::Heap;
+use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory, Origin, Usage},
+    buffer::{Charge, Memory},
+    pool::Pool,
     wrappers::{
-        fatal_signal_pending,
+        fatal_signal_pending, memcg_charges_current,
         pages::{Effort, PageRun, PageRuns},
+        pool_max_kb_param,
+        shrinker::Shrinker,
         totalram_pages,
     },
 };
-use kernel::{page::PAGE_SIZE, prelude::*, str::CStr};
+use kernel::{page::PAGE_SIZE, prelude::*, str::CStr, sync::Arc};
 
 /// Block orders tried, largest first: 1 MiB, 64 KiB, 4 KiB with 4 KiB
 /// pages, the sizes IOMMUs map cheaply (as upstream).
@@ -23,16 +27,27 @@ pub(crate) struct SystemHeap {
     /// `mem_accounting`).
     account: bool,
     usage: Usage,
+    /// Declared before the pool: unregistered first.
+    _shrinker: Shrinker<Pool>,
+    pool: Arc<Pool>,
 }
 
 impl SystemHeap {
-    /// The heap, charging its buffers to memory cgroups when `account`.
-    pub(crate) fn new(account: bool) -> Self {
-        let ram = totalram_pages() as u64 * PAGE_SIZE as u64;
-        Self {
+    /// The heap, charging its buffers to memory cgroups when `account`,
+    /// with a pool of `pool_max_kb` (a quarter of RAM by default).
+    pub(crate) fn new(account: bool) -> Result<Self> {
+        let ram = totalram_pages() * PAGE_SIZE;
+        let max = match pool_max_kb_param() {
+            0 => ram / 4,
+            kb => kb.saturating_mul(1024).min(ram),
+        };
+        let pool = Pool::new(&ORDERS, max)?;
+        Ok(Self {
             account,
-            usage: Usage::new(ram),
-        }
+            usage: Usage::new(ram as u64),
+            _shrinker: Shrinker::register(c"rust-dma-heap-pool", pool.clone())?,
+            pool,
+        })
     }
 
     /// What the buffers are charged to.
@@ -45,23 +60,47 @@ impl SystemHeap {
     }
 
     /// The largest block not larger than `remaining` nor `max_order`, and
-    /// its order; high orders are opportunistic, order 0 may reclaim.
-    fn alloc_largest(&self, remaining: usize, max_order: u32) -> Option<(PageRun, u32)> {
-        ORDERS
+    /// its order: from the pool when `pooled`, else from the page
+    /// allocator (high orders opportunistic, order 0 may reclaim).
+    fn alloc_largest(
+        &self,
+        remaining: usize,
+        max_order: u32,
+        pooled: bool,
+    ) -> Result<Option<(PageRun, u32)>> {
+        for &order in ORDERS
             .iter()
             .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
-            .find_map(|&order| {
-                let effort = if order > 0 {
-                    Effort::Opportunistic
-                } else {
-                    Effort::Normal
-                };
-                PageRun::alloc_buddy(order, effort, self.account).map(|run| (run, order))
-            })
+        {
+            if pooled {
+                if let Some(run) = self.pool.take(order)? {
+                    return Ok(Some((run, order)));
+                }
+            }
+            let effort = if order > 0 {
+                Effort::Opportunistic
+            } else {
+                Effort::Normal
+            };
+            if let Some(run) = PageRun::alloc_buddy(order, effort, self.account) {
+                return Ok(Some((run, order)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `runs` as a buffer's memory, back to the pool when freed if `pooled`.
+    fn memory(&self, runs: PageRuns, pooled: bool) -> Memory {
+        let runs = if pooled {
+            runs.recycled_by(self.pool.clone())
+        } else {
+            runs
+        };
+        Memory::pages(runs, self.charge())
     }
 }
 
-impl Origin for SystemHeap {
+impl Heap for SystemHeap {
     fn name(&self) -> &CStr {
         c"system"
     }
@@ -69,18 +108,17 @@ impl Origin for SystemHeap {
     fn usage(&self) -> &Usage {
         &self.usage
     }
-}
 
-impl Heap for SystemHeap {
     fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
-        // More than the machine has can never succeed: refuse it before
-        // reclaim and the OOM killer get involved (upstream does not).
-        if len / PAGE_SIZE > totalram_pages() {
-            return Err(ENOMEM);
-        }
-        let (first, order) = self.alloc_largest(len, ORDERS[0]).ok_or(ENOMEM)?;
+        // More than the machine has was refused already (`max_alloc` is at
+        // most the RAM size), before reclaim could get involved (upstream
+        // does not refuse it).
+        // Pooled pages are charged to nobody: only for callers the kernel
+        // would not charge either.
+        let pooled = !(self.account && memcg_charges_current());
+        let (first, order) = self.alloc_largest(len, ORDERS[0], pooled)?.ok_or(ENOMEM)?;
         if first.size() == len {
-            return Memory::pages(PageRuns::one(first), self.charge());
+            return Ok(self.memory(PageRuns::one(first), pooled));
         }
         let mut remaining = len - first.size();
         let mut max_order = order;
@@ -93,12 +131,14 @@ impl Heap for SystemHeap {
             if fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let (run, order) = self.alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            let (run, order) = self
+                .alloc_largest(remaining, max_order, pooled)?
+                .ok_or(ENOMEM)?;
             remaining -= run.size();
             max_order = order;
             runs.push(run, GFP_KERNEL)?;
         }
-        Memory::pages(PageRuns::new(runs), self.charge())
+        Ok(self.memory(PageRuns::new(runs), pooled))
     }
 
     fn contiguous(&self) -> bool {
@@ -107,5 +147,17 @@ impl Heap for SystemHeap {
 
     fn cached(&self) -> bool {
         true
+    }
+
+    fn pool(&self) -> Option<usize> {
+        Some(self.pool.bytes())
+    }
+}
+
+impl Drop for SystemHeap {
+    fn drop(&mut self) {
+        // The last buffers may have queued the worker: it finishes before
+        // the module's code goes.
+        self.pool.flush();
     }
 }

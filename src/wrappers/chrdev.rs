@@ -129,6 +129,12 @@ pub(crate) trait NodeOps: Send + Sync + 'static {
     /// Stores `text` (one line, trimmed) into writable attribute
     /// `ATTRS[idx]`.
     fn store(&self, idx: usize, text: &str) -> Result;
+
+    /// Whether this node has attribute `ATTRS[idx]` (asked once, when the
+    /// class device is created).
+    fn has_attr(&self, _idx: usize) -> bool {
+        true
+    }
 }
 
 /// The part of a node open files can reach: the cdev the VFS keeps
@@ -222,6 +228,9 @@ impl<T: NodeOps> Node<T> {
         __bindgen_anon_2: bindings::attribute_group__bindgen_ty_2 {
             attrs: Self::ATTR_PTRS.as_ptr().cast_mut(),
         },
+        __bindgen_anon_1: bindings::attribute_group__bindgen_ty_1 {
+            is_visible: Some(Self::is_visible),
+        },
         ..pin_init::zeroed()
     };
 
@@ -302,6 +311,37 @@ impl<T: NodeOps> Node<T> {
         // SAFETY: our attribute, named by a static NUL-terminated string.
         let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
         T::ATTRS.iter().position(|(n, _)| *n == name)
+    }
+
+    /// Whether the class device of `kobj` shows attribute `attr`.
+    ///
+    /// # Safety
+    ///
+    /// Called by sysfs on the class device of a node `publish` created
+    /// (its kobject), for an attribute of `ATTR_TABLE`.
+    unsafe extern "C" fn is_visible(
+        kobj: *mut bindings::kobject,
+        attr: *mut bindings::attribute,
+        _n: ffi::c_int,
+    ) -> bindings::umode_t {
+        // SAFETY: the kobject is embedded in a class device (`kobj_to_dev`);
+        // its driver data, set before its attributes are created, is the
+        // node's data (see `publish`); `attr` is in a `device_attribute`.
+        unsafe {
+            let dev = kobj
+                .cast::<u8>()
+                .sub(core::mem::offset_of!(bindings::device, kobj))
+                .cast::<bindings::device>();
+            let data = &*(*dev).driver_data.cast::<T>();
+            let dattr = attr
+                .cast::<u8>()
+                .sub(core::mem::offset_of!(bindings::device_attribute, attr))
+                .cast::<bindings::device_attribute>();
+            match Self::attr_index(dattr) {
+                Some(idx) if data.has_attr(idx) => (*attr).mode,
+                _ => 0,
+            }
+        }
     }
 
     /// `show` of every attribute.

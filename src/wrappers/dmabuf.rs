@@ -9,7 +9,10 @@
 //! `vunmap`). The exporter only says how to describe and map its memory,
 //! with types that can only be made from memory it owns.
 
-use super::{dma_dir_from_raw, sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap};
+use super::{
+    dma_dir_from_raw, pages::PageRuns, reserved_mem::Chunk, sgtable::SgTable, vma::UserMapping,
+    vmalloc::KernelMap,
+};
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -22,26 +25,24 @@ use kernel::{
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
-    str::{CStr, CStrExt},
+    str::{CStr, CStrExt, CString},
     sync::{aref::ARef, Arc, Mutex},
 };
 
-/// What a dma-buf's private data implements. Dropping it (with the last
-/// reference) is `release`.
+/// A buffer's memory, borrowed from its exporter.
+pub(crate) enum MemoryRef<'a> {
+    /// Runs of pages with `struct page`.
+    Pages(&'a PageRuns),
+    /// A chunk of a reserved region without `struct page`.
+    Chunk(&'a Chunk),
+}
+
+/// What a dma-buf's private data implements: it owns the buffer's memory.
+/// Dropping it (with the last reference) is `release`.
 pub(crate) trait Exporter: Send + Sync + Sized + 'static {
-    /// The exporter name shown in debugfs and fdinfo.
-    fn exp_name(&self) -> &CStr;
-
-    /// A table of the buffer's memory for `dev`, at an attachment's first
-    /// map (the caller maps it and keeps it until detach).
-    fn sg_table(&self, dev: ARef<Device>) -> Result<SgTable>;
-
-    /// Maps the buffer's own memory (borrowed from `self`) into a shared
-    /// user mapping.
-    fn mmap<'a>(&'a self, vma: &UserMapping<'_, 'a>) -> Result;
-
-    /// A kernel mapping of the whole buffer, at the first `vmap`.
-    fn kernel_map(&self) -> Result<KernelMap>;
+    /// The buffer's memory. This layer builds every table and mapping
+    /// from it and drops them all before the exporter.
+    fn memory(&self) -> MemoryRef<'_>;
 }
 
 /// One device's attachment.
@@ -126,6 +127,9 @@ unsafe impl<T: Exporter> Sync for Exported<T> {}
 /// on the hot path).
 #[pin_data]
 pub(crate) struct Exports<T: Exporter> {
+    /// The exporter name of every buffer (the dma-buf core keeps a
+    /// pointer to it: each buffer holds its `Exports`).
+    name: CString,
     #[pin]
     ledger: Mutex<Ledger<T>>,
 }
@@ -159,10 +163,12 @@ pub(crate) struct Info<'a> {
 const NAME_LEN: usize = 32;
 
 impl<T: Exporter> Exports<T> {
-    /// No buffer yet.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// No buffer yet; the buffers' exporter name will be `name`.
+    pub(crate) fn new(name: &CStr) -> Result<Arc<Self>> {
+        let name = CString::try_from(name)?;
         Arc::pin_init(
             pin_init!(Self {
+                name,
                 ledger <- new_mutex!(Ledger {
                     list: List::new(),
                     count: 0,
@@ -172,6 +178,11 @@ impl<T: Exporter> Exports<T> {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The buffers' exporter name.
+    pub(crate) fn name(&self) -> &CStr {
+        &self.name
     }
 
     /// Live buffers.
@@ -258,13 +269,13 @@ impl DmaBuf {
     ) -> Result<Self> {
         let data = ListArc::pin_init::<Error>(
             try_pin_init!(Exported {
-                data,
-                size,
                 state <- new_mutex!(State {
                     attachments: List::new(),
                     vmaps: 0,
                     kmap: None,
                 }),
+                data,
+                size,
                 exports: exports.clone(),
                 published: UnsafeCell::new(Published {
                     dmabuf: core::ptr::null_mut(),
@@ -274,7 +285,7 @@ impl DmaBuf {
             }),
             GFP_KERNEL,
         )?;
-        let name = data.data.exp_name().as_char_ptr();
+        let name = exports.name.as_char_ptr();
         // Owned by `data` until it is on the list, by the list afterwards.
         let priv_: *const Exported<T> = &*data;
         let info = bindings::dma_buf_export_info {
@@ -286,8 +297,9 @@ impl DmaBuf {
             resv: core::ptr::null_mut(),
             priv_: priv_.cast_mut().cast(),
         };
-        // SAFETY: `info` is fully initialized; `exp_name` lives in `data`,
-        // which the dma-buf owns until release; the ops table is static.
+        // SAFETY: `info` is fully initialized; `exp_name` lives in
+        // `exports`, which `data` holds and the dma-buf owns until release;
+        // the ops table is static.
         let ptr = unsafe { bindings::dma_buf_export(&info) };
         match from_err_ptr(ptr) {
             // INVARIANT: a successful export returns one file reference.
@@ -333,6 +345,33 @@ impl Drop for DmaBuf {
 }
 
 impl<T: Exporter> Exported<T> {
+    /// A table of the buffer's memory for `dev`.
+    fn table(&self, dev: ARef<Device>) -> Result<SgTable> {
+        // SAFETY: the memory is borrowed from `data`, which is never
+        // mutated and is dropped after every table (type invariant): the
+        // table is kept in an attachment, and the core detaches every
+        // attachment before release.
+        unsafe {
+            match self.data.memory() {
+                MemoryRef::Pages(runs) => SgTable::pages(runs, dev),
+                MemoryRef::Chunk(chunk) => SgTable::chunk(chunk, dev),
+            }
+        }
+    }
+
+    /// A kernel mapping of the buffer's memory.
+    fn kernel_map(&self) -> Result<KernelMap> {
+        // SAFETY: the memory is borrowed from `data`, which is never
+        // mutated and is dropped after `state`, where the mapping is kept
+        // (type invariant).
+        unsafe {
+            match self.data.memory() {
+                MemoryRef::Pages(runs) => KernelMap::pages(runs),
+                MemoryRef::Chunk(chunk) => KernelMap::chunk(chunk),
+            }
+        }
+    }
+
     fn attach(&self, dev: ARef<Device>) -> Result<Arc<Attachment>> {
         let att = ListArc::pin_init::<Error>(
             try_pin_init!(Attachment {
@@ -367,7 +406,7 @@ impl<T: Exporter> Exported<T> {
         let table = match &mut *table {
             Some(t) => t,
             empty => {
-                let t = self.data.sg_table(att.dev.clone())?;
+                let t = self.table(att.dev.clone())?;
                 if t.len() != self.size {
                     return Err(EINVAL);
                 }
@@ -412,7 +451,10 @@ impl<T: Exporter> Exported<T> {
         if !vma.is_shared() {
             return Err(EINVAL);
         }
-        self.data.mmap(vma)
+        match self.data.memory() {
+            MemoryRef::Pages(runs) => vma.map_pages(runs),
+            MemoryRef::Chunk(chunk) => vma.map_chunk(chunk),
+        }
     }
 
     fn vmap(&self) -> Result<*mut ffi::c_void> {
@@ -420,7 +462,7 @@ impl<T: Exporter> Exported<T> {
         let addr = match &state.kmap {
             Some(km) => km.addr(),
             None => {
-                let km = self.data.kernel_map()?;
+                let km = self.kernel_map()?;
                 if km.len() != self.size {
                     return Err(EINVAL);
                 }

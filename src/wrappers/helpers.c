@@ -41,6 +41,45 @@ module_param_string(carveout, carveout, sizeof(carveout), 0444);
 MODULE_PARM_DESC(carveout,
 		 "A carveout heap on a physical range without device tree: <size>@<base> (see Documentation)");
 
+static unsigned long pool_max_kb;
+module_param(pool_max_kb, ulong, 0444);
+MODULE_PARM_DESC(pool_max_kb,
+		 "Most KiB of freed system heap pages kept for reuse (default 0: a quarter of RAM; see Documentation)");
+
+static bool pool_zeroing = true;
+module_param(pool_zeroing, bool, 0644);
+MODULE_PARM_DESC(pool_zeroing,
+		 "Zero freed pool pages in the background (default Y; N leaves it to allocations, for tests)");
+
+unsigned long rdh_pool_max_kb(void)
+{
+	return pool_max_kb;
+}
+
+bool rdh_pool_zeroing(void)
+{
+	return READ_ONCE(pool_zeroing);
+}
+
+void rdh_mod_reclaimable(struct page *page, long nr)
+{
+	mod_node_page_state(page_pgdat(page), NR_KERNEL_MISC_RECLAIMABLE, nr);
+}
+
+bool rdh_memcg_charges_current(void)
+{
+	struct mem_cgroup *memcg;
+	bool ret;
+
+	if (!memcg_kmem_online())
+		return false;
+	rcu_read_lock();
+	memcg = mem_cgroup_from_task(current);
+	ret = memcg && !mem_cgroup_is_root(memcg);
+	rcu_read_unlock();
+	return ret;
+}
+
 const char *rdh_carveout_param(void)
 {
 	return carveout;

@@ -8,7 +8,7 @@
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `cgroup`, `cma`, `reserved_mem`, `pages`,
-//! `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`.
+//! `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`.
 
 pub(crate) mod cgroup;
 pub(crate) mod chrdev;
@@ -18,6 +18,7 @@ pub(crate) mod dmabuf;
 pub(crate) mod pages;
 pub(crate) mod reserved_mem;
 pub(crate) mod sgtable;
+pub(crate) mod shrinker;
 pub(crate) mod vma;
 pub(crate) mod vmalloc;
 
@@ -69,6 +70,10 @@ mod ffi_helpers {
             len: usize,
         ) -> ffi::c_int;
         pub(super) fn rdh_mem_accounting() -> bool;
+        pub(super) fn rdh_pool_max_kb() -> ffi::c_ulong;
+        pub(super) fn rdh_pool_zeroing() -> bool;
+        pub(super) fn rdh_mod_reclaimable(page: *mut bindings::page, nr: ffi::c_long);
+        pub(super) fn rdh_memcg_charges_current() -> bool;
         pub(super) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(super) fn rdh_fatal_signal_pending() -> bool;
         pub(super) fn rdh_page_highmem(page: *mut bindings::page) -> bool;
@@ -157,6 +162,28 @@ pub(crate) fn class_name_param() -> &'static CStr {
 pub(crate) fn mem_accounting_param() -> bool {
     // SAFETY: reads a read-only parameter; no preconditions.
     unsafe { ffi_helpers::rdh_mem_accounting() }
+}
+
+/// The `pool_max_kb` module parameter (declared in `helpers.c`, 0444): the
+/// most KiB the page pool keeps, 0 for the default.
+pub(crate) fn pool_max_kb_param() -> usize {
+    // SAFETY: reads a read-only parameter; no preconditions.
+    unsafe { ffi_helpers::rdh_pool_max_kb() as usize }
+}
+
+/// The `pool_zeroing` module parameter (declared in `helpers.c`, 0644,
+/// read at each use): whether the pool's worker zeroes freed blocks.
+pub(crate) fn pool_zeroing_param() -> bool {
+    // SAFETY: reads a parameter with `READ_ONCE`; no preconditions.
+    unsafe { ffi_helpers::rdh_pool_zeroing() }
+}
+
+/// Whether pages allocated now with `__GFP_ACCOUNT` would be charged to a
+/// memory cgroup (the current task is in one other than the root, and
+/// kernel memory accounting is on).
+pub(crate) fn memcg_charges_current() -> bool {
+    // SAFETY: reads `current`'s memory cgroup under RCU; process context.
+    unsafe { ffi_helpers::rdh_memcg_charges_current() }
 }
 
 /// The `carveout` module parameter (declared in `helpers.c`).

@@ -7,7 +7,7 @@
 use super::cma::{self, CmaArea};
 use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk};
 use core::ptr::NonNull;
-use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*};
+use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
 
 /// The allocation flags of the system heap's blocks, from the bits of
 /// `include/linux/gfp_types.h` (the composite `GFP_*` macros have no
@@ -184,6 +184,22 @@ impl PageRun {
         Ok(())
     }
 
+    /// The order of a buddy block (`None` for other runs).
+    pub(crate) fn order(&self) -> Option<u32> {
+        match self.source {
+            Source::Buddy { order } => Some(order),
+            _ => None,
+        }
+    }
+
+    /// Whether the pages are charged to a memory cgroup (allocated with
+    /// `__GFP_ACCOUNT` by a task the kernel charges).
+    pub(crate) fn memcg_charged(&self) -> bool {
+        // SAFETY: the page is ours (type invariant); `memcg_data` of a page
+        // we own changes only when it is charged or freed, by its owner.
+        unsafe { (*self.first.as_ptr()).memcg_data != 0 }
+    }
+
     /// The page frame number of the run's first page.
     pub(super) fn pfn(&self) -> usize {
         // SAFETY: `self.first` is a valid page by the type invariant.
@@ -235,15 +251,29 @@ impl Drop for PageRun {
 enum RunList {
     One(PageRun),
     Many(KVVec<PageRun>),
+    /// Given back (while being dropped).
+    None,
+}
+
+/// Takes back the runs of a buffer when it is freed (a page pool).
+pub(crate) trait Recycle: Send + Sync {
+    /// Takes `run`, keeping it or freeing it.
+    fn recycle(&self, run: PageRun);
+
+    /// Called once after the last run of a buffer was given back.
+    fn recycled(self: Arc<Self>);
 }
 
 /// The memory of one buffer: an ordered list of page runs.
 ///
-/// Immutable once built; shared (`Arc`) by everything that points into the
-/// pages (scatter lists, kernel mappings), so the pages outlive them.
+/// Immutable once built; owned by its buffer, which drops every scatter
+/// list and kernel mapping pointing into the pages before them (see
+/// [`super::dmabuf`]).
 pub(crate) struct PageRuns {
     runs: RunList,
     len: usize,
+    /// Where the runs go when dropped (freed otherwise).
+    recycler: Option<Arc<dyn Recycle>>,
 }
 
 impl PageRuns {
@@ -253,6 +283,7 @@ impl PageRuns {
         Self {
             runs: RunList::Many(runs),
             len,
+            recycler: None,
         }
     }
 
@@ -261,7 +292,14 @@ impl PageRuns {
         Self {
             len: run.size(),
             runs: RunList::One(run),
+            recycler: None,
         }
+    }
+
+    /// The same runs, given to `recycler` when dropped.
+    pub(crate) fn recycled_by(mut self, recycler: Arc<dyn Recycle>) -> Self {
+        self.recycler = Some(recycler);
+        self
     }
 
     /// Total size in bytes.
@@ -286,6 +324,7 @@ impl PageRuns {
         match &self.runs {
             RunList::One(run) => core::slice::from_ref(run),
             RunList::Many(runs) => runs,
+            RunList::None => &[],
         }
     }
 
@@ -297,5 +336,106 @@ impl PageRuns {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for PageRuns {
+    fn drop(&mut self) {
+        let Some(recycler) = self.recycler.take() else {
+            return;
+        };
+        match core::mem::replace(&mut self.runs, RunList::None) {
+            RunList::One(run) => recycler.recycle(run),
+            RunList::Many(runs) => runs.into_iter().for_each(|run| recycler.recycle(run)),
+            RunList::None => {}
+        }
+        recycler.recycled();
+    }
+}
+
+/// Buddy blocks of one order kept off the page allocator (a pool's free
+/// list), linked through their first page's `private` field: pushing and
+/// popping allocate nothing. While on a stack, a block's pages count as
+/// reclaimable kernel memory (`KReclaimable` in `/proc/meminfo`,
+/// `NR_KERNEL_MISC_RECLAIMABLE`).
+///
+/// # Invariants
+///
+/// `head` is `None` or the first page of the first of `len` buddy blocks of
+/// order `order` owned by the stack, uncharged, each linking to the next
+/// through `private` (0 after the last); each is counted in
+/// `NR_KERNEL_MISC_RECLAIMABLE`.
+pub(crate) struct BlockStack {
+    head: Option<NonNull<bindings::page>>,
+    len: usize,
+    order: u32,
+}
+
+// SAFETY: the blocks are plain memory owned by the stack.
+unsafe impl Send for BlockStack {}
+
+impl BlockStack {
+    /// An empty stack of blocks of `order`.
+    pub(crate) const fn new(order: u32) -> Self {
+        Self {
+            head: None,
+            len: 0,
+            order,
+        }
+    }
+
+    /// Blocks on the stack.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Pushes `run`; gives it back when it is not an uncharged buddy block
+    /// of the stack's order.
+    pub(crate) fn push(&mut self, run: PageRun) -> Result<(), PageRun> {
+        if run.order() != Some(self.order) || run.memcg_charged() {
+            return Err(run);
+        }
+        let page = run.first;
+        core::mem::forget(run);
+        let next = self.head.map_or(0, |p| p.as_ptr() as ffi::c_ulong);
+        // SAFETY: the block is ours now (we took the run, which owned it);
+        // its owner may use `private`; the stat is adjusted by its size.
+        unsafe {
+            (*page.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.private = next;
+            ffi_helpers::rdh_mod_reclaimable(page.as_ptr(), 1 << self.order);
+        }
+        // INVARIANT: linked in front, counted.
+        self.head = Some(page);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Pops the block pushed last.
+    pub(crate) fn pop(&mut self) -> Option<PageRun> {
+        let page = self.head?;
+        // SAFETY: `page` is the first block, owned by the stack (type
+        // invariant): its `private` links the next; cleared before the block
+        // leaves, uncounted as it leaves.
+        let next = unsafe {
+            let p = &raw mut (*page.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.private;
+            let next = *p;
+            *p = 0;
+            ffi_helpers::rdh_mod_reclaimable(page.as_ptr(), -(1 << self.order));
+            next
+        };
+        self.head = NonNull::new(next as *mut bindings::page);
+        self.len -= 1;
+        // INVARIANT: a buddy block of this order, owned by the new run.
+        Some(PageRun {
+            first: page,
+            count: 1 << self.order,
+            source: Source::Buddy { order: self.order },
+        })
+    }
+}
+
+impl Drop for BlockStack {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
     }
 }

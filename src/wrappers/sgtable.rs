@@ -8,24 +8,19 @@
 
 use super::{ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
 use kernel::{
-    bindings,
-    device::Device,
-    dma::DataDirection,
-    error::to_result,
-    ffi,
-    page::PAGE_SIZE,
-    prelude::*,
-    sync::{aref::ARef, Arc},
-    types::Opaque,
+    bindings, device::Device, dma::DataDirection, error::to_result, ffi, page::PAGE_SIZE,
+    prelude::*, sync::aref::ARef, types::Opaque,
 };
 
 /// The longest scatterlist entry built (`length` is an `unsigned int`).
 const MAX_SEGMENT: usize = 1 << 30;
 
-/// The memory a table describes, kept alive by it.
+/// The memory a table describes (kept alive by whoever built the table).
 enum Memory {
-    Pages { runs: Arc<PageRuns> },
-    Chunk(Arc<Chunk>),
+    /// Pages with `struct page`: the entries point at them.
+    Pages,
+    /// A no-map chunk at physical address `phys`.
+    Chunk { phys: u64 },
 }
 
 /// A scatter-gather table describing all of one buffer's memory for one
@@ -40,8 +35,9 @@ enum Memory {
 ///   pointer to the header in between.
 ///   For `Memory::Pages` its entries point at the pages of the runs, in
 ///   order; for `Memory::Chunk` it has one entry per [`MAX_SEGMENT`] of
-///   the chunk, with no page, whose DMA address and length are set while
-///   mapped (`orig_nents == 0`: no CPU list).
+///   the `len` bytes at `phys`, with no page, whose DMA address and length
+///   are set while mapped (`orig_nents == 0`: no CPU list). That memory
+///   stays allocated for as long as the table lives.
 /// - `mapped` is `Some(dir)` exactly while `table` is DMA-mapped for `dev`
 ///   in direction `dir`.
 pub(crate) struct SgTable {
@@ -49,6 +45,8 @@ pub(crate) struct SgTable {
     dev: ARef<Device>,
     mapped: Option<DataDirection>,
     memory: Memory,
+    /// Bytes described.
+    len: usize,
     /// Entries allocated (`orig_nents` at allocation).
     entries: ffi::c_uint,
 }
@@ -79,7 +77,11 @@ fn alloc_table(nents: usize) -> Result<Opaque<bindings::sg_table>> {
 impl SgTable {
     /// A table with one entry per run of `runs` (runs longer than
     /// [`MAX_SEGMENT`] take several), for `dev`.
-    pub(crate) fn pages(runs: &Arc<PageRuns>, dev: ARef<Device>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `runs` must stay alive, unchanged, for as long as the table does.
+    pub(crate) unsafe fn pages(runs: &PageRuns, dev: ARef<Device>) -> Result<Self> {
         let nents = runs
             .runs()
             .iter()
@@ -103,19 +105,25 @@ impl SgTable {
                 off += len;
             }
         }
-        // INVARIANT: every entry set above; not mapped.
+        // INVARIANT: every entry set above; not mapped; the caller keeps
+        // the runs alive.
         Ok(Self {
             table,
             dev,
             mapped: None,
-            memory: Memory::Pages { runs: runs.clone() },
+            memory: Memory::Pages,
+            len: runs.len(),
             entries,
         })
     }
 
     /// A table for a chunk of a reserved region without `struct page`, for
     /// `dev`. `EINVAL` for a chunk with pages (describe those as pages).
-    pub(crate) fn chunk(chunk: &Arc<Chunk>, dev: ARef<Device>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must stay alive for as long as the table does.
+    pub(crate) unsafe fn chunk(chunk: &Chunk, dev: ARef<Device>) -> Result<Self> {
         if chunk.has_pages() {
             return Err(EINVAL);
         }
@@ -124,12 +132,14 @@ impl SgTable {
         let entries = nents as ffi::c_uint;
         // SAFETY: a table of our own, no CPU list (see the invariants).
         unsafe { (*table.get()).orig_nents = 0 };
-        // INVARIANT: entries are zeroed (no page); addresses come at map.
+        // INVARIANT: entries are zeroed (no page); addresses come at map;
+        // the caller keeps the chunk alive.
         Ok(Self {
             table,
             dev,
             mapped: None,
-            memory: Memory::Chunk(chunk.clone()),
+            memory: Memory::Chunk { phys: chunk.phys() },
+            len: chunk.len(),
             entries,
         })
     }
@@ -143,10 +153,7 @@ impl SgTable {
 
     /// Bytes the table describes: all of its memory.
     pub(super) fn len(&self) -> usize {
-        match &self.memory {
-            Memory::Pages { runs } => runs.len(),
-            Memory::Chunk(chunk) => chunk.len(),
-        }
+        self.len
     }
 
     /// The raw table, for the importer (valid as long as `self`).
@@ -191,11 +198,11 @@ impl SgTable {
         match &self.memory {
             // SAFETY: the device is live (we hold a reference) and the
             // table is valid and not mapped (type invariant).
-            Memory::Pages { .. } => to_result(unsafe {
+            Memory::Pages => to_result(unsafe {
                 bindings::dma_map_sgtable(dev, self.table.get(), dir.into(), 0)
             })?,
-            Memory::Chunk(chunk) => {
-                let (phys, len) = (chunk.phys(), chunk.len());
+            Memory::Chunk { phys } => {
+                let (phys, len) = (*phys, self.len);
                 if !self.reachable(phys, len) {
                     return Err(EIO);
                 }
@@ -265,17 +272,17 @@ impl SgTable {
         match self.memory {
             // SAFETY: the table is mapped for this device and direction
             // (type invariant).
-            Memory::Pages { .. } => unsafe {
+            Memory::Pages => unsafe {
                 bindings::dma_unmap_sgtable(self.raw_dev(), self.table.get(), dir.into(), 0)
             },
-            Memory::Chunk(_) => self.unmap_chunk(dir),
+            Memory::Chunk { .. } => self.unmap_chunk(dir),
         }
     }
 
     /// Gives the CPU ownership of a mapped table's memory; no-op when not
     /// mapped or without pages (no CPU cache holds that memory).
     pub(super) fn sync_for_cpu(&self, dir: DataDirection) {
-        if self.mapped.is_some() && matches!(self.memory, Memory::Pages { .. }) {
+        if self.mapped.is_some() && matches!(self.memory, Memory::Pages) {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_cpu(
@@ -290,7 +297,7 @@ impl SgTable {
     /// Gives the device back ownership of a mapped table's memory; no-op
     /// when not mapped or without pages.
     pub(super) fn sync_for_device(&self, dir: DataDirection) {
-        if self.mapped.is_some() && matches!(self.memory, Memory::Pages { .. }) {
+        if self.mapped.is_some() && matches!(self.memory, Memory::Pages) {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_device(

@@ -5,25 +5,25 @@
 
 use super::{c_int_len, ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
 use core::ptr::NonNull;
-use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
+use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*};
 
 /// A kernel mapping of a whole buffer.
 ///
 /// # Invariants
 ///
-/// `addr` maps every byte of the memory this object holds (kept alive by
-/// it), until drop: a `vmap` of the pages of `Pages`, unmapped in `Drop`,
-/// or the region's write-combined mapping of `Chunk`.
+/// `addr` maps every byte of a buffer's memory (kept alive by whoever made
+/// the mapping) until drop: a `vmap` of its pages (`Pages`), unmapped in
+/// `Drop`, or the region's write-combined mapping of a chunk (`Chunk`).
 pub(crate) struct KernelMap {
     addr: NonNull<ffi::c_void>,
     len: usize,
     memory: Mapped,
 }
 
-/// The memory a mapping holds alive.
+/// How the memory is mapped.
 enum Mapped {
-    Pages { _runs: Arc<PageRuns> },
-    Chunk { _chunk: Arc<Chunk> },
+    Pages,
+    Chunk,
 }
 
 // SAFETY: the mapping is a kernel address range, usable from any thread.
@@ -33,7 +33,11 @@ unsafe impl Sync for KernelMap {}
 
 impl KernelMap {
     /// Maps all pages of `runs` into the kernel's vmalloc space.
-    pub(crate) fn pages(runs: &Arc<PageRuns>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `runs` must stay alive, unchanged, for as long as the mapping does.
+    pub(crate) unsafe fn pages(runs: &PageRuns) -> Result<Self> {
         let count = runs.len() / PAGE_SIZE;
         let mut pages = KVVec::<*mut bindings::page>::with_capacity(count, GFP_KERNEL)?;
         runs.for_each_page(|p| {
@@ -41,28 +45,28 @@ impl KernelMap {
             Ok(())
         })?;
         let count = ffi::c_uint::try_from(count).map_err(|_| ENOMEM)?;
-        // SAFETY: `pages` holds `count` valid pages, kept alive by `runs`,
-        // which this mapping holds for as long as it exists.
+        // SAFETY: `pages` holds `count` valid pages of `runs`, which the
+        // caller keeps alive for as long as this mapping exists.
         let addr = unsafe { ffi_helpers::rdh_vmap(pages.as_mut_ptr(), count) };
         Ok(Self {
             addr: NonNull::new(addr).ok_or(ENOMEM)?,
             len: runs.len(),
-            memory: Mapped::Pages {
-                _runs: runs.clone(),
-            },
+            memory: Mapped::Pages,
         })
     }
 
     /// The region's own mapping of a chunk of a no-map region (`EINVAL`
     /// for a chunk with pages: map those as pages).
-    pub(crate) fn chunk(chunk: &Arc<Chunk>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must stay alive for as long as the mapping does.
+    pub(crate) unsafe fn chunk(chunk: &Chunk) -> Result<Self> {
         let addr = chunk.kernel_addr().ok_or(EINVAL)?;
         Ok(Self {
             addr: addr.cast(),
             len: chunk.len(),
-            memory: Mapped::Chunk {
-                _chunk: chunk.clone(),
-            },
+            memory: Mapped::Chunk,
         })
     }
 
@@ -79,7 +83,7 @@ impl KernelMap {
     /// Runs `f` over a `vmap` in chunks the C helpers' `int` size takes;
     /// write-combined mappings need no cache upkeep.
     fn for_each_chunk(&self, f: unsafe extern "C" fn(*mut ffi::c_void, ffi::c_int)) {
-        if let Mapped::Chunk { .. } = self.memory {
+        if let Mapped::Chunk = self.memory {
             return;
         }
         const CHUNK: usize = 1 << 30;
@@ -111,7 +115,7 @@ impl KernelMap {
 
 impl Drop for KernelMap {
     fn drop(&mut self) {
-        if let Mapped::Pages { .. } = self.memory {
+        if let Mapped::Pages = self.memory {
             // SAFETY: `addr` came from `vmap` and is unmapped only here.
             unsafe { ffi_helpers::rdh_vunmap(self.addr.as_ptr()) };
         }

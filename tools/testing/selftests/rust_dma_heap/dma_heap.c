@@ -589,12 +589,12 @@ TEST_F(heap, memory_returns_after_close)
 	 * traffic spoiled is taken again, up to three times.
 	 */
 	for (tries = 1; tries <= 3; tries++) {
-		before = rdh_meminfo("MemFree");
+		before = rdh_meminfo("MemFree+pool");
 		buf = rdh_alloc(self->fd, len, O_RDWR, 0);
 		ASSERT_LE(0, buf);
-		during = rdh_meminfo("MemFree");
+		during = rdh_meminfo("MemFree+pool");
 		close(buf);
-		after = rdh_meminfo("MemFree");
+		after = rdh_meminfo("MemFree+pool");
 		/* The buffer took its size, and gave it all back (4 MiB of
 		 * slack for whatever else the system did meanwhile).
 		 */

@@ -307,7 +307,7 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 	fds = rdh_count_fds();
 
 	for (h = 0; h < n; h++) {
-		long mem = rdh_meminfo("MemFree"), cma = rdh_meminfo("CmaFree"), mem2, cma2 = 0;
+		long mem = rdh_meminfo("MemFree+pool"), cma = rdh_meminfo("CmaFree"), mem2, cma2 = 0;
 		int heap = rdh_open_heap(names[h], O_RDONLY);
 		int bufs = rdh_bufinfo_count(names[h]);
 		struct sweep sw = { 0 };
@@ -349,7 +349,7 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 		EXPECT_LT(0, sw.failed) TH_LOG("%s", names[h]);
 		EXPECT_EQ(bufs, rdh_bufinfo_count(names[h])) TH_LOG("%s", names[h]);
 		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", names[h]);
-		mem2 = rdh_meminfo_wait("MemFree", mem - slack, 5000);
+		mem2 = rdh_meminfo_wait("MemFree+pool", mem - slack, 5000);
 		EXPECT_GE(mem2, mem - slack) TH_LOG("%s: MemFree %ld -> %ld KiB", names[h],
 							   mem, mem2);
 		if (cma >= 0) {

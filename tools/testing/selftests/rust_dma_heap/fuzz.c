@@ -601,7 +601,7 @@ TEST_F_TIMEOUT(fuzz, random_ioctls, FUZZ_TIMEOUT)
 	next_fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
 	ASSERT_LE(0, next_fd);
 	close(next_fd);
-	mem_before = rdh_meminfo("MemFree");
+	mem_before = rdh_meminfo("MemFree+pool");
 
 	t0 = now();
 	deadline = t0 + seconds;
@@ -657,7 +657,7 @@ TEST_F_TIMEOUT(fuzz, random_ioctls, FUZZ_TIMEOUT)
 			TH_LOG("heap %s", f->names[i]);
 	}
 	slack = rdh_mem_slack(MEM_SLACK_KB);
-	mem_after = rdh_meminfo_wait("MemFree", mem_before - slack, 5000);
+	mem_after = rdh_meminfo_wait("MemFree+pool", mem_before - slack, 5000);
 	ksft_print_msg("MemFree %ld KiB before, %ld KiB after\n", mem_before, mem_after);
 	EXPECT_GE(mem_after, mem_before - slack);
 	bad = rdh_kmsg_bad_since(f->kmsg, first, sizeof(first));

@@ -331,7 +331,7 @@ TEST_F_TIMEOUT(cycles, unload_reload_cycles, 1800)
 		ASSERT_EQ(0, rdh_kmemleak("scan"));
 		ASSERT_EQ(0, rdh_kmemleak("clear"));
 	}
-	mem = rdh_meminfo("MemFree");
+	mem = rdh_meminfo("MemFree+pool");
 	cma = rdh_meminfo("CmaFree");
 	ksft_print_msg("start: MemFree %ld KiB, Slab %ld KiB, VmallocUsed %ld KiB\n", mem,
 		       rdh_meminfo("Slab"), rdh_meminfo("VmallocUsed"));
@@ -348,11 +348,11 @@ TEST_F_TIMEOUT(cycles, unload_reload_cycles, 1800)
 		}
 		if ((i + 1) % 25 == 0)
 			ksft_print_msg("cycle %d: MemFree %ld KiB, Slab %ld KiB, VmallocUsed %ld KiB\n",
-				       i + 1, rdh_meminfo("MemFree"), rdh_meminfo("Slab"),
+				       i + 1, rdh_meminfo("MemFree+pool"), rdh_meminfo("Slab"),
 				       rdh_meminfo("VmallocUsed"));
 	}
 	EXPECT_EQ(0, rdh_module_refcnt());
-	mem2 = rdh_meminfo_wait("MemFree", mem - slack, 5000);
+	mem2 = rdh_meminfo_wait("MemFree+pool", mem - slack, 5000);
 	if (cma >= 0)
 		cma2 = rdh_meminfo_wait("CmaFree", cma - 4096, 5000);
 	ksft_print_msg("%d cycles over %d heaps: MemFree %ld -> %ld KiB (slack %ld), CmaFree %ld -> %ld KiB\n",

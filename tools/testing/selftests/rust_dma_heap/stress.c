@@ -114,7 +114,7 @@ FIXTURE_SETUP(stress)
 	b->kmsg = rdh_kmsg_mark();
 	ASSERT_LE(0, b->kmsg);
 	b->fds = rdh_count_fds();
-	b->memfree = rdh_meminfo("MemFree");
+	b->memfree = rdh_meminfo("MemFree+pool");
 	b->cmafree = rdh_meminfo("CmaFree");
 }
 
@@ -137,7 +137,7 @@ static void check_nothing_left(struct __test_metadata *_metadata, struct baselin
 		EXPECT_EQ(b->bufs[i], rdh_bufinfo_count(b->names[i]))
 			TH_LOG("heap %s", b->names[i]);
 	}
-	mem = rdh_meminfo_wait("MemFree", b->memfree - slack, 5000);
+	mem = rdh_meminfo_wait("MemFree+pool", b->memfree - slack, 5000);
 	if (b->cmafree >= 0)
 		cma = rdh_meminfo_wait("CmaFree", b->cmafree - CMA_SLACK_KB, 5000);
 	ksft_print_msg("MemFree %ld -> %ld KiB, CmaFree %ld -> %ld KiB\n",

@@ -8,7 +8,11 @@
  * MAX_BYTES (4 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB), times the operations
  * below many times, alternating which heap goes first, and prints medians:
  *
- *   alloc             DMA_HEAP_IOCTL_ALLOC + close
+ *   alloc             DMA_HEAP_IOCTL_ALLOC + close, back to back (a pool
+ *                     has every block back, not yet zeroed by its worker)
+ *   realloc           the same after a 16 ms pause (a pipeline at 60 frames
+ *                     per second; a pool's worker has zeroed the blocks)
+ *   first_alloc       the same after drop_caches (a pool is empty)
  *   alloc_mmap_touch  alloc, mmap, write one byte per page, munmap, close
  *   mmap_touch        the same on a buffer allocated beforehand (untimed)
  *   import_vgem       DRM_IOCTL_PRIME_FD_TO_HANDLE + GEM_CLOSE on vgem
@@ -153,10 +157,26 @@ static int attach_map(int buf_fd)
 	return req.nents;
 }
 
-enum op { ALLOC, ALLOC_MMAP_TOUCH, MMAP_TOUCH, IMPORT_VGEM, ATTACH_MAP, NR_OPS };
-static const char *const op_names[] = {
-	"alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem", "attach_map",
+enum op {
+	ALLOC, REALLOC, FIRST_ALLOC, ALLOC_MMAP_TOUCH, MMAP_TOUCH, IMPORT_VGEM, ATTACH_MAP,
+	NR_OPS
 };
+static const char *const op_names[] = {
+	"alloc", "realloc", "first_alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem",
+	"attach_map",
+};
+
+/* Empty every cache the kernel can drop, a pool's included. */
+static void empty_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (write(fd, "3\n", 2) != 2)
+			perror("drop_caches");
+		close(fd);
+	}
+}
 
 /* One timed run of @op on heap @heap_fd; ns in *ns, or -errno. */
 static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
@@ -169,9 +189,15 @@ static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
 		if (buf < 0)
 			return buf;
 	}
+	if (op == REALLOC)
+		usleep(16000);
+	if (op == FIRST_ALLOC)
+		empty_caches();
 	t0 = now_ns();
 	switch (op) {
 	case ALLOC:
+	case REALLOC:
+	case FIRST_ALLOC:
 		buf = alloc_buf(heap_fd, size);
 		if (buf < 0)
 			return buf;
@@ -222,11 +248,22 @@ static int bench_size(struct pair *p, uint64_t size)
 	int n = iterations(size), op, i, s, ret, nents[2];
 
 	for (op = 0; op < NR_OPS; op++) {
+		/* Paused ops: fewer rounds (each costs a pause or a drop). */
+		int rounds = (op == REALLOC || op == FIRST_ALLOC) && n > 101 ? 101 : n;
+
 		if (op == IMPORT_VGEM && vgem_fd < 0)
 			continue;
 		if (op == ATTACH_MAP && importer_fd < 0)
 			continue;
-		for (i = 0; i < n; i++) {
+		/* A warm pool: one buffer of the size freed before. */
+		if (op == REALLOC)
+			for (s = 0; s < 2; s++) {
+				ret = alloc_buf(p->fd[s], size);
+				if (ret < 0)
+					return ret;
+				close(ret);
+			}
+		for (i = 0; i < rounds; i++) {
 			for (s = 0; s < 2; s++) {
 				/* Odd iterations run Rust first. */
 				int who = (i & 1) ? 1 - s : s;
@@ -240,8 +277,8 @@ static int bench_size(struct pair *p, uint64_t size)
 				}
 			}
 		}
-		report(p->kind, op_names[op], size, median(samples[0], n),
-		       median(samples[1], n), n);
+		report(p->kind, op_names[op], size, median(samples[0], rounds),
+		       median(samples[1], rounds), rounds);
 	}
 	if (importer_fd >= 0) {
 		for (s = 0; s < 2; s++) {

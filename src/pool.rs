@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The system heap's page pool: the blocks of freed buffers are kept per
+//! order and handed out again before the page allocator is asked. Freed
+//! blocks are zeroed off the caller's path by a worker (the kernel's
+//! unbound workqueue); an allocation that finds only blocks not yet zeroed
+//! zeroes one itself, so no block is ever handed out with a previous
+//! user's data. A shrinker gives every pooled page back to the system
+//! under memory pressure; the pool never holds more than its limit, and
+//! only pages charged to no memory cgroup (the kernel offers modules no
+//! way to move a page's charge, so buffers charged to a cgroup go back to
+//! the page allocator).
+
+use crate::wrappers::{
+    pages::{BlockStack, PageRun, Recycle},
+    pool_zeroing_param,
+    shrinker::{flush_delayed, Reclaim},
+};
+use kernel::{
+    impl_has_delayed_work, new_delayed_work, new_spinlock,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, SpinLock},
+    workqueue::{self, DelayedWork, WorkItem},
+};
+
+/// The blocks of one order.
+struct Blocks {
+    /// Zeroed since their last user freed them.
+    clean: BlockStack,
+    /// Freed, waiting for the worker.
+    dirty: BlockStack,
+}
+
+/// The pool's lists.
+///
+/// # Invariants
+///
+/// `pages` is the number of pages on all stacks and of the block the worker
+/// is zeroing; `queued` is true from the time the worker is queued until it
+/// finds no dirty block.
+struct Lists {
+    blocks: KVec<Blocks>,
+    pages: usize,
+    queued: bool,
+}
+
+/// A page pool for buddy blocks of a few orders.
+#[pin_data]
+pub(crate) struct Pool {
+    orders: &'static [u32],
+    max_pages: usize,
+    #[pin]
+    lists: SpinLock<Lists>,
+    #[pin]
+    work: DelayedWork<Pool>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for Pool { self.work }
+}
+
+impl WorkItem for Pool {
+    type Pointer = Arc<Pool>;
+
+    fn run(this: Arc<Pool>) {
+        this.zero_dirty();
+    }
+}
+
+impl Pool {
+    /// An empty pool for blocks of `orders`, keeping at most `max_bytes`.
+    pub(crate) fn new(orders: &'static [u32], max_bytes: usize) -> Result<Arc<Self>> {
+        let mut blocks = KVec::with_capacity(orders.len(), GFP_KERNEL)?;
+        for &order in orders {
+            blocks.push(
+                Blocks {
+                    clean: BlockStack::new(order),
+                    dirty: BlockStack::new(order),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Arc::pin_init(
+            pin_init!(Self {
+                orders,
+                max_pages: max_bytes / PAGE_SIZE,
+                lists <- new_spinlock!(Lists {
+                    blocks,
+                    pages: 0,
+                    queued: false,
+                }),
+                work <- new_delayed_work!("rust_dma_heap::Pool::work"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn index(&self, order: u32) -> Option<usize> {
+        self.orders.iter().position(|&o| o == order)
+    }
+
+    /// Bytes in the pool.
+    pub(crate) fn bytes(&self) -> usize {
+        self.lists.lock().pages * PAGE_SIZE
+    }
+
+    /// A zeroed block of `order` from the pool, if it has one: a clean one,
+    /// else a dirty one zeroed here (`EINTR` if the caller is killed
+    /// meanwhile; the block is freed).
+    pub(crate) fn take(&self, order: u32) -> Result<Option<PageRun>> {
+        let Some(i) = self.index(order) else {
+            return Ok(None);
+        };
+        let (run, dirty) = {
+            let mut lists = self.lists.lock();
+            let b = &mut lists.blocks[i];
+            let Some((run, dirty)) = b
+                .clean
+                .pop()
+                .map(|r| (r, false))
+                .or_else(|| b.dirty.pop().map(|r| (r, true)))
+            else {
+                return Ok(None);
+            };
+            lists.pages -= run.count();
+            (run, dirty)
+        };
+        if dirty {
+            run.zero()?;
+        }
+        Ok(Some(run))
+    }
+
+    /// The worker: zeroes dirty blocks, largest first, until none is left.
+    /// A block being zeroed stays counted in the pool.
+    fn zero_dirty(&self) {
+        // Held back (`pool_zeroing=N`): allocations zero what they take.
+        let zeroing = pool_zeroing_param();
+        loop {
+            let run = {
+                let mut lists = self.lists.lock();
+                let dirty = if zeroing {
+                    lists.blocks.iter_mut().find_map(|b| b.dirty.pop())
+                } else {
+                    None
+                };
+                let Some(run) = dirty else {
+                    lists.queued = false;
+                    return;
+                };
+                run
+            };
+            // A worker has no signal: zeroing runs to the end.
+            let zeroed = run.zero().is_ok();
+            let count = run.count();
+            let mut lists = self.lists.lock();
+            let i = self.index(run.order().unwrap_or(u32::MAX));
+            let kept = match i {
+                Some(i) if zeroed => lists.blocks[i].clean.push(run),
+                _ => Err(run),
+            };
+            if let Err(run) = kept {
+                lists.pages -= count;
+                drop(lists);
+                drop(run);
+            }
+        }
+    }
+
+    /// Waits for the worker to finish what it was given.
+    pub(crate) fn flush(&self) {
+        flush_delayed(&self.work);
+    }
+}
+
+impl Recycle for Pool {
+    fn recycle(&self, run: PageRun) {
+        let Some(i) = run.order().and_then(|o| self.index(o)) else {
+            return;
+        };
+        let count = run.count();
+        let mut lists = self.lists.lock();
+        if lists.pages + count > self.max_pages {
+            return;
+        }
+        // Refused (charged to a memory cgroup): freed when dropped below,
+        // after the lock.
+        if let Err(run) = lists.blocks[i].dirty.push(run) {
+            drop(lists);
+            drop(run);
+            return;
+        }
+        lists.pages += count;
+    }
+
+    fn recycled(self: Arc<Self>) {
+        let queue = {
+            let mut lists = self.lists.lock();
+            let dirty = lists.blocks.iter().any(|b| b.dirty.len() > 0);
+            let queue = dirty && !lists.queued;
+            if queue {
+                lists.queued = true;
+            }
+            queue
+        };
+        if queue {
+            // Not pending (`queued` was false): accepted.
+            let _ = workqueue::system_unbound().enqueue_delayed(self, 0);
+        }
+    }
+}
+
+impl Reclaim for Pool {
+    fn count(&self) -> usize {
+        self.lists.lock().pages
+    }
+
+    fn scan(&self, nr: usize) -> usize {
+        let mut freed = 0;
+        while freed < nr {
+            let run = {
+                let mut lists = self.lists.lock();
+                let Some(run) = lists
+                    .blocks
+                    .iter_mut()
+                    .find_map(|b| b.dirty.pop().or_else(|| b.clean.pop()))
+                else {
+                    break;
+                };
+                lists.pages -= run.count();
+                run
+            };
+            freed += run.count();
+            // Back to the page allocator, outside the lock.
+            drop(run);
+        }
+        freed
+    }
+}

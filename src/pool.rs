@@ -2,8 +2,8 @@
 
 //! The system heap's page pool: the blocks of freed buffers are kept per
 //! order and handed out again before the page allocator is asked. Freed
-//! blocks are zeroed off the caller's path by a worker (the kernel's
-//! unbound workqueue); an allocation that finds only blocks not yet zeroed
+//! blocks are zeroed off the allocation path by a worker (the kernel's
+//! per-CPU workqueue, a tick after a buffer is freed); an allocation that finds only blocks not yet zeroed
 //! zeroes one itself, so no block is ever handed out with a previous
 //! user's data. A shrinker gives every pooled page back to the system
 //! under memory pressure; the pool never holds more than its limit, and
@@ -175,28 +175,21 @@ impl Pool {
 }
 
 impl Recycle for Pool {
-    fn recycle(&self, run: PageRun) {
-        let Some(i) = run.order().and_then(|o| self.index(o)) else {
-            return;
-        };
-        let count = run.count();
-        let mut lists = self.lists.lock();
-        if lists.pages + count > self.max_pages {
-            return;
-        }
-        // Refused (charged to a memory cgroup): freed when dropped below,
-        // after the lock.
-        if let Err(run) = lists.blocks[i].dirty.push(run) {
-            drop(lists);
-            drop(run);
-            return;
-        }
-        lists.pages += count;
-    }
-
-    fn recycled(self: Arc<Self>) {
+    fn recycle(self: Arc<Self>, runs: &mut dyn Iterator<Item = PageRun>) {
         let queue = {
             let mut lists = self.lists.lock();
+            for run in runs {
+                let Some(i) = run.order().and_then(|o| self.index(o)) else {
+                    continue;
+                };
+                let count = run.count();
+                // Over the limit, or refused (charged to a memory cgroup):
+                // freed here (freeing pages does not sleep).
+                if lists.pages + count <= self.max_pages && lists.blocks[i].dirty.push(run).is_ok()
+                {
+                    lists.pages += count;
+                }
+            }
             let dirty = lists.blocks.iter().any(|b| b.dirty.len() > 0);
             let queue = dirty && !lists.queued;
             if queue {
@@ -205,8 +198,11 @@ impl Recycle for Pool {
             queue
         };
         if queue {
+            // A tick later, on this CPU: queuing arms a timer and wakes
+            // nobody, so freeing costs no more than the list; an
+            // allocation that comes first zeroes what it takes itself.
             // Not pending (`queued` was false): accepted.
-            let _ = workqueue::system_unbound().enqueue_delayed(self, 0);
+            let _ = workqueue::system().enqueue_delayed(self, 1);
         }
     }
 }

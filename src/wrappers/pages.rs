@@ -155,12 +155,12 @@ impl PageRun {
     }
 
     /// Zeroes every page (highmem-safe), 2 MiB at a time, stopping with
-    /// `EINTR` when the caller gets a fatal signal.
+    /// `EINTR` between them when the caller gets a fatal signal.
     pub(crate) fn zero(&self) -> Result {
         const CHUNK: usize = 512;
         let mut i = 0;
         while i < self.count {
-            if super::fatal_signal_pending() {
+            if i > 0 && super::fatal_signal_pending() {
                 return Err(EINTR);
             }
             let n = CHUNK.min(self.count - i);
@@ -169,8 +169,12 @@ impl PageRun {
             // (type invariant). Without highmem they are contiguous in the
             // linear map (physically contiguous), so one memset covers them
             // (as upstream's CMA heap); otherwise each is mapped in turn.
+            // Without `CONFIG_HIGHMEM` no page is.
             unsafe {
-                if !ffi_helpers::rdh_page_highmem(first) && !ffi_helpers::rdh_page_highmem(last) {
+                if !cfg!(CONFIG_HIGHMEM)
+                    || (!ffi_helpers::rdh_page_highmem(first)
+                        && !ffi_helpers::rdh_page_highmem(last))
+                {
                     let addr = ffi_helpers::rdh_page_address(first).cast::<u8>();
                     core::ptr::write_bytes(addr, 0, n * PAGE_SIZE);
                 } else {
@@ -257,11 +261,8 @@ enum RunList {
 
 /// Takes back the runs of a buffer when it is freed (a page pool).
 pub(crate) trait Recycle: Send + Sync {
-    /// Takes `run`, keeping it or freeing it.
-    fn recycle(&self, run: PageRun);
-
-    /// Called once after the last run of a buffer was given back.
-    fn recycled(self: Arc<Self>);
+    /// Takes every run of `runs`, keeping or freeing each.
+    fn recycle(self: Arc<Self>, runs: &mut dyn Iterator<Item = PageRun>);
 }
 
 /// The memory of one buffer: an ordered list of page runs.
@@ -345,11 +346,10 @@ impl Drop for PageRuns {
             return;
         };
         match core::mem::replace(&mut self.runs, RunList::None) {
-            RunList::One(run) => recycler.recycle(run),
-            RunList::Many(runs) => runs.into_iter().for_each(|run| recycler.recycle(run)),
+            RunList::One(run) => recycler.recycle(&mut core::iter::once(run)),
+            RunList::Many(runs) => recycler.recycle(&mut runs.into_iter()),
             RunList::None => {}
         }
-        recycler.recycled();
     }
 }
 

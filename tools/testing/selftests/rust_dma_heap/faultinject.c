@@ -306,21 +306,39 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 	ASSERT_LE(0, nth);
 	fds = rdh_count_fds();
 
-	for (h = 0; h < n; h++) {
-		long mem = rdh_meminfo("MemFree+pool"), cma = rdh_meminfo("CmaFree"), mem2, cma2 = 0;
-		int heap = rdh_open_heap(names[h], O_RDONLY);
-		int bufs = rdh_bufinfo_count(names[h]);
+	/*
+	 * Every heap in a cgroup of its own (charge paths), then the system
+	 * heap once more in the root cgroup, where freed blocks go to its
+	 * pool and allocations take them back (pool paths; pool warm).
+	 */
+	for (h = 0; h <= n; h++) {
+		bool pooled = h == n;
+		const char *name = pooled ? "system" : names[h];
+		long mem, cma, mem2, cma2 = 0;
+		int heap, bufs;
 		struct sweep sw = { 0 };
 		double t0 = now();
 		unsigned int s;
-
 		char cg[64];
-		bool in_cg;
+		bool in_cg = false;
 
-		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
+		if (pooled) {
+			int i;
+
+			for (i = 0; i < n && strcmp(names[i], "system"); i++)
+				;
+			if (i == n)
+				break;
+		}
+		mem = rdh_meminfo("MemFree+pool");
+		cma = rdh_meminfo("CmaFree");
+		heap = rdh_open_heap(name, O_RDONLY);
+		bufs = rdh_bufinfo_count(name);
+		ASSERT_LE(0, heap) TH_LOG("%s: %s", name, strerror(errno));
 		ASSERT_LE(0, bufs);
 		snprintf(cg, sizeof(cg), CGROUP_ROOT "/rdh-faultinject-%d", h);
-		in_cg = !enter_cgroup(cg);
+		if (!pooled)
+			in_cg = !enter_cgroup(cg);
 		for (s = 0; s < ARRAY_SIZE(sizes); s++)
 			sweep_size(&sw, nth, heap, sizes[s], self->usercopy);
 		close(heap);
@@ -329,33 +347,34 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 			int tries;
 
 			/* Nothing stays charged: no buffer lives. */
-			EXPECT_EQ(0, cgroup_charged(cg, true)) TH_LOG("%s: dmem.current", names[h]);
+			EXPECT_EQ(0, cgroup_charged(cg, true)) TH_LOG("%s: dmem.current", name);
 			/* Only this process's own pages (freed files go after RCU). */
 			for (tries = 0; tries < 50 && charged > 2 << 20; tries++) {
 				usleep(100000);
 				charged = cgroup_charged(cg, false);
 			}
-			EXPECT_GE(2 << 20, charged) TH_LOG("%s: memory.current %lld", names[h],
+			EXPECT_GE(2 << 20, charged) TH_LOG("%s: memory.current %lld", name,
 							    charged);
 			leave_cgroup(cg);
-		} else {
-			ksft_print_msg("%s: no cgroup v2: charge paths not swept\n", names[h]);
+		} else if (!pooled) {
+			ksft_print_msg("%s: no cgroup v2: charge paths not swept\n", name);
 		}
-		ksft_print_msg("%-20s %4lu calls, %4lu injected: %4lu failed (ENOMEM), %4lu absorbed, %.0f s\n",
-			       names[h], sw.calls, sw.injected, sw.failed, sw.absorbed, now() - t0);
-		EXPECT_EQ(0, sw.bad) TH_LOG("%s: %lu wrong, first: %s", names[h], sw.bad,
+		ksft_print_msg("%-20s%s %4lu calls, %4lu injected: %4lu failed (ENOMEM), %4lu absorbed, %.0f s\n",
+			       name, pooled ? " (pool)" : "", sw.calls, sw.injected, sw.failed,
+			       sw.absorbed, now() - t0);
+		EXPECT_EQ(0, sw.bad) TH_LOG("%s: %lu wrong, first: %s", name, sw.bad,
 					    sw.first_bad);
 		/* Each heap fails somewhere, and comes back clean. */
-		EXPECT_LT(0, sw.failed) TH_LOG("%s", names[h]);
-		EXPECT_EQ(bufs, rdh_bufinfo_count(names[h])) TH_LOG("%s", names[h]);
-		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", names[h]);
+		EXPECT_LT(0, sw.failed) TH_LOG("%s", name);
+		EXPECT_EQ(bufs, rdh_bufinfo_count(name)) TH_LOG("%s", name);
+		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", name);
 		mem2 = rdh_meminfo_wait("MemFree+pool", mem - slack, 5000);
-		EXPECT_GE(mem2, mem - slack) TH_LOG("%s: MemFree %ld -> %ld KiB", names[h],
+		EXPECT_GE(mem2, mem - slack) TH_LOG("%s: MemFree %ld -> %ld KiB", name,
 							   mem, mem2);
 		if (cma >= 0) {
 			cma2 = rdh_meminfo_wait("CmaFree", cma - MEM_SLACK_KB, 5000);
 			EXPECT_GE(cma2, cma - MEM_SLACK_KB)
-				TH_LOG("%s: CmaFree %ld -> %ld KiB", names[h], cma, cma2);
+				TH_LOG("%s: CmaFree %ld -> %ld KiB", name, cma, cma2);
 		}
 		injected += sw.injected;
 		failed += sw.failed;

@@ -17,10 +17,10 @@ use crate::wrappers::{
     shrinker::{flush_delayed, Reclaim},
 };
 use kernel::{
-    impl_has_delayed_work, new_delayed_work, new_spinlock,
+    impl_has_delayed_work, new_delayed_work, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, SpinLock},
+    sync::{Arc, Mutex},
     workqueue::{self, DelayedWork, WorkItem},
 };
 
@@ -50,8 +50,10 @@ struct Lists {
 pub(crate) struct Pool {
     orders: &'static [u32],
     max_pages: usize,
+    /// A mutex (every user may sleep; the shrinker too): one call to
+    /// lock, one to unlock.
     #[pin]
-    lists: SpinLock<Lists>,
+    lists: Mutex<Lists>,
     #[pin]
     work: DelayedWork<Pool>,
 }
@@ -85,7 +87,7 @@ impl Pool {
             pin_init!(Self {
                 orders,
                 max_pages: max_bytes / PAGE_SIZE,
-                lists <- new_spinlock!(Lists {
+                lists <- new_mutex!(Lists {
                     blocks,
                     pages: 0,
                     queued: false,
@@ -184,7 +186,7 @@ impl Recycle for Pool {
                 };
                 let count = run.count();
                 // Over the limit, or refused (charged to a memory cgroup):
-                // freed here (freeing pages does not sleep).
+                // freed here.
                 if lists.pages + count <= self.max_pages && lists.blocks[i].dirty.push(run).is_ok()
                 {
                     lists.pages += count;

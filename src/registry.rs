@@ -14,6 +14,7 @@ use crate::{
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
         dmabuf::{DmaBuf, Exports, Info},
+        kobject::{KernelFile, Show},
     },
 };
 use core::fmt::{self, Write};
@@ -239,11 +240,23 @@ fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>
     )
 }
 
+/// `/sys/kernel/<class>/total_pools_kb`: the KiB every heap's pool holds
+/// (Android's file of the same name).
+struct Pools(KVec<Arc<dyn Heap>>);
+
+impl Show for Pools {
+    fn show(&self, f: &mut dyn Write) -> fmt::Result {
+        let bytes: usize = self.0.iter().filter_map(|h| h.pool()).sum();
+        writeln!(f, "{}", bytes / 1024)
+    }
+}
+
 /// All heaps of one class.
 ///
 /// Fields drop in order: the debugfs file, nodes (no file can be open: the
 /// module is going away), then the device numbers, then the class.
 pub(crate) struct Registry {
+    _pools: Option<KernelFile<Pools>>,
     _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
     nodes: KVec<Node<HeapFile>>,
@@ -279,9 +292,17 @@ impl Registry {
         // Nothing can fail from here on but a node's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
         let mut exports = KVec::with_capacity(built.len(), GFP_KERNEL)?;
+        let mut pools = KVec::new();
         for node in &built {
             exports.push(node.data().exports.clone(), GFP_KERNEL)?;
+            if node.data().heap.pool().is_some() {
+                pools.push(node.data().heap.clone(), GFP_KERNEL)?;
+            }
         }
+        // (Like debugfs, not a reason to fail.)
+        let pools = KernelFile::new(class_name, c"total_pools_kb", Pools(pools))
+            .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}/total_pools_kb: {e:?}\n"))
+            .ok();
         // (A missing debugfs is no reason to fail: the file is then inert.)
         let debugfs = debugfs::Dir::new(class_name);
         let buffers = KBox::pin_init(
@@ -303,6 +324,7 @@ impl Registry {
             return Err(ENODEV);
         }
         Ok(Self {
+            _pools: pools,
             _buffers: buffers,
             _debugfs: debugfs,
             nodes,

@@ -16,7 +16,6 @@ use super::{
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
-    device::Device,
     dma::DataDirection,
     error::from_err_ptr,
     ffi,
@@ -26,7 +25,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     str::{CStr, CStrExt, CString},
-    sync::{aref::ARef, Arc, Mutex},
+    sync::{Arc, Mutex},
 };
 
 /// A buffer's memory, borrowed from its exporter.
@@ -48,7 +47,9 @@ pub(crate) trait Exporter: Send + Sync + Sized + 'static {
 /// One device's attachment.
 #[pin_data]
 struct Attachment {
-    dev: ARef<Device>,
+    /// The importer's device: live until detach (the importer's contract
+    /// with the dma-buf core; upstream's heaps keep it the same way).
+    dev: NonNull<bindings::device>,
     /// Built at the first map, kept until detach: the dma-buf core holds a
     /// pointer to it while mapped.
     #[pin]
@@ -57,6 +58,12 @@ struct Attachment {
     #[pin]
     links: ListLinks,
 }
+
+// SAFETY: the device pointer is only passed to the DMA API, which may be
+// called from any thread; the table is behind its mutex.
+unsafe impl Send for Attachment {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Attachment {}
 
 kernel::list::impl_list_arc_safe! {
     impl ListArcSafe<0> for Attachment { untracked; }
@@ -345,12 +352,14 @@ impl Drop for DmaBuf {
 }
 
 impl<T: Exporter> Exported<T> {
-    /// A table of the buffer's memory for `dev`.
-    fn table(&self, dev: ARef<Device>) -> Result<SgTable> {
+    /// A table of the buffer's memory for `att`'s device, kept in `att`.
+    fn table(&self, att: &Attachment) -> Result<SgTable> {
+        let dev = att.dev;
         // SAFETY: the memory is borrowed from `data`, which is never
         // mutated and is dropped after every table (type invariant): the
-        // table is kept in an attachment, and the core detaches every
-        // attachment before release.
+        // table is kept in the attachment, and the core detaches every
+        // attachment before release. The device is live until detach,
+        // which drops the attachment and its table.
         unsafe {
             match self.data.memory() {
                 MemoryRef::Pages(runs) => SgTable::pages(runs, dev),
@@ -372,7 +381,9 @@ impl<T: Exporter> Exported<T> {
         }
     }
 
-    fn attach(&self, dev: ARef<Device>) -> Result<Arc<Attachment>> {
+    /// A new attachment of `dev`, owned by the list until detach; a
+    /// pointer to it for the core.
+    fn attach(&self, dev: NonNull<bindings::device>) -> Result<*const Attachment> {
         let att = ListArc::pin_init::<Error>(
             try_pin_init!(Attachment {
                 dev,
@@ -381,16 +392,17 @@ impl<T: Exporter> Exported<T> {
             }),
             GFP_KERNEL,
         )?;
-        let arc = att.clone_arc();
+        let ptr: *const Attachment = &*att;
         self.state.lock().attachments.push_back(att);
-        Ok(arc)
+        Ok(ptr)
     }
 
-    fn detach(&self, att: &Arc<Attachment>) {
+    /// Takes attachment `att` off the list and drops it (its table too).
+    fn detach(&self, att: *const Attachment) {
         let mut state = self.state.lock();
         let mut cursor = state.attachments.cursor_front();
         while let Some(next) = cursor.peek_next() {
-            if core::ptr::eq(&*next.arc(), &**att) {
+            if core::ptr::eq(&*next.arc(), att) {
                 drop(next.remove());
                 return;
             }
@@ -406,7 +418,7 @@ impl<T: Exporter> Exported<T> {
         let table = match &mut *table {
             Some(t) => t,
             empty => {
-                let t = self.table(att.dev.clone())?;
+                let t = self.table(att)?;
                 if t.len() != self.size {
                     return Err(EINVAL);
                 }
@@ -520,7 +532,8 @@ impl<T: Exporter> VTable<T> {
     /// `att` must be an attachment that `attach` below accepted and
     /// `detach` has not yet seen.
     unsafe fn attachment<'a>(att: *mut bindings::dma_buf_attachment) -> &'a Attachment {
-        // SAFETY: `priv` is the `Arc<Attachment>` set in `attach`.
+        // SAFETY: `priv` is the attachment set in `attach`, on our list
+        // (owned by it) until `detach`.
         unsafe { &*(*att).priv_.cast::<Attachment>() }
     }
 
@@ -535,12 +548,16 @@ impl<T: Exporter> VTable<T> {
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
         let this = unsafe { Self::exported(dmabuf) };
-        // SAFETY: the attaching device is live; we take our own reference.
-        let dev = unsafe { Device::get_device((*att).dev) };
+        // SAFETY: the core hands us the new attachment, whose device is
+        // live until detach.
+        let Some(dev) = NonNull::new(unsafe { (*att).dev }) else {
+            return EINVAL.to_errno();
+        };
         match this.attach(dev) {
             Ok(a) => {
-                // SAFETY: the core hands us the new attachment to fill in.
-                unsafe { (*att).priv_ = Arc::into_raw(a).cast_mut().cast() };
+                // SAFETY: the core hands us the new attachment to fill in;
+                // `a` stays on our list until `detach`.
+                unsafe { (*att).priv_ = a.cast_mut().cast() };
                 0
             }
             Err(e) => e.to_errno(),
@@ -556,10 +573,10 @@ impl<T: Exporter> VTable<T> {
     ) {
         // SAFETY: called by the dma-buf core on our live dma-buf.
         let this = unsafe { Self::exported(dmabuf) };
-        // SAFETY: `priv` holds the reference `attach` made; detach is the
-        // last callback for this attachment, so we take it back.
-        let a = unsafe { Arc::from_raw((*att).priv_.cast::<Attachment>()) };
-        this.detach(&a);
+        // SAFETY: `priv` is the attachment `attach` put on our list; detach
+        // is the last callback for it, so it comes off the list here.
+        let a = unsafe { (*att).priv_.cast::<Attachment>() };
+        this.detach(a);
     }
 
     /// # Safety

@@ -59,7 +59,8 @@ impl<T: Show> KernelFile<T> {
         )?;
         // SAFETY: `kernel_kobj` is the kernel's `/sys/kernel` kobject, set
         // up at boot and never freed; the name is copied.
-        let dir = unsafe { bindings::kobject_create_and_add(dir.as_char_ptr(), bindings::kernel_kobj) };
+        let dir =
+            unsafe { bindings::kobject_create_and_add(dir.as_char_ptr(), bindings::kernel_kobj) };
         let dir = NonNull::new(dir).ok_or(ENOMEM)?;
         // SAFETY: a live kobject we hold; the attribute is pinned and lives
         // until the file is removed (`Drop`).

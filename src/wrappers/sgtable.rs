@@ -7,9 +7,9 @@
 //! `dma_buf_phys_vec_to_sgt` builds them).
 
 use super::{ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
+use core::ptr::NonNull;
 use kernel::{
-    bindings, device::Device, dma::DataDirection, error::to_result, ffi, page::PAGE_SIZE,
-    prelude::*, sync::aref::ARef, types::Opaque,
+    bindings, dma::DataDirection, error::to_result, ffi, page::PAGE_SIZE, prelude::*, types::Opaque,
 };
 
 /// The longest scatterlist entry built (`length` is an `unsigned int`).
@@ -42,7 +42,8 @@ enum Memory {
 ///   in direction `dir`.
 pub(crate) struct SgTable {
     table: Opaque<bindings::sg_table>,
-    dev: ARef<Device>,
+    /// Live for as long as the table (the constructors' contract).
+    dev: NonNull<bindings::device>,
     mapped: Option<DataDirection>,
     memory: Memory,
     /// Bytes described.
@@ -80,8 +81,9 @@ impl SgTable {
     ///
     /// # Safety
     ///
-    /// `runs` must stay alive, unchanged, for as long as the table does.
-    pub(crate) unsafe fn pages(runs: &PageRuns, dev: ARef<Device>) -> Result<Self> {
+    /// `runs` must stay alive, unchanged, and `dev` must stay a live
+    /// device, for as long as the table does.
+    pub(crate) unsafe fn pages(runs: &PageRuns, dev: NonNull<bindings::device>) -> Result<Self> {
         let nents = runs
             .runs()
             .iter()
@@ -122,8 +124,9 @@ impl SgTable {
     ///
     /// # Safety
     ///
-    /// `chunk` must stay alive for as long as the table does.
-    pub(crate) unsafe fn chunk(chunk: &Chunk, dev: ARef<Device>) -> Result<Self> {
+    /// `chunk` must stay alive, and `dev` a live device, for as long as the
+    /// table does.
+    pub(crate) unsafe fn chunk(chunk: &Chunk, dev: NonNull<bindings::device>) -> Result<Self> {
         if chunk.has_pages() {
             return Err(EINVAL);
         }
@@ -144,11 +147,9 @@ impl SgTable {
         })
     }
 
-    /// The device as C sees it (`Device` is a transparent wrapper of
-    /// `struct device`; `Device::as_raw` is private to the kernel crate).
+    /// The device.
     fn raw_dev(&self) -> *mut bindings::device {
-        let dev: &Device = &self.dev;
-        core::ptr::from_ref::<Device>(dev).cast_mut().cast()
+        self.dev.as_ptr()
     }
 
     /// Bytes the table describes: all of its memory.
@@ -165,7 +166,7 @@ impl SgTable {
     /// `dma_direct_map_phys()` checks for MMIO before it warns.
     fn reachable(&self, phys: u64, len: usize) -> bool {
         let dev = self.raw_dev();
-        // SAFETY: a live device (we hold a reference); reading its DMA
+        // SAFETY: a live device (constructors' contract); reading its DMA
         // configuration, which its driver sets before it maps anything.
         let (iommu, mask, limit) = unsafe {
             (
@@ -196,7 +197,7 @@ impl SgTable {
         }
         let dev = self.raw_dev();
         match &self.memory {
-            // SAFETY: the device is live (we hold a reference) and the
+            // SAFETY: the device is live (constructors' contract) and the
             // table is valid and not mapped (type invariant).
             Memory::Pages => to_result(unsafe {
                 bindings::dma_map_sgtable(dev, self.table.get(), dir.into(), 0)

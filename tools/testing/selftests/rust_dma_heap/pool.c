@@ -35,7 +35,7 @@ static long pool_bytes(void)
 }
 
 /* /sys/kernel/<class>/total_pools_kb (-1 when missing). */
-static long total_pools_kb(void)
+static long pools_total_kb(void)
 {
 	char path[256], text[64];
 
@@ -162,7 +162,7 @@ TEST_F(pool, freed_blocks_are_reused)
 	for (i = 0; i < 4; i++)
 		close(bufs[i]);
 	EXPECT_EQ((long)total, pool_bytes());
-	EXPECT_EQ((long)total / KIB, total_pools_kb());
+	EXPECT_EQ((long)total / KIB, pools_total_kb());
 	EXPECT_EQ(rec0 + (long)(total / 4096), vmstat_value("nr_kernel_misc_reclaimable"));
 	free0 = rdh_meminfo("MemFree");
 	for (i = 0; i < 4; i++) {
@@ -172,7 +172,7 @@ TEST_F(pool, freed_blocks_are_reused)
 	free1 = rdh_meminfo("MemFree");
 	/* All of it came from the pool, none from the page allocator. */
 	EXPECT_EQ(0, pool_bytes());
-	EXPECT_EQ(0, total_pools_kb());
+	EXPECT_EQ(0, pools_total_kb());
 	EXPECT_EQ(rec0, vmstat_value("nr_kernel_misc_reclaimable"));
 	EXPECT_GE(free1, free0 - 2048) TH_LOG("MemFree %ld -> %ld KiB", free0, free1);
 	for (i = 0; i < 4; i++)

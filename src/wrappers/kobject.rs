@@ -45,12 +45,18 @@ impl<T: Show> KernelFile<T> {
             pin_init!(Attr {
                 kattr <- Opaque::ffi_init(|slot: *mut bindings::kobj_attribute| {
                     // SAFETY: `slot` is valid for writing; zeroed, then the
-                    // name (static), mode and `show` are set.
+                    // name (static), mode and `show` are set, and, as
+                    // `sysfs_attr_init()` does for an attribute not in static
+                    // memory, a static lockdep key.
                     unsafe {
                         slot.write(pin_init::zeroed());
                         (*slot).attr.name = file.as_char_ptr();
                         (*slot).attr.mode = 0o444;
                         (*slot).__bindgen_anon_1.show = Some(Self::show);
+                        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+                        {
+                            (*slot).attr.key = kernel::static_lock_class!().as_ptr();
+                        }
                     }
                 }),
                 data,

@@ -45,11 +45,24 @@ static long pools_total_kb(void)
 	return strtol(text, NULL, 10);
 }
 
-/* Empty the pool through its shrinker; its size afterwards. */
+/*
+ * Empty the pool through its shrinker; its size afterwards. A block the
+ * worker is zeroing at that moment is not reclaimable until it is done:
+ * dropped again then (up to 2 s).
+ */
 static long drain(void)
 {
-	rdh_write_text("/proc/sys/vm/drop_caches", "3\n");
-	return pool_bytes();
+	long left = -1;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		rdh_write_text("/proc/sys/vm/drop_caches", "3\n");
+		left = pool_bytes();
+		if (left <= 0)
+			break;
+		usleep(100000);
+	}
+	return left;
 }
 
 /* A /proc/vmstat counter, per-CPU deltas folded in first (stat_refresh). */

@@ -14,6 +14,7 @@ use crate::{
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
         dmabuf::{DmaBuf, Exports, Info},
+        kapi::{Heaps, KernelHeap, Published},
         kobject::{KernelFile, Show},
     },
 };
@@ -75,14 +76,22 @@ impl HeapFile {
     /// `dma_heap_ioctl_allocate()`: validates, allocates and exports. The
     /// fd is reserved but not installed.
     fn allocate(&self, data: &AllocationData) -> Result<(DmaBuf, FileDescriptorReservation)> {
-        if data.fd != 0
-            || data.fd_flags & !VALID_FD_FLAGS != 0
-            || data.heap_flags & !VALID_HEAP_FLAGS != 0
-        {
+        if data.fd != 0 {
+            return Err(EINVAL);
+        }
+        let dmabuf = self.buffer(data.len, data.fd_flags, data.heap_flags)?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
+        Ok((dmabuf, fd))
+    }
+
+    /// A new buffer of `len` bytes, exported (the ioctl's and the
+    /// in-kernel API's checks).
+    fn buffer(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+        if fd_flags & !VALID_FD_FLAGS != 0 || heap_flags & !VALID_HEAP_FLAGS != 0 {
             return Err(EINVAL);
         }
         // PAGE_ALIGN(); a length that wraps (or does not fit size_t) is 0.
-        let len = usize::try_from(data.len)
+        let len = usize::try_from(len)
             .ok()
             .and_then(|l| l.checked_next_multiple_of(PAGE_SIZE))
             .unwrap_or(0);
@@ -92,12 +101,30 @@ impl HeapFile {
         if len as u64 > self.heap.usage().max_alloc() {
             return Err(ENOMEM);
         }
-        let memory = self.heap.allocate(len, data.fd_flags, data.heap_flags)?;
+        let memory = self.heap.allocate(len, fd_flags, heap_flags)?;
         let buffer = Buffer::new(memory);
         let size = buffer.len();
-        let dmabuf = DmaBuf::export(&self.exports, buffer, size, data.fd_flags)?;
-        let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
-        Ok((dmabuf, fd))
+        DmaBuf::export(&self.exports, buffer, size, fd_flags)
+    }
+}
+
+impl KernelHeap for HeapFile {
+    fn name(&self) -> &CStr {
+        self.heap.name()
+    }
+
+    fn alloc(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+        self.buffer(len, fd_flags, heap_flags)
+    }
+}
+
+/// The heaps other drivers find by name (the in-kernel API).
+struct Index(KVec<Arc<HeapFile>>);
+
+impl Heaps for Index {
+    fn find(&self, name: &CStr) -> Option<Arc<dyn KernelHeap>> {
+        let file = self.0.iter().find(|f| f.heap.name() == name)?;
+        Some(file.clone())
     }
 }
 
@@ -253,9 +280,11 @@ impl Show for Pools {
 
 /// All heaps of one class.
 ///
-/// Fields drop in order: the debugfs file, nodes (no file can be open: the
-/// module is going away), then the device numbers, then the class.
+/// Fields drop in order: the in-kernel API's index, the debugfs file,
+/// nodes (no file can be open: the module is going away), then the device
+/// numbers, then the class.
 pub(crate) struct Registry {
+    _kapi: Option<Published>,
     _pools: Option<KernelFile<Pools>>,
     _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
@@ -275,6 +304,7 @@ impl Registry {
         let class = Class::new(class_name)?;
         let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
         let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
+        let mut files = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
         for heap in heaps {
             if built.iter().any(|n| n.data().heap.name() == heap.name()) {
                 pr_err!("a heap named {} exists already; skipped\n", heap.name());
@@ -287,8 +317,17 @@ impl Registry {
             };
             let exports = Exports::new(heap.name())?;
             let file = Arc::new(HeapFile { heap, exports }, GFP_KERNEL)?;
+            files.push(file.clone(), GFP_KERNEL)?;
             built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;
         }
+        // Other drivers find the heaps from here on (not a reason to fail
+        // either; a heap whose node the driver core refuses below stays
+        // findable).
+        let kapi = Arc::new(Index(files), GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|index| Published::new(index))
+            .inspect_err(|e| pr_warn!("in-kernel API not available: {e:?}\n"))
+            .ok();
         // Nothing can fail from here on but a node's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
         let mut exports = KVec::with_capacity(built.len(), GFP_KERNEL)?;
@@ -324,6 +363,7 @@ impl Registry {
             return Err(ENODEV);
         }
         Ok(Self {
+            _kapi: kapi,
             _pools: pools,
             _buffers: buffers,
             _debugfs: debugfs,

@@ -333,6 +333,13 @@ impl DmaBuf {
         }
     }
 
+    /// Hands our reference to a C caller (the in-kernel API).
+    pub(super) fn into_raw(self) -> *mut bindings::dma_buf {
+        let ptr = self.ptr.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
+
     /// Installs the dma-buf at the reserved fd, handing our reference to
     /// the fd table.
     pub(crate) fn install(self, fd: FileDescriptorReservation) {

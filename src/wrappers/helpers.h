@@ -71,4 +71,14 @@ pte_t rdh_pte_mkdirty(pte_t pte);
 pgprot_t rdh_pte_pgprot(pte_t pte);
 const char *rdh_carveout_param(void);
 
+/* kapi.c, and the Rust functions it calls (src/wrappers/kapi.rs). */
+struct rust_dma_heap;
+struct dma_buf;
+void rdh_kapi_publish(const void *heaps);
+struct rust_dma_heap *rdh_kapi_find(const void *heaps, const char *name);
+const char *rdh_kapi_name(struct rust_dma_heap *heap);
+struct dma_buf *rdh_kapi_alloc(struct rust_dma_heap *heap, u64 len, u32 fd_flags,
+			       u64 heap_flags);
+void rdh_kapi_put(struct rust_dma_heap *heap);
+
 #endif /* RUST_DMA_HEAP_HELPERS_H */

@@ -8,13 +8,15 @@
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `cgroup`, `cma`, `reserved_mem`, `pages`,
-//! `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`, `kobject`.
+//! `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`, `kobject`,
+//! `kapi`.
 
 pub(crate) mod cgroup;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
 pub(crate) mod dmabuf;
+pub(crate) mod kapi;
 pub(crate) mod kobject;
 pub(crate) mod pages;
 pub(crate) mod reserved_mem;

@@ -33,7 +33,7 @@ prepare_tree() {
 		touch "$TREE/.rdh-intree"
 	fi
 	mkdir -p "$DEST"
-	rsync -a --delete --checksum "$REPO/Kconfig" "$REPO/Kbuild" "$REPO/src" "$DEST/"
+	rsync -a --delete --checksum "$REPO/Kconfig" "$REPO/Kbuild" "$REPO/src" "$REPO/include" "$DEST/"
 }
 
 build() { # m|y

@@ -36,4 +36,27 @@ struct rdh_import {
 /* Check the words through vmap, then write word i = ~(i ^ seed). */
 #define RDH_IMPORT_CHECK	_IOWR('R', 0x01, struct rdh_import)
 
+/* Through rust-dma-heap's in-kernel API (include/linux/rust-dma-heap.h). */
+enum rdh_heap_op {
+	RDH_HEAP_ALLOC,		/* find, allocate, put; the buffer as fd */
+	RDH_HEAP_HOLD,		/* find and keep the heap (one at a time) */
+	RDH_HEAP_RELEASE,	/* put the kept heap */
+};
+
+struct rdh_heap_req {
+	char name[64];		/* in: the heap */
+	__u32 op;		/* in: RDH_HEAP_* */
+	__u32 fd_flags;		/* in: for the allocation */
+	__u64 len;		/* in: bytes to allocate */
+	__u64 heap_flags;	/* in: for the allocation */
+	__s32 fd;		/* out: the buffer (O_CLOEXEC), for RDH_HEAP_ALLOC */
+	__u32 zeroed;		/* out: 1 when every byte read (vmap) was zero */
+	__u64 size;		/* out: the dma-buf's size */
+	__u32 nents;		/* out: entries mapped for the importer's device */
+	__u32 pad;
+	char got_name[64];	/* out: rust_dma_heap_get_name() */
+};
+
+#define RDH_IMPORT_HEAP		_IOWR('R', 0x02, struct rdh_heap_req)
+
 #endif /* RDH_IMPORTER_H */

@@ -12,12 +12,16 @@
 #include <linux/iosys-map.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/rust-dma-heap.h>
 #include <linux/uaccess.h>
 
 #include "../rdh_importer.h"
 
 static struct faux_device *fdev;
 static DEFINE_MUTEX(import_lock);
+/* A heap held through RDH_HEAP_HOLD (import_lock), and its put(). */
+static struct rust_dma_heap *held;
+static void (*held_put)(struct rust_dma_heap *heap);
 
 static void check_words(struct rdh_import *req, u32 *words, size_t n)
 {
@@ -124,11 +128,141 @@ put:
 	return ret;
 }
 
+/* Fill @req from a buffer of the in-kernel API: vmap it, map it. */
+static int heap_buffer_check(struct rdh_heap_req *req, struct dma_buf *dmabuf)
+{
+	struct dma_buf_attachment *a;
+	struct sg_table *sgt;
+	struct iosys_map map;
+	const u8 *p;
+	size_t i;
+	int ret;
+
+	req->size = dmabuf->size;
+	ret = dma_buf_vmap_unlocked(dmabuf, &map);
+	if (ret)
+		return ret;
+	p = map.vaddr;
+	req->zeroed = 1;
+	for (i = 0; i < dmabuf->size; i++)
+		if (p[i]) {
+			req->zeroed = 0;
+			break;
+		}
+	dma_buf_vunmap_unlocked(dmabuf, &map);
+	a = dma_buf_attach(dmabuf, &fdev->dev);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	sgt = dma_buf_map_attachment_unlocked(a, DMA_BIDIRECTIONAL);
+	if (IS_ERR(sgt)) {
+		ret = PTR_ERR(sgt);
+	} else {
+		req->nents = sgt->nents;
+		dma_buf_unmap_attachment_unlocked(a, sgt, DMA_BIDIRECTIONAL);
+	}
+	dma_buf_detach(dmabuf, a);
+	return ret;
+}
+
+/*
+ * The in-kernel API, reached with symbol_get(): this module does not
+ * depend on rust_dma_heap.ko, which the tests unload and load again.
+ */
+static int import_heap(struct rdh_heap_req *req)
+{
+	struct rust_dma_heap *(*find)(const char *name);
+	const char *(*get_name)(struct rust_dma_heap *heap);
+	struct dma_buf *(*alloc)(struct rust_dma_heap *heap, size_t len, u32 fd_flags,
+				 u64 heap_flags);
+	void (*put)(struct rust_dma_heap *heap);
+	struct rust_dma_heap *heap;
+	struct dma_buf *dmabuf;
+	int ret = 0;
+
+	req->name[sizeof(req->name) - 1] = '\0';
+	if (req->op == RDH_HEAP_RELEASE) {
+		if (!held)
+			return -ENOENT;
+		held_put(held);
+		held = NULL;
+		symbol_put(rust_dma_heap_put);
+		return 0;
+	}
+	find = symbol_get(rust_dma_heap_find);
+	get_name = symbol_get(rust_dma_heap_get_name);
+	alloc = symbol_get(rust_dma_heap_buffer_alloc);
+	put = symbol_get(rust_dma_heap_put);
+	if (!find || !get_name || !alloc || !put) {
+		ret = -ENODEV;
+		goto out;
+	}
+	heap = find(req->name);
+	if (!heap) {
+		ret = -ENOENT;
+		goto out;
+	}
+	strscpy(req->got_name, get_name(heap), sizeof(req->got_name));
+	if (req->op == RDH_HEAP_HOLD) {
+		if (held) {
+			put(heap);
+			ret = -EBUSY;
+			goto out;
+		}
+		held = heap;
+		held_put = put;
+		/* The symbol stays referenced while the heap is held. */
+		put = NULL;
+		goto out;
+	}
+	dmabuf = alloc(heap, req->len, req->fd_flags, req->heap_flags);
+	put(heap);
+	if (IS_ERR(dmabuf)) {
+		ret = PTR_ERR(dmabuf);
+		goto out;
+	}
+	ret = heap_buffer_check(req, dmabuf);
+	if (!ret) {
+		req->fd = dma_buf_fd(dmabuf, O_CLOEXEC);
+		if (req->fd >= 0)
+			goto out;
+		ret = req->fd;
+	}
+	dma_buf_put(dmabuf);
+out:
+	if (find)
+		symbol_put(rust_dma_heap_find);
+	if (get_name)
+		symbol_put(rust_dma_heap_get_name);
+	if (alloc)
+		symbol_put(rust_dma_heap_buffer_alloc);
+	if (put)
+		symbol_put(rust_dma_heap_put);
+	return ret;
+}
+
+static long importer_heap_ioctl(unsigned long arg)
+{
+	struct rdh_heap_req req;
+	int ret;
+
+	if (copy_from_user(&req, (void __user *)arg, sizeof(req)))
+		return -EFAULT;
+	mutex_lock(&import_lock);
+	ret = import_heap(&req);
+	mutex_unlock(&import_lock);
+	if (ret)
+		return ret;
+	/* (A buffer's fd stays installed even if this copy fails.) */
+	return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
 static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct rdh_import req;
 	int ret;
 
+	if (cmd == RDH_IMPORT_HEAP)
+		return importer_heap_ioctl(arg);
 	if (cmd != RDH_IMPORT_CHECK)
 		return -ENOTTY;
 	if (copy_from_user(&req, (void __user *)arg, sizeof(req)))
@@ -141,9 +275,23 @@ static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 	return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
 }
 
+/* A heap still held when its holder closes the device goes back. */
+static int importer_release(struct inode *inode, struct file *file)
+{
+	mutex_lock(&import_lock);
+	if (held) {
+		held_put(held);
+		held = NULL;
+		symbol_put(rust_dma_heap_put);
+	}
+	mutex_unlock(&import_lock);
+	return 0;
+}
+
 static const struct file_operations importer_fops = {
 	.owner = THIS_MODULE,
 	.unlocked_ioctl = importer_ioctl,
+	.release = importer_release,
 };
 
 static struct miscdevice importer_misc = {

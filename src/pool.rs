@@ -16,14 +16,14 @@
 use crate::wrappers::{
     pages::{BlockStack, PageRun, Recycle},
     pool_zeroing_param,
-    shrinker::{flush_delayed, Reclaim},
+    shrinker::{flush_delayed, percpu_queue, Reclaim},
 };
 use kernel::{
     impl_has_delayed_work, new_delayed_work, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, Mutex},
-    workqueue::{self, DelayedWork, WorkItem},
+    workqueue::{DelayedWork, WorkItem},
 };
 
 /// The blocks of one order.
@@ -211,7 +211,7 @@ impl Recycle for Pool {
             // nobody, so freeing costs no more than the list; an
             // allocation that comes first zeroes what it takes itself.
             // Not pending (`queued` was false): accepted.
-            let _ = workqueue::system().enqueue_delayed(self, 1);
+            let _ = percpu_queue().enqueue_delayed(self, 1);
         }
     }
 }

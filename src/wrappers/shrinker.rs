@@ -5,7 +5,13 @@
 //! the deferred work that prepares it.
 
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{bindings, ffi, prelude::*, str::CStr, sync::Arc, workqueue::DelayedWork};
+use kernel::{
+    bindings, ffi,
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    workqueue::{DelayedWork, Queue},
+};
 
 /// What a shrinker reclaims from.
 pub(crate) trait Reclaim: Send + Sync + 'static {
@@ -117,4 +123,12 @@ pub(crate) fn flush_delayed<T: ?Sized, const ID: u64>(work: &DelayedWork<T, ID>)
     unsafe {
         bindings::flush_delayed_work(core::ptr::from_ref(work).cast_mut().cast());
     }
+}
+
+/// The kernel's per-CPU workqueue (`system_percpu_wq`; the kernel crate's
+/// `system()` is `system_wq`, deprecated in 7.3).
+pub(crate) fn percpu_queue() -> &'static Queue {
+    // SAFETY: `system_percpu_wq` is a C global set up at boot and never
+    // freed.
+    unsafe { Queue::from_raw(bindings::system_percpu_wq) }
 }

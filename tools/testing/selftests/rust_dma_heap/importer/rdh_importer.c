@@ -19,9 +19,25 @@
 
 static struct faux_device *fdev;
 static DEFINE_MUTEX(import_lock);
-/* A heap held through RDH_HEAP_HOLD (import_lock), and its put(). */
+/* A heap held through RDH_HEAP_HOLD (import_lock). */
 static struct rust_dma_heap *held;
-static void (*held_put)(struct rust_dma_heap *heap);
+
+/* Put the held heap (import_lock held): 0, -ENOENT, or -ENODEV. */
+static int release_held(void)
+{
+	void (*put)(struct rust_dma_heap *heap);
+
+	if (!held)
+		return -ENOENT;
+	/* Gone only if holding the heap did not keep the module. */
+	put = symbol_get(rust_dma_heap_put);
+	if (!put)
+		return -ENODEV;
+	put(held);
+	held = NULL;
+	symbol_put(rust_dma_heap_put);
+	return 0;
+}
 
 static void check_words(struct rdh_import *req, u32 *words, size_t n)
 {
@@ -139,6 +155,9 @@ static int heap_buffer_check(struct rdh_heap_req *req, struct dma_buf *dmabuf)
 	int ret;
 
 	req->size = dmabuf->size;
+	ret = dma_set_mask_and_coherent(&fdev->dev, DMA_BIT_MASK(64));
+	if (ret)
+		return ret;
 	ret = dma_buf_vmap_unlocked(dmabuf, &map);
 	if (ret)
 		return ret;
@@ -180,14 +199,8 @@ static int import_heap(struct rdh_heap_req *req)
 	int ret = 0;
 
 	req->name[sizeof(req->name) - 1] = '\0';
-	if (req->op == RDH_HEAP_RELEASE) {
-		if (!held)
-			return -ENOENT;
-		held_put(held);
-		held = NULL;
-		symbol_put(rust_dma_heap_put);
-		return 0;
-	}
+	if (req->op == RDH_HEAP_RELEASE)
+		return release_held();
 	find = symbol_get(rust_dma_heap_find);
 	get_name = symbol_get(rust_dma_heap_get_name);
 	alloc = symbol_get(rust_dma_heap_buffer_alloc);
@@ -203,15 +216,16 @@ static int import_heap(struct rdh_heap_req *req)
 	}
 	strscpy(req->got_name, get_name(heap), sizeof(req->got_name));
 	if (req->op == RDH_HEAP_HOLD) {
+		/*
+		 * Only the heap is kept: no symbol stays referenced, so what
+		 * keeps the module loaded meanwhile is the heap alone.
+		 */
 		if (held) {
 			put(heap);
 			ret = -EBUSY;
-			goto out;
+		} else {
+			held = heap;
 		}
-		held = heap;
-		held_put = put;
-		/* The symbol stays referenced while the heap is held. */
-		put = NULL;
 		goto out;
 	}
 	dmabuf = alloc(heap, req->len, req->fd_flags, req->heap_flags);
@@ -279,11 +293,7 @@ static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 static int importer_release(struct inode *inode, struct file *file)
 {
 	mutex_lock(&import_lock);
-	if (held) {
-		held_put(held);
-		held = NULL;
-		symbol_put(rust_dma_heap_put);
-	}
+	release_held();
 	mutex_unlock(&import_lock);
 	return 0;
 }

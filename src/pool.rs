@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The system heap's page pool: the blocks of freed buffers are kept per
-//! order and handed out again before the page allocator is asked. Freed
-//! blocks of 64 KiB and more are zeroed off the allocation path by a
+//! The system heap's page pool: the blocks of freed buffers (of the orders
+//! it is given) are kept per order and handed out again before the page
+//! allocator is asked. Freed blocks are zeroed off the allocation path by a
 //! worker (the kernel's per-CPU workqueue, a tick after a buffer is
-//! freed; single pages are left to the allocation, which zeroes one as
-//! cheaply as the page allocator would); an allocation that finds only blocks not yet zeroed
-//! zeroes one itself, so no block is ever handed out with a previous
-//! user's data. A shrinker gives every pooled page back to the system
-//! under memory pressure; the pool never holds more than its limit, and
-//! only pages charged to no memory cgroup (the kernel offers modules no
-//! way to move a page's charge, so buffers charged to a cgroup go back to
-//! the page allocator).
+//! freed); an allocation that finds only blocks not yet zeroed zeroes one
+//! itself, so no block is ever handed out with a previous user's data. A
+//! shrinker gives every pooled page back to the system under memory
+//! pressure; the pool never holds more than its limit, and only pages
+//! charged to no memory cgroup (the kernel offers modules no way to move a
+//! page's charge, so buffers charged to a cgroup go back to the page
+//! allocator).
 
 use crate::wrappers::{
     pages::{BlockStack, PageRun, Recycle},
@@ -194,12 +193,7 @@ impl Recycle for Pool {
                     lists.pages += count;
                 }
             }
-            // Single pages are not worth a worker: an allocation zeroes
-            // one as cheaply as the page allocator would.
-            let dirty = lists
-                .blocks
-                .iter()
-                .any(|b| b.dirty.order() > 0 && b.dirty.len() > 0);
+            let dirty = lists.blocks.iter().any(|b| b.dirty.len() > 0);
             let queue = dirty && !lists.queued;
             if queue {
                 lists.queued = true;

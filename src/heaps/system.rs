@@ -21,6 +21,12 @@ use kernel::{page::PAGE_SIZE, prelude::*, str::CStr, sync::Arc};
 /// pages, the sizes IOMMUs map cheaply (as upstream).
 const ORDERS: [u32; 3] = [8, 4, 0];
 
+/// Block orders the pool keeps: not single pages, which the page
+/// allocator's per-CPU lists already keep for reuse, zeroed in 1.6 us
+/// here, while a pool's lock and lists cost more than that on a cold path
+/// (Documentation/benchmark/README.rst, "After the page pool").
+const POOLED: [u32; 2] = [8, 4];
+
 /// The `system` heap.
 pub(crate) struct SystemHeap {
     /// Charge buffers to the allocating task's memory cgroup (upstream's
@@ -41,7 +47,7 @@ impl SystemHeap {
             0 => ram / 4,
             kb => kb.saturating_mul(1024).min(ram),
         };
-        let pool = Pool::new(&ORDERS, max)?;
+        let pool = Pool::new(&POOLED, max)?;
         Ok(Self {
             account,
             usage: Usage::new(ram as u64),

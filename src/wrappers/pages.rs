@@ -389,11 +389,6 @@ impl BlockStack {
         self.len
     }
 
-    /// The order of its blocks.
-    pub(crate) fn order(&self) -> u32 {
-        self.order
-    }
-
     /// Pushes `run`; gives it back when it is not an uncharged buddy block
     /// of the stack's order.
     pub(crate) fn push(&mut self, run: PageRun) -> Result<(), PageRun> {

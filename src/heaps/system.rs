@@ -120,9 +120,12 @@ impl Heap for SystemHeap {
         // most the RAM size), before reclaim could get involved (upstream
         // does not refuse it).
         // Pooled pages are charged to nobody: only for callers the kernel
-        // would not charge either.
-        let pooled = !(self.account && memcg_charges_current());
+        // would not charge either, and only buffers with a block of a
+        // pooled order (blocks come largest first) go near the pool.
+        let smallest = PAGE_SIZE << POOLED[POOLED.len() - 1];
+        let pooled = len >= smallest && !(self.account && memcg_charges_current());
         let (first, order) = self.alloc_largest(len, ORDERS[0], pooled)?.ok_or(ENOMEM)?;
+        let pooled = pooled && POOLED.contains(&order);
         if first.size() == len {
             return Ok(self.memory(PageRuns::one(first), pooled));
         }

@@ -27,6 +27,10 @@ module! {
             default: true,
             description: "Register the system heap (default: true)",
         },
+        uncached_heap: bool {
+            default: true,
+            description: "Register the system-uncached heap (default: true)",
+        },
         cma_heaps: bool {
             default: true,
             description: "Register a heap per CMA area (default: true)",
@@ -47,9 +51,25 @@ struct RustDmaHeap {
 fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
-    if module_parameters::system_heap.value() {
-        let heap = heaps::system::SystemHeap::new(wrappers::mem_accounting_param())?;
-        all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+    {
+        #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
+        let uncached = module_parameters::uncached_heap.value();
+        #[cfg(not(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED))]
+        let uncached = false;
+        if module_parameters::system_heap.value() || uncached {
+            let system = Arc::new(
+                heaps::system::SystemHeap::new(wrappers::mem_accounting_param())?,
+                GFP_KERNEL,
+            )?;
+            #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
+            if uncached {
+                let heap = heaps::system_uncached::UncachedHeap::new(system.clone())?;
+                all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+            }
+            if module_parameters::system_heap.value() {
+                all.push(system, GFP_KERNEL)?;
+            }
+        }
     }
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
     if module_parameters::cma_heaps.value() {

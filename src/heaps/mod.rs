@@ -16,6 +16,8 @@ pub(crate) mod carveout;
 pub(crate) mod cma;
 #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
 pub(crate) mod system;
+#[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
+pub(crate) mod system_uncached;
 
 /// A memory backend. The registry calls it; it never looks inside the
 /// memory it returns.

@@ -57,7 +57,7 @@ impl SystemHeap {
     }
 
     /// What the buffers are charged to.
-    fn charge(&self) -> Charge {
+    pub(crate) fn charge(&self) -> Charge {
         if self.account {
             Charge::Memcg
         } else {
@@ -95,27 +95,18 @@ impl SystemHeap {
         Ok(None)
     }
 
-    /// `runs` as a buffer's memory, back to the pool when freed if `pooled`.
-    fn memory(&self, runs: PageRuns, pooled: bool) -> Memory {
-        let runs = if pooled {
+    /// `runs`, back to the pool when freed if `pooled`.
+    fn recycled(&self, runs: PageRuns, pooled: bool) -> PageRuns {
+        if pooled {
             runs.recycled_by(self.pool.clone())
         } else {
             runs
-        };
-        Memory::pages(runs, self.charge())
-    }
-}
-
-impl Heap for SystemHeap {
-    fn name(&self) -> &CStr {
-        c"system"
+        }
     }
 
-    fn usage(&self) -> &Usage {
-        &self.usage
-    }
-
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+    /// `len` bytes (page-aligned, non-zero) of zeroed pages, charged as
+    /// [`Self::charge`] says, going back to the pool when freed.
+    pub(crate) fn pages(&self, len: usize) -> Result<PageRuns> {
         // More than the machine has was refused already (`max_alloc` is at
         // most the RAM size), before reclaim could get involved (upstream
         // does not refuse it).
@@ -127,7 +118,7 @@ impl Heap for SystemHeap {
         let (first, order) = self.alloc_largest(len, ORDERS[0], pooled)?.ok_or(ENOMEM)?;
         let pooled = pooled && POOLED.contains(&order);
         if first.size() == len {
-            return Ok(self.memory(PageRuns::one(first), pooled));
+            return Ok(self.recycled(PageRuns::one(first), pooled));
         }
         let mut remaining = len - first.size();
         let mut max_order = order;
@@ -147,7 +138,21 @@ impl Heap for SystemHeap {
             max_order = order;
             runs.push(run, GFP_KERNEL)?;
         }
-        Ok(self.memory(PageRuns::new(runs), pooled))
+        Ok(self.recycled(PageRuns::new(runs), pooled))
+    }
+}
+
+impl Heap for SystemHeap {
+    fn name(&self) -> &CStr {
+        c"system"
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+        Ok(Memory::pages(self.pages(len)?, self.charge()))
     }
 
     fn contiguous(&self) -> bool {

@@ -443,8 +443,13 @@ impl<T: Exporter> Exported<T> {
     }
 
     /// Syncs the kernel mapping and every mapped attachment for the CPU
-    /// (`begin`) or back for the devices.
+    /// (`begin`) or back for the devices. Nothing to do, whatever the
+    /// size, for memory no CPU cache holds (write-combined everywhere).
     fn cpu_access(&self, dir: DataDirection, begin: bool) {
+        match self.data.memory() {
+            MemoryRef::Pages(runs) if !runs.write_combined() => {}
+            _ => return,
+        }
         let state = self.state.lock();
         if let Some(km) = &state.kmap {
             if begin {

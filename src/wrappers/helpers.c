@@ -143,9 +143,10 @@ void rdh_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt,
 	dma_sync_sgtable_for_device(dev, sgt, dir);
 }
 
-void *rdh_vmap(struct page **pages, unsigned int count)
+void *rdh_vmap(struct page **pages, unsigned int count, bool wc)
 {
-	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
+	return vmap(pages, count, VM_MAP,
+		    wc ? pgprot_writecombine(PAGE_KERNEL) : PAGE_KERNEL);
 }
 
 void rdh_vunmap(const void *addr)
@@ -185,6 +186,11 @@ int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
 int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr)
 {
 	return dma_mapping_error(dev, addr);
+}
+
+int rdh_dma_coerce_mask_and_coherent(struct device *dev, u64 mask)
+{
+	return dma_coerce_mask_and_coherent(dev, mask);
 }
 
 void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)

@@ -49,7 +49,7 @@ void rdh_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
 				  enum dma_data_direction dir);
 void rdh_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt,
 				     enum dma_data_direction dir);
-void *rdh_vmap(struct page **pages, unsigned int count);
+void *rdh_vmap(struct page **pages, unsigned int count, bool wc);
 void rdh_vunmap(const void *addr);
 void rdh_flush_kernel_vmap_range(void *addr, int size);
 void rdh_invalidate_kernel_vmap_range(void *addr, int size);
@@ -60,6 +60,7 @@ void rdh_of_node_put(struct device_node *np);
 int rdh_reserved_mem_lookup(struct device_node *np, phys_addr_t *base,
 			    phys_addr_t *size);
 int rdh_dma_mapping_error(struct device *dev, dma_addr_t addr);
+int rdh_dma_coerce_mask_and_coherent(struct device *dev, u64 mask);
 void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len);
 bool rdh_pfn_valid(unsigned long pfn);
 dma_addr_t rdh_phys_to_dma(struct device *dev, phys_addr_t phys);

@@ -8,9 +8,10 @@
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `cgroup`, `cma`, `reserved_mem`, `pages`,
-//! `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`, `kobject`,
-//! `kapi`.
+//! `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`,
+//! `kobject`, `kapi`.
 
+pub(crate) mod cache;
 pub(crate) mod cgroup;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
@@ -101,6 +102,10 @@ mod ffi_helpers {
             dev: *mut bindings::device,
             addr: bindings::dma_addr_t,
         ) -> ffi::c_int;
+        pub(super) fn rdh_dma_coerce_mask_and_coherent(
+            dev: *mut bindings::device,
+            mask: u64,
+        ) -> ffi::c_int;
         pub(super) fn rdh_sg_set_dma(
             sg: *mut bindings::scatterlist,
             addr: bindings::dma_addr_t,
@@ -131,6 +136,7 @@ mod ffi_helpers {
         pub(super) fn rdh_vmap(
             pages: *mut *mut bindings::page,
             count: ffi::c_uint,
+            wc: bool,
         ) -> *mut ffi::c_void;
         pub(super) fn rdh_vunmap(addr: *const ffi::c_void);
         pub(super) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);

@@ -275,6 +275,10 @@ pub(crate) struct PageRuns {
     len: usize,
     /// Where the runs go when dropped (freed otherwise).
     recycler: Option<Arc<dyn Recycle>>,
+    /// Mapped write-combined by every CPU mapping, with no cache upkeep
+    /// (set only by [`super::cache::CacheCleaner`], once no CPU cache holds
+    /// a line of the pages).
+    write_combined: bool,
 }
 
 impl PageRuns {
@@ -285,6 +289,7 @@ impl PageRuns {
             runs: RunList::Many(runs),
             len,
             recycler: None,
+            write_combined: false,
         }
     }
 
@@ -294,6 +299,7 @@ impl PageRuns {
             len: run.size(),
             runs: RunList::One(run),
             recycler: None,
+            write_combined: false,
         }
     }
 
@@ -306,6 +312,17 @@ impl PageRuns {
     /// Total size in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether CPU mappings are write-combined (no cache upkeep).
+    pub(crate) fn write_combined(&self) -> bool {
+        self.write_combined
+    }
+
+    /// Marks the runs write-combined: for the cache cleaner, once it has
+    /// cleaned them.
+    pub(super) fn set_write_combined(&mut self) {
+        self.write_combined = true;
     }
 
     /// The path of the memory cgroup the pages are charged to (that of

@@ -17,8 +17,10 @@ const MAX_SEGMENT: usize = 1 << 30;
 
 /// The memory a table describes (kept alive by whoever built the table).
 enum Memory {
-    /// Pages with `struct page`: the entries point at them.
-    Pages,
+    /// Pages with `struct page`: the entries point at them. Mapped with
+    /// `DMA_ATTR_SKIP_CPU_SYNC` and never synced when no CPU cache holds
+    /// them (write-combined).
+    Pages { write_combined: bool },
     /// A no-map chunk at physical address `phys`.
     Chunk { phys: u64 },
 }
@@ -113,7 +115,9 @@ impl SgTable {
             table,
             dev,
             mapped: None,
-            memory: Memory::Pages,
+            memory: Memory::Pages {
+                write_combined: runs.write_combined(),
+            },
             len: runs.len(),
             entries,
         })
@@ -199,8 +203,13 @@ impl SgTable {
         match &self.memory {
             // SAFETY: the device is live (constructors' contract) and the
             // table is valid and not mapped (type invariant).
-            Memory::Pages => to_result(unsafe {
-                bindings::dma_map_sgtable(dev, self.table.get(), dir.into(), 0)
+            Memory::Pages { write_combined } => to_result(unsafe {
+                bindings::dma_map_sgtable(
+                    dev,
+                    self.table.get(),
+                    dir.into(),
+                    skip_sync(*write_combined),
+                )
             })?,
             Memory::Chunk { phys } => {
                 let (phys, len) = (*phys, self.len);
@@ -273,17 +282,32 @@ impl SgTable {
         match self.memory {
             // SAFETY: the table is mapped for this device and direction
             // (type invariant).
-            Memory::Pages => unsafe {
-                bindings::dma_unmap_sgtable(self.raw_dev(), self.table.get(), dir.into(), 0)
+            Memory::Pages { write_combined } => unsafe {
+                bindings::dma_unmap_sgtable(
+                    self.raw_dev(),
+                    self.table.get(),
+                    dir.into(),
+                    skip_sync(write_combined),
+                )
             },
             Memory::Chunk { .. } => self.unmap_chunk(dir),
         }
     }
 
+    /// Whether the memory may be in CPU caches: pages not write-combined.
+    fn cached(&self) -> bool {
+        matches!(
+            self.memory,
+            Memory::Pages {
+                write_combined: false
+            }
+        )
+    }
+
     /// Gives the CPU ownership of a mapped table's memory; no-op when not
-    /// mapped or without pages (no CPU cache holds that memory).
+    /// mapped or not cached (no CPU cache holds that memory).
     pub(super) fn sync_for_cpu(&self, dir: DataDirection) {
-        if self.mapped.is_some() && matches!(self.memory, Memory::Pages) {
+        if self.mapped.is_some() && self.cached() {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_cpu(
@@ -296,9 +320,9 @@ impl SgTable {
     }
 
     /// Gives the device back ownership of a mapped table's memory; no-op
-    /// when not mapped or without pages.
+    /// when not mapped or not cached.
     pub(super) fn sync_for_device(&self, dir: DataDirection) {
-        if self.mapped.is_some() && matches!(self.memory, Memory::Pages) {
+        if self.mapped.is_some() && self.cached() {
             // SAFETY: the table is mapped for this live device.
             unsafe {
                 ffi_helpers::rdh_dma_sync_sgtable_for_device(
@@ -308,6 +332,16 @@ impl SgTable {
                 )
             };
         }
+    }
+}
+
+/// The DMA attributes of a mapping: no cache upkeep for memory no CPU
+/// cache holds.
+fn skip_sync(write_combined: bool) -> ffi::c_ulong {
+    if write_combined {
+        bindings::DMA_ATTR_SKIP_CPU_SYNC as ffi::c_ulong
+    } else {
+        0
     }
 }
 

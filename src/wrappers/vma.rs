@@ -80,7 +80,8 @@ impl<'v, 'm> UserMapping<'v, 'm> {
         self.vma.set_dontdump();
     }
 
-    /// Maps the pages of `runs` the mapping's offset and length select.
+    /// Maps the pages of `runs` the mapping's offset and length select,
+    /// write-combined if the runs are.
     /// A shared writable mapping gets its PTEs young and dirty, as
     /// `vmf_insert_mixed_mkwrite()` (not exported) would make them: the
     /// first write to each page then takes no fault on CPUs that do not
@@ -92,9 +93,14 @@ impl<'v, 'm> UserMapping<'v, 'm> {
         let flags = self.vma.flags();
         let dirty = flags & vm_flags::SHARED != 0 && flags & vm_flags::WRITE != 0;
         // SAFETY: the VMA is being set up by mmap (type invariant): its
-        // page protection is ours to change until mmap returns. It is put
-        // back below, before anything else reads it.
-        let saved = unsafe { (*vma).vm_page_prot };
+        // page protection is ours to change until mmap returns. It is set
+        // to `saved` below, before anything else reads it.
+        let saved = unsafe {
+            if runs.write_combined() {
+                (*vma).vm_page_prot = ffi_helpers::rdh_pgprot_writecombine((*vma).vm_page_prot);
+            }
+            (*vma).vm_page_prot
+        };
         if dirty {
             // SAFETY: pure computations on a value; stored as above.
             unsafe {

@@ -22,7 +22,9 @@ pub(crate) struct KernelMap {
 
 /// How the memory is mapped.
 enum Mapped {
-    Pages,
+    /// A `vmap` of pages, write-combined or cached.
+    Pages { write_combined: bool },
+    /// The region's own write-combined mapping.
     Chunk,
 }
 
@@ -32,7 +34,8 @@ unsafe impl Send for KernelMap {}
 unsafe impl Sync for KernelMap {}
 
 impl KernelMap {
-    /// Maps all pages of `runs` into the kernel's vmalloc space.
+    /// Maps all pages of `runs` into the kernel's vmalloc space
+    /// (write-combined if the runs are).
     ///
     /// # Safety
     ///
@@ -45,13 +48,14 @@ impl KernelMap {
             Ok(())
         })?;
         let count = ffi::c_uint::try_from(count).map_err(|_| ENOMEM)?;
+        let write_combined = runs.write_combined();
         // SAFETY: `pages` holds `count` valid pages of `runs`, which the
         // caller keeps alive for as long as this mapping exists.
-        let addr = unsafe { ffi_helpers::rdh_vmap(pages.as_mut_ptr(), count) };
+        let addr = unsafe { ffi_helpers::rdh_vmap(pages.as_mut_ptr(), count, write_combined) };
         Ok(Self {
             addr: NonNull::new(addr).ok_or(ENOMEM)?,
             len: runs.len(),
-            memory: Mapped::Pages,
+            memory: Mapped::Pages { write_combined },
         })
     }
 
@@ -83,7 +87,11 @@ impl KernelMap {
     /// Runs `f` over a `vmap` in chunks the C helpers' `int` size takes;
     /// write-combined mappings need no cache upkeep.
     fn for_each_chunk(&self, f: unsafe extern "C" fn(*mut ffi::c_void, ffi::c_int)) {
-        if let Mapped::Chunk = self.memory {
+        if let Mapped::Chunk
+        | Mapped::Pages {
+            write_combined: true,
+        } = self.memory
+        {
             return;
         }
         const CHUNK: usize = 1 << 30;
@@ -115,7 +123,7 @@ impl KernelMap {
 
 impl Drop for KernelMap {
     fn drop(&mut self) {
-        if let Mapped::Pages = self.memory {
+        if let Mapped::Pages { .. } = self.memory {
             // SAFETY: `addr` came from `vmap` and is unmapped only here.
             unsafe { ffi_helpers::rdh_vunmap(self.addr.as_ptr()) };
         }

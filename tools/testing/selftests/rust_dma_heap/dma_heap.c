@@ -36,6 +36,12 @@ FIXTURE_VARIANT_ADD(heap, system) {
 	.big = 256UL << 20,
 };
 
+/* The system heap's pages, mapped write-combined. */
+FIXTURE_VARIANT_ADD(heap, system_uncached) {
+	.name = "system-uncached",
+	.big = 256UL << 20,
+};
+
 /* The runner's device tree: linux,cma (default, 128 MiB), video (64 MiB). */
 FIXTURE_VARIANT_ADD(heap, default_cma_region) {
 	.name = "default_cma_region",

@@ -374,7 +374,7 @@ static enum kind heap_kind(const char *heap)
 	char compat[64] = "";
 	int n;
 
-	if (!strcmp(heap, "system"))
+	if (!strcmp(heap, "system") || !strcmp(heap, "system-uncached"))
 		return SYSTEM;
 	n = dt_prop(heap, "compatible", (unsigned char *)compat, sizeof(compat) - 1);
 	if (!strncmp(heap, "carveout@", 9) || (n > 0 && !strcmp(compat, "carved-out")))
@@ -1148,9 +1148,10 @@ TEST_F_TIMEOUT(gov, sysfs_attrs_match_bufinfo, 300)
 			EXPECT_LE(0, attr_get(heap, attrs[j])) TH_LOG("%s", path);
 		}
 		EXPECT_EQ(kind == SYSTEM ? 0 : 1, attr_get(heap, "contiguous")) TH_LOG("%s", heap);
-		/* Uncached: a carve-out outside the linear map (no-map). */
+		/* Uncached: a carve-out outside the linear map (no-map), system-uncached. */
 		heap_node(heap, node, sizeof(node));
-		want = kind == CARVEOUT && dt_has(node, "no-map") ? 0 : 1;
+		want = (kind == CARVEOUT && dt_has(node, "no-map")) ||
+		       !strcmp(heap, "system-uncached") ? 0 : 1;
 		EXPECT_EQ(want, attr_get(heap, "cached")) TH_LOG("%s", heap);
 		/* All RAM for the system heap, else its area or region. */
 		want = kind == SYSTEM ? (long long)si.totalram * si.mem_unit : dt_size(heap);

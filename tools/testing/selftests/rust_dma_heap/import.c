@@ -20,6 +20,7 @@ FIXTURE_VARIANT(imp) {
 };
 
 FIXTURE_VARIANT_ADD(imp, system) { .name = "system" };
+FIXTURE_VARIANT_ADD(imp, system_uncached) { .name = "system-uncached" };
 FIXTURE_VARIANT_ADD(imp, default_cma_region) { .name = "default_cma_region", .contiguous = true };
 FIXTURE_VARIANT_ADD(imp, linux_cma) { .name = "linux,cma", .contiguous = true };
 FIXTURE_VARIANT_ADD(imp, video) { .name = "video", .contiguous = true };

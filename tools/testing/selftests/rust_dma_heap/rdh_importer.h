@@ -17,6 +17,8 @@
 #define RDH_IMPORT_MAP_ONLY	(1 << 2)
 /* When the first map fails, map the same attachment once more. */
 #define RDH_IMPORT_MAP_RETRY	(1 << 3)
+/* Attach, map, time one CPU-access sync pair (begin + end), unmap, detach. */
+#define RDH_IMPORT_TIME_SYNC	(1 << 4)
 
 struct rdh_import {
 	__s32 fd;		/* in: the dma-buf */
@@ -31,6 +33,7 @@ struct rdh_import {
 	__u32 vmap_same;	/* out: a second vmap returned the same address */
 	__s32 map_err;		/* out: errno of mapping, 0 on success */
 	__s32 retry_err;	/* out: errno of the retried map (RDH_IMPORT_MAP_RETRY) */
+	__u64 sync_ns;		/* out: the sync pair's time (RDH_IMPORT_TIME_SYNC) */
 };
 
 /* Check the words through vmap, then write word i = ~(i ^ seed). */
@@ -58,5 +61,21 @@ struct rdh_heap_req {
 };
 
 #define RDH_IMPORT_HEAP		_IOWR('R', 0x02, struct rdh_heap_req)
+
+/*
+ * The memory type the MMU applies to a buffer's CPU mappings, as the
+ * translation hardware reports it (arm64: PAR_EL1.ATTR, the MAIR byte:
+ * 0xff normal write-back, 0x44 normal non-cacheable = write-combined).
+ * -EOPNOTSUPP on other architectures.
+ */
+struct rdh_memtype {
+	__s32 fd;		/* in: the dma-buf */
+	__u32 pad;
+	__u64 uaddr;		/* in: an address in the caller's mmap of it */
+	__s32 kernel_attr;	/* out: at its vmap; -1 on a translation fault */
+	__s32 user_attr;	/* out: at uaddr; -1 on a translation fault */
+};
+
+#define RDH_IMPORT_MEMTYPE	_IOWR('R', 0x03, struct rdh_memtype)
 
 #endif /* RDH_IMPORTER_H */

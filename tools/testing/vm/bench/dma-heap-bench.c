@@ -4,7 +4,8 @@
  *
  * Usage: dma-heap-bench [--short] KIND:UPSTREAM_NODE:RUST_NODE:MAX_BYTES...
  *
- * For each pair of heap nodes of one KIND (system, cma) and each size up to
+ * For each pair of heap nodes of one KIND (system, uncached, cma) and each
+ * size up to
  * MAX_BYTES (4 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB), times the operations
  * below many times, alternating which heap goes first, and prints medians:
  *
@@ -19,6 +20,9 @@
  *                     (import and attach)
  *   attach_map        attach, map for DMA, unmap, detach through the
  *                     selftests' importer (/dev/rdh_importer)
+ *   sync              begin + end CPU access (what DMA_BUF_IOCTL_SYNC does)
+ *                     with the importer's device attached and mapped, timed
+ *                     in the kernel: the cache maintenance a sync costs
  *   sg_entries        scatterlist entries of the mapped buffer (a count)
  *
  * and the guest's memset of the same sizes, the floor of any allocation
@@ -157,13 +161,28 @@ static int attach_map(int buf_fd)
 	return req.nents;
 }
 
+/*
+ * DMA_BUF_IOCTL_SYNC's work with a device attached and mapped: the
+ * importer times begin + end CPU access (ns), or -errno.
+ */
+static int64_t sync_mapped(int buf_fd)
+{
+	struct rdh_import req = { .fd = buf_fd, .flags = RDH_IMPORT_TIME_SYNC };
+
+	if (ioctl(importer_fd, RDH_IMPORT_CHECK, &req))
+		return -errno;
+	if (req.map_err)
+		return -(int)req.map_err;
+	return req.sync_ns;
+}
+
 enum op {
 	ALLOC, REALLOC, FIRST_ALLOC, ALLOC_MMAP_TOUCH, MMAP_TOUCH, IMPORT_VGEM, ATTACH_MAP,
-	NR_OPS
+	SYNC, NR_OPS
 };
 static const char *const op_names[] = {
 	"alloc", "realloc", "first_alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem",
-	"attach_map",
+	"attach_map", "sync",
 };
 
 /* Empty every cache the kernel can drop, a pool's included. */
@@ -223,6 +242,15 @@ static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
 		if (ret > 0)
 			ret = 0;
 		break;
+	case SYNC: {
+		int64_t t = sync_mapped(buf);
+
+		close(buf);
+		if (t < 0)
+			return t;
+		*ns = t;
+		return 0;
+	}
 	default:
 		ret = -EINVAL;
 	}
@@ -253,7 +281,7 @@ static int bench_size(struct pair *p, uint64_t size)
 
 		if (op == IMPORT_VGEM && vgem_fd < 0)
 			continue;
-		if (op == ATTACH_MAP && importer_fd < 0)
+		if ((op == ATTACH_MAP || op == SYNC) && importer_fd < 0)
 			continue;
 		/* A warm pool: one buffer of the size freed before. */
 		if (op == REALLOC)

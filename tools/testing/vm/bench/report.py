@@ -21,7 +21,7 @@ import re
 import sys
 
 LINE = re.compile(r"# RDH-BENCH ([^,\s]+),([^,\s]+),(\d+),(\d+),(\d+),(\d+)")
-OPS = ["alloc", "realloc", "first_alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem", "attach_map", "sg_entries"]
+OPS = ["alloc", "realloc", "first_alloc", "alloc_mmap_touch", "mmap_touch", "import_vgem", "attach_map", "sync", "sg_entries"]
 
 
 def human_size(n):

@@ -6,10 +6,12 @@
  * for DMA, CPU-access syncs with a mapped attachment, vmap twice, detach.
  * Not for production kernels.
  */
+#include <linux/bitfield.h>
 #include <linux/device/faux.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/iosys-map.h>
+#include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/rust-dma-heap.h>
@@ -96,6 +98,15 @@ static int import_check(struct rdh_import *req)
 		req->dma_len += sg_dma_len(sg);
 	if (req->flags & RDH_IMPORT_MAP_ONLY)
 		goto unmap;
+	if (req->flags & RDH_IMPORT_TIME_SYNC) {
+		u64 t0 = ktime_get_ns();
+
+		ret = dma_buf_begin_cpu_access(dmabuf, DMA_BIDIRECTIONAL);
+		if (!ret)
+			ret = dma_buf_end_cpu_access(dmabuf, DMA_BIDIRECTIONAL);
+		req->sync_ns = ktime_get_ns() - t0;
+		goto unmap;
+	}
 
 	if (req->flags & RDH_IMPORT_TWICE) {
 		b = dma_buf_attach(dmabuf, dev);
@@ -142,6 +153,63 @@ detach:
 put:
 	dma_buf_put(dmabuf);
 	return ret;
+}
+
+#ifdef CONFIG_ARM64
+/* The MAIR attribute the stage-1 walk gives @addr; -1 on a fault. */
+static int memattr(unsigned long addr, bool user)
+{
+	unsigned long flags;
+	u64 par;
+
+	local_irq_save(flags);
+	if (user)
+		asm volatile("at s1e0r, %0" : : "r"(addr));
+	else
+		asm volatile("at s1e1r, %0" : : "r"(addr));
+	isb();
+	par = read_sysreg_par();
+	local_irq_restore(flags);
+	if (par & SYS_PAR_EL1_F)
+		return -1;
+	return FIELD_GET(SYS_PAR_EL1_ATTR, par);
+}
+
+static int memtype(struct rdh_memtype *req)
+{
+	struct dma_buf *dmabuf = dma_buf_get(req->fd);
+	struct iosys_map map;
+	int ret;
+
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	ret = dma_buf_vmap_unlocked(dmabuf, &map);
+	if (!ret) {
+		req->kernel_attr = memattr((unsigned long)map.vaddr, false);
+		dma_buf_vunmap_unlocked(dmabuf, &map);
+		req->user_attr = memattr(req->uaddr, true);
+	}
+	dma_buf_put(dmabuf);
+	return ret;
+}
+#else
+static int memtype(struct rdh_memtype *req)
+{
+	return -EOPNOTSUPP;
+}
+#endif
+
+static long importer_memtype_ioctl(unsigned long arg)
+{
+	struct rdh_memtype req;
+	int ret;
+
+	if (copy_from_user(&req, (void __user *)arg, sizeof(req)))
+		return -EFAULT;
+	ret = memtype(&req);
+	if (ret)
+		return ret;
+	return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
 }
 
 /* Fill @req from a buffer of the in-kernel API: vmap it, map it. */
@@ -277,6 +345,8 @@ static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 
 	if (cmd == RDH_IMPORT_HEAP)
 		return importer_heap_ioctl(arg);
+	if (cmd == RDH_IMPORT_MEMTYPE)
+		return importer_memtype_ioctl(arg);
 	if (cmd != RDH_IMPORT_CHECK)
 		return -ENOTTY;
 	if (copy_from_user(&req, (void __user *)arg, sizeof(req)))

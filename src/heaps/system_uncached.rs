@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `system-uncached` heap (Android's name, what Rockchip MPP and
+//! libdmabufheap look for): the system heap's pages, cleaned out of the CPU
+//! caches once at allocation and from then on mapped write-combined by
+//! every CPU mapping (mmap, vmap). Importers map them with
+//! `DMA_ATTR_SKIP_CPU_SYNC` and `DMA_BUF_IOCTL_SYNC` does no cache
+//! maintenance: for buffers the CPU writes once and devices read, or that
+//! the CPU hardly touches.
+
+use super::{system::SystemHeap, Heap, Usage};
+use crate::{buffer::Memory, wrappers::cache::CacheCleaner};
+use kernel::{prelude::*, str::CStr, sync::Arc};
+
+/// The `system-uncached` heap: pages (and the pool, and the memory
+/// cgroup charge) of the system heap.
+pub(crate) struct UncachedHeap {
+    system: Arc<SystemHeap>,
+    usage: Usage,
+    cleaner: CacheCleaner,
+}
+
+impl UncachedHeap {
+    /// The heap, drawing its pages from `system`.
+    pub(crate) fn new(system: Arc<SystemHeap>) -> Result<Self> {
+        Ok(Self {
+            usage: Usage::new(system.usage().size()),
+            system,
+            cleaner: CacheCleaner::new(c"rust-dma-heap-uncached")?,
+        })
+    }
+}
+
+impl Heap for UncachedHeap {
+    fn name(&self) -> &CStr {
+        c"system-uncached"
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+        let runs = self.cleaner.write_combined(self.system.pages(len)?)?;
+        Ok(Memory::pages(runs, self.system.charge()))
+    }
+
+    fn contiguous(&self) -> bool {
+        false
+    }
+
+    fn cached(&self) -> bool {
+        false
+    }
+}

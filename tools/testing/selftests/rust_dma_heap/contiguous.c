@@ -84,31 +84,6 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 	return found;
 }
 
-/*
- * The pfn behind each page of a mapping (root: pagemap shows pfns). The
- * heaps map every page at mmap time, so no fault-in is needed.
- */
-static int pfns_of(void *addr, size_t pages, uint64_t *pfn)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	size_t i;
-
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < pages; i++) {
-		uint64_t e;
-		off_t off = ((uintptr_t)addr / PAGE + i) * 8;
-
-		if (pread(fd, &e, 8, off) != 8 || !(e & (1ULL << 63))) {
-			close(fd);
-			return -EIO;
-		}
-		pfn[i] = e & ((1ULL << 55) - 1);
-	}
-	close(fd);
-	return 0;
-}
-
 FIXTURE_SETUP(contig)
 {
 	self->fd = rdh_fixture_open(variant->name, &self->bufs);
@@ -141,7 +116,7 @@ TEST_F(contig, one_run_inside_its_area)
 		ASSERT_LE(0, buf);
 		p = mmap(NULL, sizes[s], PROT_READ, MAP_SHARED, buf, 0);
 		ASSERT_NE(MAP_FAILED, p);
-		ASSERT_EQ(0, pfns_of(p, pages, pfn));
+		ASSERT_EQ(0, rdh_pfns_of(p, pages, pfn));
 		for (i = 1; i < pages; i++)
 			if (pfn[i] != pfn[0] + i)
 				break;
@@ -162,7 +137,7 @@ TEST_F(contig, aligned_to_its_order)
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
 		size_t pages = sizes[s] / PAGE, align = 1;
 		int buf = rdh_alloc(self->fd, sizes[s], O_RDWR, 0);
-		uint64_t pfn;
+		uint64_t pfn = 0;
 		void *p;
 
 		while (align < pages)
@@ -172,7 +147,7 @@ TEST_F(contig, aligned_to_its_order)
 		ASSERT_LE(0, buf);
 		p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, buf, 0);
 		ASSERT_NE(MAP_FAILED, p);
-		ASSERT_EQ(0, pfns_of(p, 1, &pfn));
+		ASSERT_EQ(0, rdh_pfns_of(p, 1, &pfn));
 		EXPECT_EQ(0, pfn % align) TH_LOG("size %zu at pfn %#" PRIx64, sizes[s], pfn);
 		munmap(p, PAGE);
 		close(buf);

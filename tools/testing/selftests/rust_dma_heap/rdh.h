@@ -537,6 +537,31 @@ static inline long rdh_kmemleak_report(char *buf, size_t len)
 }
 
 /* rdh_fixture_open(): the heap is missing where that is allowed. */
+/*
+ * The pfn behind each page of a mapping (root: pagemap shows pfns). The
+ * heaps map every page at mmap time, so no fault-in is needed.
+ */
+static inline int rdh_pfns_of(void *addr, size_t pages, uint64_t *pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	size_t i;
+
+	if (fd < 0)
+		return -errno;
+	for (i = 0; i < pages; i++) {
+		uint64_t e;
+		off_t off = ((uintptr_t)addr / PAGE + i) * 8;
+
+		if (pread(fd, &e, 8, off) != 8 || !(e & (1ULL << 63))) {
+			close(fd);
+			return -EIO;
+		}
+		pfn[i] = e & ((1ULL << 55) - 1);
+	}
+	close(fd);
+	return 0;
+}
+
 #define RDH_MISSING (-ENOENT)
 
 /*

@@ -7,11 +7,16 @@
 
 use crate::wrappers::{
     cgroup::{DmemCharge, DmemRegion, Owner},
+    device::Devices,
     dmabuf::{Exporter, MemoryRef},
     pages::PageRuns,
     reserved_mem::Chunk,
 };
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    str::CStr,
+    sync::{Arc, SetOnce},
+};
 
 /// What a buffer's memory is charged to.
 pub(crate) enum Charge {
@@ -89,13 +94,42 @@ impl Memory {
     }
 }
 
+/// Chooses and allocates a buffer's memory at its first use (the `auto`
+/// heap), for the devices that will use it.
+pub(crate) trait Choose: Send + Sync {
+    /// `len` bytes of zeroed memory that every device of `devices` can use
+    /// (no device: the CPU uses the buffer first), charged to the current
+    /// task; and the heap it came from.
+    fn choose(&self, len: usize, devices: &Devices<'_>) -> Result<(Memory, &'static CStr)>;
+}
+
+/// What a deferred buffer got at its first use.
+struct Chosen {
+    memory: Memory,
+    /// The heap the memory came from.
+    from: &'static CStr,
+    /// Who was charged for it (the task that used the buffer first).
+    charged: Owner,
+}
+
+/// A buffer's memory: allocated with it, or at its first use.
+enum Contents {
+    Now(Memory),
+    Deferred {
+        len: usize,
+        chooser: Arc<dyn Choose>,
+        chosen: SetOnce<Chosen>,
+    },
+}
+
 /// A buffer exported as a dma-buf.
 ///
 /// # Invariants
 ///
-/// Every byte of `memory` was zeroed after its previous user freed it.
+/// Every byte of its memory was zeroed after its previous user freed it;
+/// memory chosen at first use is exactly `len` bytes and never changes.
 pub(crate) struct Buffer {
-    memory: Memory,
+    contents: Contents,
     owner: Owner,
 }
 
@@ -104,12 +138,39 @@ impl Buffer {
     /// current task.
     pub(crate) fn new(memory: Memory) -> Self {
         let owner = Owner::current(memory.dmem_charged());
-        Self { memory, owner }
+        Self {
+            contents: Contents::Now(memory),
+            owner,
+        }
+    }
+
+    /// A buffer of `len` bytes (page-aligned, non-zero) for the current
+    /// task, without memory until its first use, when `chooser` picks it.
+    pub(crate) fn deferred(len: usize, chooser: Arc<dyn Choose>) -> Self {
+        Self {
+            contents: Contents::Deferred {
+                len,
+                chooser,
+                chosen: SetOnce::new(),
+            },
+            owner: Owner::current(false),
+        }
+    }
+
+    /// Its memory and who is charged for it, if it has memory yet.
+    fn memory_and_charged(&self) -> Option<(&Memory, &Owner)> {
+        match &self.contents {
+            Contents::Now(memory) => Some((memory, &self.owner)),
+            Contents::Deferred { chosen, .. } => chosen.as_ref().map(|c| (&c.memory, &c.charged)),
+        }
     }
 
     /// Size in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.memory.len()
+        match &self.contents {
+            Contents::Now(memory) => memory.len(),
+            Contents::Deferred { len, .. } => *len,
+        }
     }
 
     /// Who allocated it.
@@ -117,23 +178,66 @@ impl Buffer {
         &self.owner
     }
 
+    /// For a buffer whose memory is chosen at first use: the heap it came
+    /// from, `-` before.
+    pub(crate) fn chosen_from(&self) -> Option<&str> {
+        match &self.contents {
+            Contents::Now(_) => None,
+            Contents::Deferred { chosen, .. } => Some(
+                chosen
+                    .as_ref()
+                    .map_or("-", |c| c.from.to_str().unwrap_or("?")),
+            ),
+        }
+    }
+
     /// The path of the cgroup its memory is charged to, written into
     /// `buf`; `None` when nobody is charged.
     pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
-        match (&self.memory.charge, &self.memory.backing) {
+        let (memory, charged) = self.memory_and_charged()?;
+        match (&memory.charge, &memory.backing) {
             // The pages carry their memory cgroup.
             (Charge::Memcg, Backing::Pages(runs)) => runs.memcg_path(buf),
-            (Charge::Dmem { .. }, _) => self.owner.cgroup_path(buf),
+            (Charge::Dmem { .. }, _) => charged.cgroup_path(buf),
             _ => None,
         }
     }
 }
 
 impl Exporter for Buffer {
-    fn memory(&self) -> MemoryRef<'_> {
-        match &self.memory.backing {
+    fn memory(&self) -> Option<MemoryRef<'_>> {
+        let (memory, _) = self.memory_and_charged()?;
+        Some(match &memory.backing {
             Backing::Pages(runs) => MemoryRef::Pages(runs),
             Backing::Chunk(chunk) => MemoryRef::Chunk(chunk),
+        })
+    }
+
+    fn populate(&self, devices: &Devices<'_>) -> Result {
+        let Contents::Deferred {
+            len,
+            chooser,
+            chosen,
+        } = &self.contents
+        else {
+            return Err(EINVAL);
+        };
+        let (memory, from) = chooser.choose(*len, devices)?;
+        // INVARIANT: exactly `len` bytes, or refused (and freed).
+        if memory.len() != *len {
+            return Err(EINVAL);
         }
+        let charged = Owner::current(memory.dmem_charged());
+        // Under the buffer's lock (the caller's): not populated yet.
+        chosen.populate(Chosen {
+            memory,
+            from,
+            charged,
+        });
+        Ok(())
+    }
+
+    fn checks_devices(&self) -> bool {
+        matches!(self.contents, Contents::Deferred { .. })
     }
 }

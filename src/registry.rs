@@ -101,8 +101,10 @@ impl HeapFile {
         if len as u64 > self.heap.usage().max_alloc() {
             return Err(ENOMEM);
         }
-        let memory = self.heap.allocate(len, fd_flags, heap_flags)?;
-        let buffer = Buffer::new(memory);
+        let buffer = match self.heap.deferred() {
+            Some(chooser) => Buffer::deferred(len, chooser),
+            None => Buffer::new(self.heap.allocate(len, fd_flags, heap_flags)?),
+        };
         let size = buffer.len();
         DmaBuf::export(&self.exports, buffer, size, fd_flags)
     }
@@ -240,7 +242,7 @@ type AllExports = KVec<Arc<Exports<Buffer>>>;
 fn write_buffers(heaps: &AllExports, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname"
+        "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory"
     )?;
     heaps.iter().try_for_each(|exports| {
         let heap = exports.name().to_str().unwrap_or("?");
@@ -254,7 +256,7 @@ fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>
     let mut path = [0u8; 256];
     writeln!(
         f,
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         info.ino,
         heap,
         buffer.len(),
@@ -264,6 +266,7 @@ fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>
         info.attachments,
         info.vmaps,
         info.name.unwrap_or("-"),
+        buffer.chosen_from().unwrap_or(heap),
     )
 }
 

@@ -27,6 +27,10 @@ module! {
             default: true,
             description: "Register the system heap (default: true)",
         },
+        auto_heap: bool {
+            default: true,
+            description: "Register the auto heap (default: true)",
+        },
         uncached_heap: bool {
             default: true,
             description: "Register the system-uncached heap (default: true)",
@@ -51,12 +55,11 @@ struct RustDmaHeap {
 fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
-    {
-        #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
-        let uncached = module_parameters::uncached_heap.value();
-        #[cfg(not(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED))]
-        let uncached = false;
-        if module_parameters::system_heap.value() || uncached {
+    let system = {
+        let uncached =
+            cfg!(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED) && module_parameters::uncached_heap.value();
+        let auto = cfg!(CONFIG_RUST_DMA_HEAP_AUTO) && module_parameters::auto_heap.value();
+        if module_parameters::system_heap.value() || uncached || auto {
             let system = Arc::new(
                 heaps::system::SystemHeap::new(wrappers::mem_accounting_param())?,
                 GFP_KERNEL,
@@ -67,15 +70,27 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
                 all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
             }
             if module_parameters::system_heap.value() {
-                all.push(system, GFP_KERNEL)?;
+                all.push(system.clone(), GFP_KERNEL)?;
             }
+            auto.then_some(system)
+        } else {
+            None
         }
-    }
+    };
+    #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+    let mut cma = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
     if module_parameters::cma_heaps.value() {
         for heap in heaps::cma::CmaHeap::all()? {
-            all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+            let heap = Arc::new(heap, GFP_KERNEL)?;
+            all.push(heap.clone(), GFP_KERNEL)?;
+            cma.push(heap, GFP_KERNEL)?;
         }
+    }
+    #[cfg(CONFIG_RUST_DMA_HEAP_AUTO)]
+    if let Some(system) = system {
+        let heap = heaps::auto::AutoHeap::new(system, &cma)?;
+        all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
     }
     #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
     if module_parameters::carveout_heaps.value() {

@@ -9,6 +9,7 @@ use crate::{
     wrappers::{
         cgroup::DmemRegion,
         cma::CmaArea,
+        device::Devices,
         pages::{PageRun, PageRuns},
     },
 };
@@ -67,6 +68,24 @@ impl CmaHeap {
             )?;
         }
         Ok(heaps)
+    }
+}
+
+impl CmaHeap {
+    /// Whether the heap's area lies where every device of `devices`
+    /// reaches it.
+    pub(crate) fn reachable_by(&self, devices: &Devices<'_>) -> bool {
+        self.area.reachable_by(devices)
+    }
+
+    /// The heap's name, for as long as the module lives.
+    pub(crate) fn static_name(&self) -> &'static CStr {
+        self.name
+    }
+
+    /// Whether `other` draws from the same area.
+    pub(crate) fn same_area(&self, other: &CmaHeap) -> bool {
+        self.area == other.area
     }
 }
 

@@ -3,13 +3,18 @@
 //! Heap backends: each turns a length into zeroed [`Memory`]. A new kind
 //! of heap is a new file here.
 
-use crate::buffer::Memory;
+use crate::buffer::{Choose, Memory};
 use kernel::{
     prelude::*,
     str::CStr,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
+#[cfg(CONFIG_RUST_DMA_HEAP_AUTO)]
+pub(crate) mod auto;
 #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
 pub(crate) mod carveout;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
@@ -42,6 +47,12 @@ pub(crate) trait Heap: Send + Sync {
 
     /// Bytes of freed memory kept for reuse, for a heap with a pool.
     fn pool(&self) -> Option<usize> {
+        None
+    }
+
+    /// For a heap whose buffers get memory only at their first use: what
+    /// chooses it then ([`Heap::allocate`] is not called for its buffers).
+    fn deferred(&self) -> Option<Arc<dyn Choose>> {
         None
     }
 }

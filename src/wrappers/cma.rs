@@ -72,6 +72,15 @@ impl CmaArea {
         pages as u64 * kernel::page::PAGE_SIZE as u64
     }
 
+    /// Whether every device of `devices` reaches all of the area.
+    pub(crate) fn reachable_by(&self, devices: &super::device::Devices<'_>) -> bool {
+        let (mut base, mut end) = (0, 0);
+        // SAFETY: the area is live forever (type invariant); its ranges are
+        // fixed at boot.
+        unsafe { super::ffi_helpers::rdh_cma_span(self.0.as_ptr(), &mut base, &mut end) };
+        end > base && devices.reach(base, end - base)
+    }
+
     pub(super) fn as_raw(&self) -> *mut Cma {
         self.0.as_ptr()
     }

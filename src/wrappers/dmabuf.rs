@@ -10,8 +10,8 @@
 //! with types that can only be made from memory it owns.
 
 use super::{
-    dma_dir_from_raw, pages::PageRuns, reserved_mem::Chunk, sgtable::SgTable, vma::UserMapping,
-    vmalloc::KernelMap,
+    device::Devices, dma_dir_from_raw, pages::PageRuns, reserved_mem::Chunk, sgtable::SgTable,
+    vma::UserMapping, vmalloc::KernelMap,
 };
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
@@ -29,6 +29,7 @@ use kernel::{
 };
 
 /// A buffer's memory, borrowed from its exporter.
+#[derive(Clone, Copy)]
 pub(crate) enum MemoryRef<'a> {
     /// Runs of pages with `struct page`.
     Pages(&'a PageRuns),
@@ -39,9 +40,27 @@ pub(crate) enum MemoryRef<'a> {
 /// What a dma-buf's private data implements: it owns the buffer's memory.
 /// Dropping it (with the last reference) is `release`.
 pub(crate) trait Exporter: Send + Sync + Sized + 'static {
-    /// The buffer's memory. This layer builds every table and mapping
-    /// from it and drops them all before the exporter.
-    fn memory(&self) -> MemoryRef<'_>;
+    /// The buffer's memory, `None` while it has none yet (see
+    /// [`Self::populate`]). Once `Some`, always the same memory: this
+    /// layer builds every table and mapping from it and drops them all
+    /// before the exporter.
+    fn memory(&self) -> Option<MemoryRef<'_>>;
+
+    /// Gives a buffer without memory its memory, chosen for `devices`: the
+    /// devices attached at its first DMA map, none when the CPU uses it
+    /// first (mmap, vmap, CPU access). Called under the buffer's lock, only
+    /// while [`Self::memory`] is `None`; afterwards it must be `Some` (or
+    /// this fail). For buffers that have memory from the start: never.
+    fn populate(&self, _devices: &Devices<'_>) -> Result {
+        Err(EINVAL)
+    }
+
+    /// Whether each device's first map checks that the memory suits it
+    /// (contiguous if it needs that, reachable under its DMA mask): for
+    /// memory chosen for other devices than the one mapping.
+    fn checks_devices(&self) -> bool {
+        false
+    }
 }
 
 /// One device's attachment.
@@ -359,29 +378,76 @@ impl Drop for DmaBuf {
 }
 
 impl<T: Exporter> Exported<T> {
-    /// A table of the buffer's memory for `att`'s device, kept in `att`.
-    fn table(&self, att: &Attachment) -> Result<SgTable> {
+    /// The buffer's memory; if it has none yet, chosen now (under the
+    /// buffer's lock, `state`) for the attached devices (`dma`) or for the
+    /// CPU.
+    fn choose<'s>(&'s self, state: &State, dma: bool) -> Result<MemoryRef<'s>> {
+        if let Some(memory) = self.data.memory() {
+            return Ok(memory);
+        }
+        let mut devices = Devices::none();
+        if dma {
+            for a in state.attachments.iter() {
+                // SAFETY: attached, so live until detach, which takes the
+                // lock `state` is borrowed from.
+                unsafe { devices.push(a.dev)? };
+            }
+        }
+        self.data.populate(&devices)?;
+        self.data.memory().ok_or(ENOMEM)
+    }
+
+    /// Whether `att`'s device can use `memory` (chosen for others): `EINVAL`
+    /// when it needs one contiguous range and the memory is scattered,
+    /// `EIO` when it cannot reach the memory; a log line says which.
+    fn admit(&self, att: &Attachment, memory: MemoryRef<'_>) -> Result {
+        let MemoryRef::Pages(runs) = memory else {
+            return Ok(());
+        };
+        let mut dev = Devices::none();
+        // SAFETY: `att` is attached (it is being mapped): live until
+        // detach, after this call.
+        unsafe { dev.push(att.dev)? };
+        let (err, why) = if dev.need_contiguous() && !runs.contiguous() {
+            (EINVAL, "needs one contiguous range")
+        } else if !runs.reachable_by(&dev) {
+            (EIO, "cannot reach it under its DMA mask")
+        } else {
+            return Ok(());
+        };
+        super::warn_ratelimited(fmt!(
+            "rust_dma_heap: {}: {} cannot map a buffer whose memory was chosen at its first use: it {}\n",
+            self.exports.name.to_str().unwrap_or("?"),
+            dev.names(),
+            why
+        ));
+        Err(err)
+    }
+
+    /// A table of `memory` (the buffer's) for `att`'s device, kept in
+    /// `att`.
+    fn table(&self, att: &Attachment, memory: MemoryRef<'_>) -> Result<SgTable> {
         let dev = att.dev;
-        // SAFETY: the memory is borrowed from `data`, which is never
-        // mutated and is dropped after every table (type invariant): the
+        // SAFETY: the memory is borrowed from `data`, which never changes
+        // once set and is dropped after every table (type invariant): the
         // table is kept in the attachment, and the core detaches every
         // attachment before release. The device is live until detach,
         // which drops the attachment and its table.
         unsafe {
-            match self.data.memory() {
+            match memory {
                 MemoryRef::Pages(runs) => SgTable::pages(runs, dev),
                 MemoryRef::Chunk(chunk) => SgTable::chunk(chunk, dev),
             }
         }
     }
 
-    /// A kernel mapping of the buffer's memory.
-    fn kernel_map(&self) -> Result<KernelMap> {
-        // SAFETY: the memory is borrowed from `data`, which is never
-        // mutated and is dropped after `state`, where the mapping is kept
+    /// A kernel mapping of `memory` (the buffer's).
+    fn kernel_map(&self, memory: MemoryRef<'_>) -> Result<KernelMap> {
+        // SAFETY: the memory is borrowed from `data`, which never changes
+        // once set and is dropped after `state`, where the mapping is kept
         // (type invariant).
         unsafe {
-            match self.data.memory() {
+            match memory {
                 MemoryRef::Pages(runs) => KernelMap::pages(runs),
                 MemoryRef::Chunk(chunk) => KernelMap::chunk(chunk),
             }
@@ -421,11 +487,19 @@ impl<T: Exporter> Exported<T> {
     /// leaves the attachment as it was, so a later map can succeed), then
     /// DMA-mapped. The table stays where it is until detach.
     fn map(&self, att: &Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table> {
+        // Before the table's lock: the buffer's lock comes first.
+        let memory = match self.data.memory() {
+            Some(memory) => memory,
+            None => self.choose(&self.state.lock(), true)?,
+        };
         let mut table = att.table.lock();
         let table = match &mut *table {
             Some(t) => t,
             empty => {
-                let t = self.table(att)?;
+                if self.data.checks_devices() {
+                    self.admit(att, memory)?;
+                }
+                let t = self.table(att, memory)?;
                 if t.len() != self.size {
                     return Err(EINVAL);
                 }
@@ -445,10 +519,13 @@ impl<T: Exporter> Exported<T> {
     /// Syncs the kernel mapping and every mapped attachment for the CPU
     /// (`begin`) or back for the devices. Nothing to do, whatever the
     /// size, for memory no CPU cache holds (write-combined everywhere).
-    fn cpu_access(&self, dir: DataDirection, begin: bool) {
+    fn cpu_access(&self, dir: DataDirection, begin: bool) -> Result {
         match self.data.memory() {
-            MemoryRef::Pages(runs) if !runs.write_combined() => {}
-            _ => return,
+            Some(MemoryRef::Pages(runs)) if !runs.write_combined() => {}
+            // The first CPU use of a buffer without memory: chosen now,
+            // nothing mapped yet to sync.
+            None => return self.choose(&self.state.lock(), false).map(|_| ()),
+            _ => return Ok(()),
         }
         let state = self.state.lock();
         if let Some(km) = &state.kmap {
@@ -467,6 +544,7 @@ impl<T: Exporter> Exported<T> {
                 }
             }
         }
+        Ok(())
     }
 
     /// Only shared mappings: a private copy of a device buffer would never
@@ -475,7 +553,11 @@ impl<T: Exporter> Exported<T> {
         if !vma.is_shared() {
             return Err(EINVAL);
         }
-        match self.data.memory() {
+        let memory = match self.data.memory() {
+            Some(memory) => memory,
+            None => self.choose(&self.state.lock(), false)?,
+        };
+        match memory {
             MemoryRef::Pages(runs) => vma.map_pages(runs),
             MemoryRef::Chunk(chunk) => vma.map_chunk(chunk),
         }
@@ -486,7 +568,8 @@ impl<T: Exporter> Exported<T> {
         let addr = match &state.kmap {
             Some(km) => km.addr(),
             None => {
-                let km = self.kernel_map()?;
+                let memory = self.choose(&state, false)?;
+                let km = self.kernel_map(memory)?;
                 if km.len() != self.size {
                     return Err(EINVAL);
                 }
@@ -647,8 +730,10 @@ impl<T: Exporter> VTable<T> {
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), true);
-        0
+        match unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), true) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
     }
 
     /// # Safety
@@ -659,8 +744,10 @@ impl<T: Exporter> VTable<T> {
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
         // SAFETY: called by the dma-buf core on our live dma-buf.
-        unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), false);
-        0
+        match unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), false) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
     }
 
     /// # Safety

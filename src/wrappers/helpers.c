@@ -199,6 +199,16 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 	sg_dma_len(sg) = len;
 }
 
+void rdh_warn_ratelimited(const char *msg)
+{
+	pr_warn_ratelimited("%s", msg);
+}
+
+const char *rdh_dev_name(const struct device *dev)
+{
+	return dev_name(dev);
+}
+
 dma_addr_t rdh_phys_to_dma(struct device *dev, phys_addr_t phys)
 {
 	return phys_to_dma(dev, phys);
@@ -244,6 +254,19 @@ pgprot_t rdh_pte_pgprot(pte_t pte)
 unsigned long rdh_cma_pages(const struct cma *cma)
 {
 	return cma->count;
+}
+
+/* The lowest and the end (exclusive) physical address of @cma's ranges. */
+void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end)
+{
+	int i;
+
+	*base = ~(phys_addr_t)0;
+	*end = 0;
+	for (i = 0; i < cma->nranges; i++) {
+		*base = min(*base, PFN_PHYS(cma->ranges[i].base_pfn));
+		*end = max(*end, PFN_PHYS(cma->ranges[i].base_pfn + cma->ranges[i].count));
+	}
 }
 #endif
 

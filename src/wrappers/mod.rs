@@ -7,15 +7,16 @@
 //! above this layer (registry, buffer, heaps) is safe Rust.
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
-//! those before it (and this one): `cgroup`, `cma`, `reserved_mem`, `pages`,
-//! `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`, `dmabuf`, `chrdev`,
-//! `kobject`, `kapi`.
+//! those before it (and this one): `device`, `cgroup`, `cma`,
+//! `reserved_mem`, `pages`, `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`,
+//! `dmabuf`, `chrdev`, `kobject`, `kapi`.
 
 pub(crate) mod cache;
 pub(crate) mod cgroup;
 pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
+pub(crate) mod device;
 pub(crate) mod dmabuf;
 pub(crate) mod kapi;
 pub(crate) mod kobject;
@@ -54,6 +55,14 @@ mod ffi_helpers {
         pub(super) fn rdh_class_name() -> *const ffi::c_char;
         #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
         pub(super) fn rdh_cma_pages(cma: *const super::cma::Cma) -> ffi::c_ulong;
+        #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
+        pub(super) fn rdh_cma_span(
+            cma: *const super::cma::Cma,
+            base: *mut bindings::phys_addr_t,
+            end: *mut bindings::phys_addr_t,
+        );
+        pub(super) fn rdh_dev_name(dev: *const bindings::device) -> *const ffi::c_char;
+        pub(super) fn rdh_warn_ratelimited(msg: *const ffi::c_char);
         pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;
         pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;
         pub(super) fn rdh_dmem_unregister(region: *mut DmemRegion);
@@ -142,6 +151,31 @@ mod ffi_helpers {
         pub(super) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
         pub(super) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
     }
+}
+
+/// A kernel log warning, rate-limited (`pr_warn_ratelimited`), of at most
+/// 191 bytes (longer ones are cut).
+pub(crate) fn warn_ratelimited(args: core::fmt::Arguments<'_>) {
+    struct Buf {
+        b: [u8; 192],
+        n: usize,
+    }
+    impl core::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &c in s.as_bytes() {
+                if self.n + 1 < self.b.len() && c != 0 {
+                    self.b[self.n] = c;
+                    self.n += 1;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut buf = Buf { b: [0; 192], n: 0 };
+    let _ = core::fmt::write(&mut buf, args);
+    // SAFETY: `buf.b` is NUL-terminated (the writer leaves the last byte
+    // 0 and never copies a NUL).
+    unsafe { ffi_helpers::rdh_warn_ratelimited(buf.b.as_ptr().cast()) };
 }
 
 /// The number of pages of RAM the kernel manages (`totalram_pages()`).

@@ -314,6 +314,23 @@ impl PageRuns {
         self.len
     }
 
+    /// Whether the runs are one physically contiguous range.
+    pub(crate) fn contiguous(&self) -> bool {
+        self.runs()
+            .windows(2)
+            .all(|w| w[1].pfn() == w[0].pfn() + w[0].count)
+    }
+
+    /// Whether every device of `devices` reaches every page.
+    pub(crate) fn reachable_by(&self, devices: &super::device::Devices<'_>) -> bool {
+        self.runs().iter().all(|r| {
+            devices.reach(
+                (r.pfn() as u64) << kernel::page::PAGE_SHIFT,
+                r.size() as u64,
+            )
+        })
+    }
+
     /// Whether CPU mappings are write-combined (no cache upkeep).
     pub(crate) fn write_combined(&self) -> bool {
         self.write_combined

@@ -6,7 +6,7 @@
 //! (`dma_map_phys` with `DMA_ATTR_MMIO`, entries without pages as 7.3's
 //! `dma_buf_phys_vec_to_sgt` builds them).
 
-use super::{ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
+use super::{device, ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
 use core::ptr::NonNull;
 use kernel::{
     bindings, dma::DataDirection, error::to_result, ffi, page::PAGE_SIZE, prelude::*, types::Opaque,
@@ -166,31 +166,6 @@ impl SgTable {
         self.table.get()
     }
 
-    /// Whether `dev` can reach `[dma, dma + len)` without an IOMMU: what
-    /// `dma_direct_map_phys()` checks for MMIO before it warns.
-    fn reachable(&self, phys: u64, len: usize) -> bool {
-        let dev = self.raw_dev();
-        // SAFETY: a live device (constructors' contract); reading its DMA
-        // configuration, which its driver sets before it maps anything.
-        let (iommu, mask, limit) = unsafe {
-            (
-                !(*dev).iommu_group.is_null(),
-                (*dev).dma_mask,
-                (*dev).bus_dma_limit,
-            )
-        };
-        if iommu || mask.is_null() {
-            return true;
-        }
-        // SAFETY: as above; `dma_mask` points into the live device.
-        let mask = unsafe { *mask };
-        let limit = if limit == 0 { mask } else { mask.min(limit) };
-        // SAFETY: a live device; a pure address translation.
-        let dma = unsafe { ffi_helpers::rdh_phys_to_dma(dev, phys) };
-        dma.checked_add(len as u64 - 1)
-            .is_some_and(|end| end <= limit)
-    }
-
     /// Maps the table for DMA by its device; `EBUSY` when mapped already
     /// (a mapping is undone before the next: a second map of the same
     /// attachment would lose the first's IOMMU mapping), `EIO` when the
@@ -213,7 +188,8 @@ impl SgTable {
             })?,
             Memory::Chunk { phys } => {
                 let (phys, len) = (*phys, self.len);
-                if !self.reachable(phys, len) {
+                // SAFETY: a live device (constructors' contract).
+                if !unsafe { device::reaches(self.dev, phys, len as u64) } {
                     return Err(EIO);
                 }
                 // SAFETY: the table has one entry per segment (type

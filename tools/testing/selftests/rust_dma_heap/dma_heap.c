@@ -29,11 +29,20 @@ FIXTURE_VARIANT(heap) {
 	size_t capacity;
 	/* Memory set aside at boot: not counted in MemFree. */
 	bool reserved;
+	/* Memory only at first use (auto): a CPU-access sync takes it. */
+	bool deferred;
 };
 
 FIXTURE_VARIANT_ADD(heap, system) {
 	.name = "system",
 	.big = 256UL << 20,
+};
+
+/* Memory at first use; the CPU first: the system heap's pages. */
+FIXTURE_VARIANT_ADD(heap, auto) {
+	.name = "auto",
+	.big = 256UL << 20,
+	.deferred = true,
 };
 
 /* The system heap's pages, mapped write-combined. */
@@ -598,6 +607,8 @@ TEST_F(heap, memory_returns_after_close)
 		before = rdh_meminfo("MemFree+pool");
 		buf = rdh_alloc(self->fd, len, O_RDWR, 0);
 		ASSERT_LE(0, buf);
+		if (variant->deferred)
+			ASSERT_EQ(0, rdh_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW));
 		during = rdh_meminfo("MemFree+pool");
 		close(buf);
 		after = rdh_meminfo("MemFree+pool");
@@ -631,9 +642,12 @@ TEST_F(heap, fatal_signal_stops_large_allocation)
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		int fd = rdh_open_heap(variant->name, O_RDONLY);
+		int buf = rdh_alloc(fd, len, O_RDWR, 0);
 
 		/* Killed during the allocation, or holding the buffer after. */
-		if (rdh_alloc(fd, len, O_RDWR, 0) < 0)
+		if (buf < 0)
+			_exit(1);
+		if (variant->deferred && rdh_sync(buf, DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW))
 			_exit(1);
 		pause();
 		_exit(0);

@@ -374,7 +374,7 @@ static enum kind heap_kind(const char *heap)
 	char compat[64] = "";
 	int n;
 
-	if (!strcmp(heap, "system") || !strcmp(heap, "system-uncached"))
+	if (!strcmp(heap, "system") || !strcmp(heap, "system-uncached") || !strcmp(heap, "auto"))
 		return SYSTEM;
 	n = dt_prop(heap, "compatible", (unsigned char *)compat, sizeof(compat) - 1);
 	if (!strncmp(heap, "carveout@", 9) || (n > 0 && !strcmp(compat, "carved-out")))
@@ -503,12 +503,12 @@ static void bufinfo_totals(const struct binfo *b, int n, const char *exp,
 	}
 }
 
-#define BUFFERS_HEADER "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname"
+#define BUFFERS_HEADER "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory"
 #define MAX_LIVE 4096
 
 struct live {
 	unsigned long long ino, size, pid, attachments, vmaps;
-	char heap[RDH_NAME_LEN], comm[32], cgroup[CG_LEN], name[64];
+	char heap[RDH_NAME_LEN], comm[32], cgroup[CG_LEN], name[64], memory[RDH_NAME_LEN];
 };
 
 /*
@@ -522,7 +522,7 @@ static int live_parse(FILE *f, struct live *l, int max)
 	int n = 0, lines = 0;
 
 	while (fgets(line, sizeof(line), f)) {
-		char *field[9], *p = line;
+		char *field[10], *p = line;
 		int k;
 
 		if (!strchr(line, '\n')) {
@@ -537,19 +537,20 @@ static int live_parse(FILE *f, struct live *l, int max)
 				break;
 			continue;
 		}
-		for (k = 0; k < 9 && p; k++)
+		for (k = 0; k < 10 && p; k++)
 			field[k] = strsep(&p, "\t");
 		if (n == max) {
 			n = -ENOSPC;
 			break;
 		}
-		if (k != 9 || p || !parse_ull(field[0], &l[n].ino) ||
+		if (k != 10 || p || !parse_ull(field[0], &l[n].ino) ||
 		    !copy_field(l[n].heap, sizeof(l[n].heap), field[1]) ||
 		    !parse_ull(field[2], &l[n].size) || !parse_ull(field[3], &l[n].pid) ||
 		    !copy_field(l[n].comm, sizeof(l[n].comm), field[4]) ||
 		    !copy_field(l[n].cgroup, sizeof(l[n].cgroup), field[5]) ||
 		    !parse_ull(field[6], &l[n].attachments) || !parse_ull(field[7], &l[n].vmaps) ||
-		    !copy_field(l[n].name, sizeof(l[n].name), field[8])) {
+		    !copy_field(l[n].name, sizeof(l[n].name), field[8]) ||
+		    !copy_field(l[n].memory, sizeof(l[n].memory), field[9])) {
 			n = -EPROTO;
 			break;
 		}
@@ -1441,6 +1442,8 @@ TEST_F_TIMEOUT(gov, leak_attribution, 120)
 		EXPECT_EQ(0, l[i].attachments);
 		EXPECT_EQ(0, l[i].vmaps);
 		EXPECT_STREQ(LEAK_NAME, l[i].name);
+		/* Memory from the heap itself (only auto's is chosen later). */
+		EXPECT_STREQ(heap, l[i].memory);
 	}
 	EXPECT_EQ(n.v[0], mine);
 

@@ -84,36 +84,6 @@ static long vmstat_value(const char *key)
 	return v;
 }
 
-/* Fill @len bytes of buffer @fd with @byte; 0 or -errno. */
-static int fill(int fd, size_t len, int byte)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	memset(p, byte, len);
-	munmap(p, len);
-	return 0;
-}
-
-/* Offset of the first non-zero byte of buffer @fd, -1 if none, -2 on error. */
-static long first_nonzero(int fd, size_t len)
-{
-	const unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	long at = -1;
-	size_t i;
-
-	if (p == MAP_FAILED)
-		return -2;
-	for (i = 0; i < len; i++)
-		if (p[i]) {
-			at = i;
-			break;
-		}
-	munmap((void *)p, len);
-	return at;
-}
-
 FIXTURE(pool) {
 	int fd;
 };
@@ -217,9 +187,9 @@ TEST_F(pool, zeroed_while_worker_lags)
 		for (i = 0; i < n; i++) {
 			bufs[i] = rdh_alloc(self->fd, sizes[i], O_RDWR, 0);
 			ASSERT_LE(0, bufs[i]);
-			EXPECT_EQ(-1, first_nonzero(bufs[i], sizes[i]))
+			EXPECT_EQ(-1, rdh_first_nonzero(bufs[i], sizes[i]))
 				TH_LOG("round %d: %zu-byte buffer not zeroed", round, sizes[i]);
-			ASSERT_EQ(0, fill(bufs[i], sizes[i], 0xa5 + round));
+			ASSERT_EQ(0, rdh_fill(bufs[i], sizes[i], 0xa5 + round));
 		}
 		for (i = 0; i < n; i++)
 			close(bufs[i]);
@@ -242,7 +212,7 @@ TEST_F(pool, zeroed_by_worker)
 	int buf = rdh_alloc(self->fd, len, O_RDWR, 0), i;
 
 	ASSERT_LE(0, buf);
-	ASSERT_EQ(0, fill(buf, len, 0x5a));
+	ASSERT_EQ(0, rdh_fill(buf, len, 0x5a));
 	close(buf);
 	usleep(500000);
 	for (i = 0; i < 50; i++) {
@@ -256,7 +226,7 @@ TEST_F(pool, zeroed_by_worker)
 	EXPECT_EQ((long)len, pool_bytes());
 	buf = rdh_alloc(self->fd, len, O_RDWR, 0);
 	ASSERT_LE(0, buf);
-	EXPECT_EQ(-1, first_nonzero(buf, len));
+	EXPECT_EQ(-1, rdh_first_nonzero(buf, len));
 	EXPECT_EQ(0, pool_bytes());
 	close(buf);
 }

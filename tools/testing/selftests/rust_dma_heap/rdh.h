@@ -562,6 +562,68 @@ static inline int rdh_pfns_of(void *addr, size_t pages, uint64_t *pfn)
 	return 0;
 }
 
+/*
+ * The pfns of buffer @fd (@len bytes) through a mapping of it: the first,
+ * the highest, and whether they are one range. 0 or -errno.
+ */
+static inline int rdh_pfn_span(int fd, size_t len, uint64_t *first, uint64_t *last,
+			       bool *contiguous)
+{
+	size_t pages = len / PAGE, i;
+	uint64_t *pfn = calloc(pages, sizeof(*pfn));
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	int ret;
+
+	if (!pfn || p == MAP_FAILED) {
+		free(pfn);
+		if (p != MAP_FAILED)
+			munmap(p, len);
+		return -ENOMEM;
+	}
+	ret = rdh_pfns_of(p, pages, pfn);
+	munmap(p, len);
+	*first = pfn[0];
+	*last = pfn[0];
+	*contiguous = true;
+	for (i = 1; !ret && i < pages; i++) {
+		*contiguous &= pfn[i] == pfn[i - 1] + 1;
+		if (pfn[i] > *last)
+			*last = pfn[i];
+	}
+	free(pfn);
+	return ret;
+}
+
+/* Fill @len bytes of buffer @fd with @byte through a mapping; 0 or -errno. */
+static inline int rdh_fill(int fd, size_t len, int byte)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	memset(p, byte, len);
+	munmap(p, len);
+	return 0;
+}
+
+/* Offset of the first non-zero byte of buffer @fd, -1 if none, -2 on error. */
+static inline long rdh_first_nonzero(int fd, size_t len)
+{
+	const unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	long at = -1;
+	size_t i;
+
+	if (p == MAP_FAILED)
+		return -2;
+	for (i = 0; i < len; i++)
+		if (p[i]) {
+			at = i;
+			break;
+		}
+	munmap((void *)p, len);
+	return at;
+}
+
 #define RDH_MISSING (-ENOENT)
 
 /*

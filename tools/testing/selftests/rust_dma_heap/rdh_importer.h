@@ -23,7 +23,10 @@
 struct rdh_import {
 	__s32 fd;		/* in: the dma-buf */
 	__u32 flags;		/* in: RDH_IMPORT_* */
-	__u64 dma_mask;		/* in: the device's DMA mask; 0: 64 bits */
+	/* in: the device's DMA mask; 0: 64 bits; below the top of RAM: a
+	 * 32-bit mask and this as bus limit
+	 */
+	__u64 dma_mask;
 	__u32 seed;		/* in: userspace wrote word i = i ^ seed */
 	__u32 nents;		/* out: mapped scatterlist entries */
 	__u64 dma_addr;		/* out: DMA address of the first entry */

@@ -23,6 +23,7 @@ FIXTURE_VARIANT(share) {
 
 FIXTURE_VARIANT_ADD(share, system) { .name = "system" };
 FIXTURE_VARIANT_ADD(share, system_uncached) { .name = "system-uncached" };
+FIXTURE_VARIANT_ADD(share, auto) { .name = "auto" };
 FIXTURE_VARIANT_ADD(share, default_cma_region) { .name = "default_cma_region" };
 FIXTURE_VARIANT_ADD(share, linux_cma) { .name = "linux,cma" };
 FIXTURE_VARIANT_ADD(share, video) { .name = "video" };

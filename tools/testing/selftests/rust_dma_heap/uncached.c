@@ -99,35 +99,6 @@ TEST_F(uncached, mappings_are_write_combined)
 	}
 }
 
-/* Offset of the first non-zero byte of buffer @fd, -1 if none, -2 on error. */
-static long first_nonzero(int fd, size_t len)
-{
-	const unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	long at = -1;
-	size_t i;
-
-	if (p == MAP_FAILED)
-		return -2;
-	for (i = 0; i < len; i++)
-		if (p[i]) {
-			at = i;
-			break;
-		}
-	munmap((void *)p, len);
-	return at;
-}
-
-static int fill(int fd, size_t len, int byte)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	memset(p, byte, len);
-	munmap(p, len);
-	return 0;
-}
-
 /*
  * Both heaps share one pool: blocks written through a write-combined
  * mapping and freed come back zeroed to either heap, and the other way
@@ -146,13 +117,13 @@ TEST_F(uncached, pool_shared_and_zeroed)
 		ASSERT_EQ(0, rdh_pool_kb());
 		buf = rdh_alloc(from[i], len, O_RDWR, 0);
 		ASSERT_LE(0, buf);
-		ASSERT_EQ(0, fill(buf, len, 0x5a + i));
+		ASSERT_EQ(0, rdh_fill(buf, len, 0x5a + i));
 		close(buf);
 		EXPECT_EQ((long)(len / KIB), rdh_pool_kb());
 		buf = rdh_alloc(to[i], len, O_RDWR, 0);
 		ASSERT_LE(0, buf);
 		EXPECT_EQ(0, rdh_pool_kb());
-		EXPECT_EQ(-1, first_nonzero(buf, len)) TH_LOG("pass %d", i);
+		EXPECT_EQ(-1, rdh_first_nonzero(buf, len)) TH_LOG("pass %d", i);
 		close(buf);
 	}
 }

@@ -4,7 +4,7 @@
  *
  * Usage: dma-heap-bench [--short] KIND:UPSTREAM_NODE:RUST_NODE:MAX_BYTES...
  *
- * For each pair of heap nodes of one KIND (system, uncached, cma) and each
+ * For each pair of heap nodes of one KIND (system, uncached, auto, cma) and each
  * size up to
  * MAX_BYTES (4 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB), times the operations
  * below many times, alternating which heap goes first, and prints medians:

@@ -66,7 +66,16 @@ static int import_check(struct rdh_import *req)
 	struct scatterlist *sg;
 	int ret, i;
 
+	/*
+	 * A mask below what the DMA core supports here (the top of RAM) is a
+	 * bus limit, as a device tree's dma-ranges sets one.
+	 */
+	dev->bus_dma_limit = 0;
 	ret = dma_set_mask_and_coherent(dev, req->dma_mask ?: DMA_BIT_MASK(64));
+	if (ret == -EIO && req->dma_mask < DMA_BIT_MASK(32)) {
+		ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(32));
+		dev->bus_dma_limit = req->dma_mask;
+	}
 	if (ret)
 		return ret;
 	dmabuf = dma_buf_get(req->fd);
@@ -223,30 +232,33 @@ static int heap_buffer_check(struct rdh_heap_req *req, struct dma_buf *dmabuf)
 	int ret;
 
 	req->size = dmabuf->size;
+	fdev->dev.bus_dma_limit = 0;
 	ret = dma_set_mask_and_coherent(&fdev->dev, DMA_BIT_MASK(64));
 	if (ret)
 		return ret;
-	ret = dma_buf_vmap_unlocked(dmabuf, &map);
-	if (ret)
-		return ret;
-	p = map.vaddr;
-	req->zeroed = 1;
-	for (i = 0; i < dmabuf->size; i++)
-		if (p[i]) {
-			req->zeroed = 0;
-			break;
-		}
-	dma_buf_vunmap_unlocked(dmabuf, &map);
+	/* As a driver does: mapped for its device first, then read. */
 	a = dma_buf_attach(dmabuf, &fdev->dev);
 	if (IS_ERR(a))
 		return PTR_ERR(a);
 	sgt = dma_buf_map_attachment_unlocked(a, DMA_BIDIRECTIONAL);
 	if (IS_ERR(sgt)) {
 		ret = PTR_ERR(sgt);
-	} else {
-		req->nents = sgt->nents;
-		dma_buf_unmap_attachment_unlocked(a, sgt, DMA_BIDIRECTIONAL);
+		goto detach;
 	}
+	req->nents = sgt->nents;
+	ret = dma_buf_vmap_unlocked(dmabuf, &map);
+	if (!ret) {
+		p = map.vaddr;
+		req->zeroed = 1;
+		for (i = 0; i < dmabuf->size; i++)
+			if (p[i]) {
+				req->zeroed = 0;
+				break;
+			}
+		dma_buf_vunmap_unlocked(dmabuf, &map);
+	}
+	dma_buf_unmap_attachment_unlocked(a, sgt, DMA_BIDIRECTIONAL);
+detach:
 	dma_buf_detach(dmabuf, a);
 	return ret;
 }

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `auto` heap: a buffer gets no memory when it is allocated, but at
+//! its first use, chosen for what uses it (the idea of the 2016 SMAF
+//! proposal):
+//!
+//! - the first DMA map: memory every device attached at that moment can
+//!   use. If one of them has no IOMMU that merges segments into one DMA
+//!   range, one physically contiguous range from a CMA area that every
+//!   device reaches under its DMA mask; otherwise (all behind merging
+//!   IOMMUs, which reach any page) scattered system-heap pages;
+//! - the first mmap, vmap or CPU access: system-heap pages.
+//!
+//! Memory is zeroed and charged as the heap it comes from charges it (the
+//! system heap: the memory cgroup; a CMA area: the dmem cgroup), to the
+//! task whose operation allocated it. A device that maps the buffer later
+//! and cannot use what was chosen is refused (see
+//! [`crate::wrappers::dmabuf`]).
+
+use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
+use crate::{
+    buffer::{Choose, Memory},
+    wrappers::{device::Devices, warn_ratelimited},
+};
+use kernel::{prelude::*, str::CStr, sync::Arc};
+
+/// Where `auto` buffers get their memory.
+struct Sources {
+    system: Arc<SystemHeap>,
+    /// One heap per CMA area, the default area first.
+    cma: KVec<Arc<CmaHeap>>,
+}
+
+/// The `auto` heap.
+pub(crate) struct AutoHeap {
+    sources: Arc<Sources>,
+    usage: Usage,
+}
+
+impl AutoHeap {
+    /// The heap, drawing from `system` and from the areas of `cma` (heaps
+    /// over an area already listed are skipped).
+    pub(crate) fn new(system: Arc<SystemHeap>, cma: &[Arc<CmaHeap>]) -> Result<Self> {
+        let mut areas: KVec<Arc<CmaHeap>> = KVec::new();
+        for heap in cma {
+            if !areas.iter().any(|h| h.same_area(heap)) {
+                areas.push(heap.clone(), GFP_KERNEL)?;
+            }
+        }
+        Ok(Self {
+            usage: Usage::new(system.usage().size()),
+            sources: Arc::new(Sources { system, cma: areas }, GFP_KERNEL)?,
+        })
+    }
+}
+
+impl Choose for Sources {
+    fn choose(&self, len: usize, devices: &Devices<'_>) -> Result<(Memory, &'static CStr)> {
+        if !devices.need_contiguous() {
+            // The CPU first, or every device behind a merging IOMMU.
+            return Ok((self.system.allocate(len, 0, 0)?, c"system"));
+        }
+        let mut err = ENOMEM;
+        for heap in self.cma.iter().filter(|h| h.reachable_by(devices)) {
+            if len as u64 > heap.usage().max_alloc() {
+                continue;
+            }
+            match heap.allocate(len, 0, 0) {
+                Ok(memory) => return Ok((memory, heap.static_name())),
+                // Killed: no further area.
+                Err(e) if e == EINTR => return Err(e),
+                Err(e) => err = e,
+            }
+        }
+        warn_ratelimited(fmt!(
+            "rust_dma_heap: auto: no CMA area holds {} contiguous bytes {} reach\n",
+            len,
+            devices.names()
+        ));
+        Err(err)
+    }
+}
+
+impl Heap for AutoHeap {
+    fn name(&self) -> &CStr {
+        c"auto"
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// Not called for `auto` buffers (see [`Heap::deferred`]): memory as
+    /// the system heap would give it.
+    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Memory> {
+        self.sources.system.allocate(len, fd_flags, heap_flags)
+    }
+
+    fn contiguous(&self) -> bool {
+        false
+    }
+
+    fn cached(&self) -> bool {
+        true
+    }
+
+    fn deferred(&self) -> Option<Arc<dyn Choose>> {
+        Some(self.sources.clone())
+    }
+}

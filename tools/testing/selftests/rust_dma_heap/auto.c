@@ -9,8 +9,6 @@
  * Which memory a buffer got shows in the debugfs "buffers" file (column
  * "memory"); where it is, in /proc/self/pagemap.
  */
-#include <sys/stat.h>
-
 #include "../kselftest_harness.h"
 #include "rdh.h"
 #include "rdh_importer.h"
@@ -41,39 +39,6 @@ FIXTURE_TEARDOWN(autoheap)
 	RDH_TEARDOWN_HEAP(self->heap, self->bufs, "auto");
 }
 
-/* The "memory" column of buffer @fd's line in debugfs "buffers". */
-static int memory_of(int fd, char *out, size_t len)
-{
-	char path[128], line[1024];
-	struct stat st;
-	int ret = -ENOENT;
-	FILE *f;
-
-	if (fstat(fd, &st))
-		return -errno;
-	snprintf(path, sizeof(path), "/sys/kernel/debug/%s/buffers", rdh_class());
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line, *field = NULL;
-		int k;
-
-		if (strtoull(line, NULL, 10) != (unsigned long long)st.st_ino)
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		for (k = 0; k < 10 && p; k++)
-			field = strsep(&p, "\t");
-		if (k == 10 && field) {
-			snprintf(out, len, "%s", field);
-			ret = 0;
-		}
-		break;
-	}
-	fclose(f);
-	return ret;
-}
-
 /* The importer attaches and maps @fd with @mask (0: 64 bits) only. */
 static int import_map(int imp, int fd, uint64_t mask, struct rdh_import *req)
 {
@@ -100,7 +65,7 @@ TEST_F(autoheap, no_memory_until_first_use)
 	}
 	free1 = rdh_meminfo("MemFree+pool");
 	EXPECT_GE(free1, free0 - 4096) TH_LOG("MemFree %ld -> %ld KiB", free0, free1);
-	ASSERT_EQ(0, memory_of(bufs[0], mem, sizeof(mem)));
+	ASSERT_EQ(0, rdh_buffer_memory(bufs[0], mem, sizeof(mem)));
 	EXPECT_STREQ("-", mem);
 	for (i = 0; i < 8; i++)
 		close(bufs[i]);
@@ -124,7 +89,7 @@ TEST_F(autoheap, cpu_first_gets_system_pages)
 		buf = rdh_alloc(self->heap, len, O_RDWR, 0);
 		ASSERT_LE(0, buf);
 		EXPECT_EQ(-1, rdh_first_nonzero(buf, len));
-		ASSERT_EQ(0, memory_of(buf, mem, sizeof(mem)));
+		ASSERT_EQ(0, rdh_buffer_memory(buf, mem, sizeof(mem)));
 		EXPECT_STREQ("system", mem);
 		ASSERT_EQ(0, rdh_pfn_span(buf, len, &first, &last, &contiguous));
 		ASSERT_EQ(0, import_map(self->imp, buf, 0, &req));
@@ -159,7 +124,7 @@ TEST_F(autoheap, device_first_gets_contiguous_cma)
 	EXPECT_EQ(0, req.map_err);
 	EXPECT_EQ(1, req.nents);
 	EXPECT_EQ(len, req.dma_len);
-	ASSERT_EQ(0, memory_of(buf, mem, sizeof(mem)));
+	ASSERT_EQ(0, rdh_buffer_memory(buf, mem, sizeof(mem)));
 	EXPECT_STREQ(DEFAULT_CMA, mem);
 	ASSERT_EQ(0, rdh_pfn_span(buf, len, &first, &last, &contiguous));
 	EXPECT_TRUE(contiguous);
@@ -190,7 +155,7 @@ TEST_F(autoheap, dma_mask_respected)
 	EXPECT_EQ(0, req.map_err);
 	EXPECT_EQ(1, req.nents);
 	EXPECT_GE(MASK31, req.dma_addr + req.dma_len - 1);
-	ASSERT_EQ(0, memory_of(buf, mem, sizeof(mem)));
+	ASSERT_EQ(0, rdh_buffer_memory(buf, mem, sizeof(mem)));
 	EXPECT_STREQ("video", mem);
 	ASSERT_EQ(0, rdh_pfn_span(buf, len, &first, &last, &contiguous));
 	EXPECT_TRUE(contiguous);
@@ -224,13 +189,84 @@ TEST_F(autoheap, no_area_under_mask_enomem)
 	/* 0x40000000 is the start of RAM: below it, no area at all. */
 	ASSERT_EQ(0, import_map(self->imp, buf, 0x3fffffffULL, &req));
 	EXPECT_EQ(ENOMEM, req.map_err);
-	ASSERT_EQ(0, memory_of(buf, mem, sizeof(mem)));
+	ASSERT_EQ(0, rdh_buffer_memory(buf, mem, sizeof(mem)));
 	EXPECT_STREQ("-", mem);
 	/* Still usable by the CPU afterwards. */
 	EXPECT_EQ(-1, rdh_first_nonzero(buf, MIB));
-	ASSERT_EQ(0, memory_of(buf, mem, sizeof(mem)));
+	ASSERT_EQ(0, rdh_buffer_memory(buf, mem, sizeof(mem)));
 	EXPECT_STREQ("system", mem);
 	close(buf);
+}
+
+/* The value for @region in cgroup @cg's dmem.current; -1 if not listed. */
+static long long dmem_current(const char *cg, const char *region)
+{
+	char path[256], line[256];
+	long long v = -1;
+	size_t n = strlen(region);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/dmem.current", cg);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, region, n) && line[n] == ' ')
+			v = strtoll(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Charged as the heap it came from, to the task that used it first: no
+ * charge before the first use; a CMA range chosen at a device's first map
+ * is charged to that task's dmem cgroup (region "cma/<area>" of the
+ * default area, "linux,cma" here), and uncharged when the buffer goes.
+ */
+TEST_F(autoheap, charged_like_its_source)
+{
+	const char *region = "cma/linux,cma";
+	long long got[3] = { -2, -2, -2 };
+	size_t len = 4 * MIB;
+	int pipefd[2], status;
+	char cg[128];
+	pid_t pid;
+
+	rdh_write_text("/sys/fs/cgroup/cgroup.subtree_control", "+dmem");
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/rdh-auto-%d", getpid());
+	ASSERT_EQ(0, mkdir(cg, 0755));
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char procs[160], mem[64] = "";
+		struct rdh_import req;
+		int buf;
+
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+		if (rdh_write_text(procs, "0\n"))
+			_exit(2);
+		buf = rdh_alloc(self->heap, len, O_RDWR, 0);
+		if (buf < 0)
+			_exit(3);
+		got[0] = dmem_current(cg, region);
+		if (import_map(self->imp, buf, 0, &req) || req.map_err ||
+		    rdh_buffer_memory(buf, mem, sizeof(mem)) || strcmp(mem, DEFAULT_CMA))
+			_exit(4);
+		got[1] = dmem_current(cg, region);
+		close(buf);
+		got[2] = dmem_current(cg, region);
+		_exit(write(pipefd[1], got, sizeof(got)) == sizeof(got) ? 0 : 5);
+	}
+	close(pipefd[1]);
+	EXPECT_EQ(sizeof(got), read(pipefd[0], got, sizeof(got)));
+	close(pipefd[0]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, got[0]);
+	EXPECT_EQ((long long)len, got[1]);
+	EXPECT_EQ(0, got[2]);
+	EXPECT_EQ(0, rmdir(cg));
 }
 
 TEST_HARNESS_MAIN

@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -622,6 +623,39 @@ static inline long rdh_first_nonzero(int fd, size_t len)
 		}
 	munmap((void *)p, len);
 	return at;
+}
+
+/* The "memory" column of buffer @fd's line in debugfs "buffers". */
+static inline int rdh_buffer_memory(int fd, char *out, size_t len)
+{
+	char path[128], line[1024];
+	struct stat st;
+	int ret = -ENOENT;
+	FILE *f;
+
+	if (fstat(fd, &st))
+		return -errno;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/%s/buffers", rdh_class());
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *field = NULL;
+		int k;
+
+		if (strtoull(line, NULL, 10) != (unsigned long long)st.st_ino)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		for (k = 0; k < 10 && p; k++)
+			field = strsep(&p, "\t");
+		if (k == 10 && field) {
+			snprintf(out, len, "%s", field);
+			ret = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return ret;
 }
 
 #define RDH_MISSING (-ENOENT)

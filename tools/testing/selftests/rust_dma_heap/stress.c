@@ -35,14 +35,14 @@
 
 enum op {
 	OP_ALLOC, OP_ENOMEM, OP_MMAP, OP_ZERO_PAGES, OP_PATTERN, OP_SYNC,
-	OP_VERIFY_PAGES, OP_VGEM, OP_IMPORTER, OP_HANDED, OP_TAKEN, OP_CLOSE,
+	OP_VERIFY_PAGES, OP_VGEM, OP_IMPORTER, OP_REFUSED, OP_HANDED, OP_TAKEN, OP_CLOSE,
 	OPS,
 };
 
 static const char *const op_names[OPS] = {
 	"alloc", "ENOMEM", "mmap", "zero-pages", "pattern", "sync",
-	"verified-pages", "vgem-import", "importer-check", "handed-over",
-	"taken-over", "close",
+	"verified-pages", "vgem-import", "importer-check", "importer-refused",
+	"handed-over", "taken-over", "close",
 };
 
 /* What a buffer holds: zeros, word i = i ^ seed, or its complement. */
@@ -59,6 +59,8 @@ struct shared {
 	char (*names)[RDH_NAME_LEN];
 	int nheaps;
 	bool contiguous[RDH_MAX_HEAPS];
+	/* Memory chosen at first use (auto). */
+	bool deferred[RDH_MAX_HEAPS];
 	double deadline;
 	pthread_mutex_t lock;
 	struct slot slots[SLOTS];
@@ -107,7 +109,10 @@ FIXTURE_SETUP(stress)
 	b->nheaps = self->sh.nheaps = rdh_list_heaps(self->names, RDH_MAX_HEAPS);
 	ASSERT_LT(0, b->nheaps) TH_LOG("no heap in %s", rdh_dir());
 	for (i = 0; i < b->nheaps; i++) {
-		self->sh.contiguous[i] = strcmp(self->names[i], "system") != 0;
+		self->sh.deferred[i] = !strcmp(self->names[i], "auto");
+		self->sh.contiguous[i] = strcmp(self->names[i], "system") &&
+					 strcmp(self->names[i], "system-uncached") &&
+					 !self->sh.deferred[i];
 		b->bufs[i] = rdh_bufinfo_count(self->names[i]);
 		ASSERT_LE(0, b->bufs[i]) TH_LOG("no debugfs bufinfo");
 	}
@@ -267,13 +272,21 @@ static void vgem_import(struct worker *w, int buf)
 	w->ops[OP_VGEM]++;
 }
 
-/* The importer reads i ^ seed through vmap and writes ~(i ^ seed). */
-static bool importer_check(struct worker *w, int buf, size_t len, uint32_t seed)
+/*
+ * The importer reads i ^ seed through vmap and writes ~(i ^ seed). An
+ * auto heap buffer the CPU used first has scattered pages the importer
+ * (no IOMMU) may refuse (EINVAL): then the buffer is as it was.
+ */
+static bool importer_check(struct worker *w, int buf, size_t len, uint32_t seed, bool deferred)
 {
 	struct rdh_import req = { .fd = buf, .seed = seed };
 
 	if (ioctl(w->imp, RDH_IMPORT_CHECK, &req)) {
 		fail(w, "RDH_IMPORT_CHECK: %s", strerror(errno));
+		return false;
+	}
+	if (deferred && req.map_err == EINVAL) {
+		w->ops[OP_REFUSED]++;
 		return false;
 	}
 	if (req.map_err || req.bad_word != ~0u || req.size != len || req.dma_len != len)
@@ -365,7 +378,7 @@ static void one_round(struct worker *w)
 	if (chance(&w->rng, 25))
 		vgem_import(w, buf);
 	if (c == SEEDED && w->imp >= 0 && chance(&w->rng, 25) &&
-	    importer_check(w, buf, len, seed)) {
+	    importer_check(w, buf, len, seed, sh->deferred[h])) {
 		c = FLIPPED;
 		verify(w, buf, len, c, seed);
 	}

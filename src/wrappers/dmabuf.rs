@@ -424,9 +424,10 @@ impl<T: Exporter> Exported<T> {
         Err(err)
     }
 
-    /// A table of `memory` (the buffer's) for `att`'s device, kept in
-    /// `att`.
-    fn table(&self, att: &Attachment, memory: MemoryRef<'_>) -> Result<SgTable> {
+    /// A table of the buffer's memory (`EINVAL` while it has none) for
+    /// `att`'s device, kept in `att`.
+    fn table(&self, att: &Attachment) -> Result<SgTable> {
+        let memory = self.data.memory().ok_or(EINVAL)?;
         let dev = att.dev;
         // SAFETY: the memory is borrowed from `data`, which never changes
         // once set and is dropped after every table (type invariant): the
@@ -441,8 +442,10 @@ impl<T: Exporter> Exported<T> {
         }
     }
 
-    /// A kernel mapping of `memory` (the buffer's).
-    fn kernel_map(&self, memory: MemoryRef<'_>) -> Result<KernelMap> {
+    /// A kernel mapping of the buffer's memory (`EINVAL` while it has
+    /// none).
+    fn kernel_map(&self) -> Result<KernelMap> {
+        let memory = self.data.memory().ok_or(EINVAL)?;
         // SAFETY: the memory is borrowed from `data`, which never changes
         // once set and is dropped after `state`, where the mapping is kept
         // (type invariant).
@@ -499,7 +502,7 @@ impl<T: Exporter> Exported<T> {
                 if self.data.checks_devices() {
                     self.admit(att, memory)?;
                 }
-                let t = self.table(att, memory)?;
+                let t = self.table(att)?;
                 if t.len() != self.size {
                     return Err(EINVAL);
                 }
@@ -568,8 +571,8 @@ impl<T: Exporter> Exported<T> {
         let addr = match &state.kmap {
             Some(km) => km.addr(),
             None => {
-                let memory = self.choose(&state, false)?;
-                let km = self.kernel_map(memory)?;
+                self.choose(&state, false)?;
+                let km = self.kernel_map()?;
                 if km.len() != self.size {
                     return Err(EINVAL);
                 }

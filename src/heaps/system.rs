@@ -9,7 +9,7 @@ use crate::{
     pool::Pool,
     wrappers::{
         fatal_signal_pending, memcg_charges_current,
-        pages::{Effort, PageRun, PageRuns},
+        pages::{Effort, PageRun, PageRuns, RunVec},
         pool_max_kb_param,
         shrinker::Shrinker,
         totalram_pages,
@@ -124,7 +124,7 @@ impl SystemHeap {
         let mut max_order = order;
         // Room for the rest in blocks of this order (more only when the
         // allocator runs out of them).
-        let mut runs = KVVec::with_capacity(1 + remaining.div_ceil(first.size()), GFP_KERNEL)?;
+        let mut runs = RunVec::with_capacity(1 + remaining.div_ceil(first.size()), GFP_KERNEL)?;
         runs.push(first, GFP_KERNEL)?;
         while remaining > 0 {
             // A killed caller stops here; dropping `runs` frees all.

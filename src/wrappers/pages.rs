@@ -6,8 +6,17 @@
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 use super::cma::{self, CmaArea};
 use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk};
-use core::ptr::NonNull;
-use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*, sync::Arc};
+use core::{alloc::Layout, ptr::NonNull};
+use kernel::{
+    alloc::{
+        allocator::{KVmalloc, Kmalloc},
+        AllocError, Allocator, Flags, NumaNode,
+    },
+    bindings, ffi,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::Arc,
+};
 
 /// The allocation flags of the system heap's blocks, from the bits of
 /// `include/linux/gfp_types.h` (the composite `GFP_*` macros have no
@@ -42,6 +51,10 @@ mod gfp {
             | bit(bindings::___GFP_COMP_BIT);
     /// `__GFP_ACCOUNT`: charged to the caller's memory cgroup.
     pub(super) const ACCOUNT: gfp_t = bit(bindings::___GFP_ACCOUNT_BIT);
+    /// `GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN`: kernel memory
+    /// that may reclaim but fails rather than invoking the OOM killer.
+    pub(super) const KERNEL_MAYFAIL: gfp_t =
+        KERNEL | bit(bindings::___GFP_RETRY_MAYFAIL_BIT) | NOWARN;
 
     const _: () = assert!(KERNEL == bindings::GFP_KERNEL);
     const _: () = assert!(KERNEL | ACCOUNT == bindings::GFP_KERNEL_ACCOUNT);
@@ -250,11 +263,65 @@ impl Drop for PageRun {
     }
 }
 
+/// The allocator of a buffer's list of runs: `kvmalloc()`, failing as the
+/// system heap's blocks do (`__GFP_RETRY_MAYFAIL | __GFP_NOWARN`) rather
+/// than invoking the OOM killer. The list grows while a buffer as large as
+/// userspace asked for is being allocated, when the allocator falls back to
+/// smaller blocks: that is when memory runs out, and a plain `GFP_KERNEL`
+/// growth there would have the OOM killer pick a victim for a request that
+/// must simply fail with `ENOMEM`.
+pub(crate) struct MayFail;
+
+// SAFETY: every call is `kvrealloc_node_align()` with a `Kmalloc`-compatible
+// layout, exactly as the kernel crate's `KVmalloc` (only the flags differ):
+// memory stays valid until passed back here, contents are preserved up to
+// the smaller size, a failure leaves the old allocation valid, and size 0
+// frees.
+unsafe impl Allocator for MayFail {
+    const MIN_ALIGN: usize = KVmalloc::MIN_ALIGN;
+
+    unsafe fn realloc(
+        ptr: Option<NonNull<u8>>,
+        layout: Layout,
+        old_layout: Layout,
+        _flags: Flags,
+        _nid: NumaNode,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let layout = Kmalloc::aligned_layout(layout);
+        let size = layout.size();
+        let old = match ptr {
+            Some(p) if old_layout.size() != 0 => p.as_ptr().cast_const(),
+            _ => core::ptr::null(),
+        };
+        // SAFETY: `old` is NULL or an allocation of this allocator (the
+        // caller's contract), i.e. of `kvrealloc_node_align()`.
+        let raw = unsafe {
+            bindings::kvrealloc_node_align(
+                old.cast(),
+                size,
+                layout.align(),
+                gfp::KERNEL_MAYFAIL,
+                bindings::NUMA_NO_NODE,
+            )
+        };
+        let ptr = if size == 0 {
+            // Freed; a well-aligned dangling pointer, as the kernel crate's.
+            NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError)?
+        } else {
+            NonNull::new(raw.cast::<u8>()).ok_or(AllocError)?
+        };
+        Ok(NonNull::slice_from_raw_parts(ptr, size))
+    }
+}
+
+/// A list of page runs that grows without invoking the OOM killer.
+pub(crate) type RunVec = Vec<PageRun, MayFail>;
+
 /// The runs of a buffer: one (every contiguous heap, and small system-heap
 /// buffers) is kept inline, saving an allocation on the hot path.
 enum RunList {
     One(PageRun),
-    Many(KVVec<PageRun>),
+    Many(RunVec),
     /// Given back (while being dropped).
     None,
 }
@@ -283,7 +350,7 @@ pub(crate) struct PageRuns {
 
 impl PageRuns {
     /// Wraps runs allocated (and zeroed) by a heap.
-    pub(crate) fn new(runs: KVVec<PageRun>) -> Self {
+    pub(crate) fn new(runs: RunVec) -> Self {
         let len = runs.iter().map(PageRun::size).sum();
         Self {
             runs: RunList::Many(runs),

@@ -65,25 +65,6 @@ static long drain(void)
 	return left;
 }
 
-/* A /proc/vmstat counter, per-CPU deltas folded in first (stat_refresh). */
-static long vmstat_value(const char *key)
-{
-	char line[256];
-	size_t n = strlen(key);
-	long v = -1;
-	FILE *f;
-
-	rdh_write_text("/proc/sys/vm/stat_refresh", "1\n");
-	f = fopen("/proc/vmstat", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ' ')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 FIXTURE(pool) {
 	int fd;
 };
@@ -136,7 +117,7 @@ TEST_F(pool, attribute_on_system_heap_only)
  */
 TEST_F(pool, freed_blocks_are_reused)
 {
-	long rec0 = vmstat_value("nr_kernel_misc_reclaimable"), free0, free1;
+	long rec0 = rdh_vmstat("nr_kernel_misc_reclaimable"), free0, free1;
 	size_t sizes[] = { 4096, 64 * KIB, MIB, 4 * MIB + 68 * KIB };
 	/* Pooled: the 1 MiB and 64 KiB blocks, not the single pages. */
 	size_t pooled = 64 * KIB + MIB + 4 * MIB + 64 * KIB;
@@ -152,7 +133,7 @@ TEST_F(pool, freed_blocks_are_reused)
 		close(bufs[i]);
 	EXPECT_EQ((long)pooled, pool_bytes());
 	EXPECT_EQ((long)pooled / KIB, pools_total_kb());
-	EXPECT_EQ(rec0 + (long)(pooled / 4096), vmstat_value("nr_kernel_misc_reclaimable"));
+	EXPECT_EQ(rec0 + (long)(pooled / 4096), rdh_vmstat("nr_kernel_misc_reclaimable"));
 	free0 = rdh_meminfo("MemFree");
 	for (i = 0; i < 4; i++) {
 		bufs[i] = rdh_alloc(self->fd, sizes[i], O_RDWR, 0);
@@ -162,12 +143,12 @@ TEST_F(pool, freed_blocks_are_reused)
 	/* All of it came from the pool, none from the page allocator. */
 	EXPECT_EQ(0, pool_bytes());
 	EXPECT_EQ(0, pools_total_kb());
-	EXPECT_EQ(rec0, vmstat_value("nr_kernel_misc_reclaimable"));
+	EXPECT_EQ(rec0, rdh_vmstat("nr_kernel_misc_reclaimable"));
 	EXPECT_GE(free1, free0 - 2048) TH_LOG("MemFree %ld -> %ld KiB", free0, free1);
 	for (i = 0; i < 4; i++)
 		close(bufs[i]);
 	EXPECT_EQ(0, drain());
-	EXPECT_EQ(rec0, vmstat_value("nr_kernel_misc_reclaimable"));
+	EXPECT_EQ(rec0, rdh_vmstat("nr_kernel_misc_reclaimable"));
 }
 
 /*
@@ -208,7 +189,7 @@ TEST_F(pool, zeroed_while_worker_lags)
 TEST_F(pool, zeroed_by_worker)
 {
 	size_t len = 2 * MIB + 64 * KIB;
-	long rec0 = vmstat_value("nr_kernel_misc_reclaimable"), rec = -1;
+	long rec0 = rdh_vmstat("nr_kernel_misc_reclaimable"), rec = -1;
 	int buf = rdh_alloc(self->fd, len, O_RDWR, 0), i;
 
 	ASSERT_LE(0, buf);
@@ -218,7 +199,7 @@ TEST_F(pool, zeroed_by_worker)
 	for (i = 0; i < 50; i++) {
 		if (i)
 			usleep(100000);
-		rec = vmstat_value("nr_kernel_misc_reclaimable");
+		rec = rdh_vmstat("nr_kernel_misc_reclaimable");
 		if (rec == rec0 + (long)(len / 4096))
 			break;
 	}
@@ -237,7 +218,7 @@ TEST_F(pool, zeroed_by_worker)
  */
 TEST_F_TIMEOUT(pool, shrinks_under_pressure, 300)
 {
-	long oom0 = vmstat_value("oom_kill"), pooled, avail, hog_kb, left;
+	long oom0 = rdh_vmstat("oom_kill"), pooled, avail, hog_kb, left;
 	size_t chunk = 16 * MIB;
 	int bufs[64], n = 0, i, status;
 	pid_t pid;
@@ -284,7 +265,7 @@ TEST_F_TIMEOUT(pool, shrinks_under_pressure, 300)
 	ksft_print_msg("pool %ld KiB, hog %ld KiB: pool %ld KiB after\n", pooled / KIB, hog_kb,
 		       left / KIB);
 	EXPECT_LE(left, (long)(128 * MIB));
-	EXPECT_EQ(oom0, vmstat_value("oom_kill"));
+	EXPECT_EQ(oom0, rdh_vmstat("oom_kill"));
 	EXPECT_EQ(0, drain());
 }
 
@@ -395,7 +376,7 @@ TEST(unload_frees_pool)
 	if (heap < 0)
 		SKIP(return, "no system heap");
 	rdh_write_text("/proc/sys/vm/drop_caches", "3\n");
-	rec0 = vmstat_value("nr_kernel_misc_reclaimable");
+	rec0 = rdh_vmstat("nr_kernel_misc_reclaimable");
 	for (i = 0; i < 16; i++) {
 		bufs[i] = rdh_alloc(heap, 8 * MIB, O_RDWR, 0);
 		ASSERT_LE(0, bufs[i]);
@@ -410,7 +391,7 @@ TEST(unload_frees_pool)
 		SKIP(return, "module not unloadable");
 	free1 = rdh_meminfo("MemFree");
 	EXPECT_LE(free0 + pooled / KIB - 8192, free1) TH_LOG("MemFree %ld -> %ld", free0, free1);
-	EXPECT_EQ(rec0, vmstat_value("nr_kernel_misc_reclaimable"));
+	EXPECT_EQ(rec0, rdh_vmstat("nr_kernel_misc_reclaimable"));
 	ASSERT_EQ(0, rdh_load_module(""));
 }
 

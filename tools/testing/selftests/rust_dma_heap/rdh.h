@@ -183,6 +183,25 @@ static inline int rdh_write_text(const char *path, const char *text)
 	return ret;
 }
 
+/* A /proc/vmstat counter, per-CPU deltas folded in first (stat_refresh). */
+static inline long rdh_vmstat(const char *key)
+{
+	char line[256];
+	size_t n = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	rdh_write_text("/proc/sys/vm/stat_refresh", "1\n");
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
 /*
  * The heaps' class, as in /sys/class/<class> and debugfs: the last
  * component of rdh_dir() (dma_heap, or e.g. rust_dma_heap).

@@ -201,20 +201,10 @@ TEST_F(autoheap, no_area_under_mask_enomem)
 /* The value for @region in cgroup @cg's dmem.current; -1 if not listed. */
 static long long dmem_current(const char *cg, const char *region)
 {
-	char path[256], line[256];
-	long long v = -1;
-	size_t n = strlen(region);
-	FILE *f;
+	char path[256];
 
 	snprintf(path, sizeof(path), "%s/dmem.current", cg);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, region, n) && line[n] == ' ')
-			v = strtoll(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
+	return rdh_keyed(region, path, ' ');
 }
 
 /*

@@ -101,27 +101,36 @@ static inline int rdh_count_fds(void)
 static inline long rdh_pool_kb(void);
 
 /*
+ * The number after "@key@sep" on a line of file @path (the last such line),
+ * or -1: /proc/meminfo ("MemFree:"), /proc/vmstat and cgroup keyed files
+ * ("oom_kill ").
+ */
+static inline long long rdh_keyed(const char *key, const char *path, char sep)
+{
+	char line[256];
+	size_t n = strlen(key);
+	long long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == sep)
+			v = strtoll(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/*
  * A field of /proc/meminfo, in KiB. "MemFree+pool" is MemFree plus the
  * system heap's page pool (freed pages it keeps for reuse and gives back
  * under memory pressure): what tests that check memory came back compare.
  */
 static inline long rdh_meminfo(const char *field)
 {
-	char line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f;
-
 	if (!strcmp(field, "MemFree+pool"))
 		return rdh_meminfo("MemFree") + rdh_pool_kb();
-	f = fopen("/proc/meminfo", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, n) && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
+	return rdh_keyed(field, "/proc/meminfo", ':');
 }
 
 /* Lines of debugfs bufinfo naming exporter @exp_name (-1: no debugfs). */
@@ -186,20 +195,8 @@ static inline int rdh_write_text(const char *path, const char *text)
 /* A /proc/vmstat counter, per-CPU deltas folded in first (stat_refresh). */
 static inline long rdh_vmstat(const char *key)
 {
-	char line[256];
-	size_t n = strlen(key);
-	long v = -1;
-	FILE *f;
-
 	rdh_write_text("/proc/sys/vm/stat_refresh", "1\n");
-	f = fopen("/proc/vmstat", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ' ')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
+	return rdh_keyed(key, "/proc/vmstat", ' ');
 }
 
 /*

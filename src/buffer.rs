@@ -228,7 +228,8 @@ impl Exporter for Buffer {
             return Err(EINVAL);
         }
         let charged = Owner::current(memory.dmem_charged());
-        // Under the buffer's lock (the caller's): not populated yet.
+        // Under the dma-buf's reservation lock (the caller's): not populated
+        // yet.
         chosen.populate(Chosen {
             memory,
             from,

@@ -7,15 +7,18 @@
 //! attachment's scatter-gather table (built at its first map, valid until
 //! detach) and the kernel mapping of `vmap` (valid until the last
 //! `vunmap`). The exporter only says how to describe and map its memory,
-//! with types that can only be made from memory it owns.
+//! with types that can only be made from memory it owns. Both are guarded
+//! by the dma-buf's own reservation lock, which the core holds around map,
+//! unmap, vmap and vunmap and while it changes its list of attachments
+//! (see [`Resv`]): no lock of this layer's on those paths.
 
 use super::{
-    device::Devices, dma_dir_from_raw, pages::PageRuns, reserved_mem::Chunk, sgtable::SgTable,
-    vma::UserMapping, vmalloc::KernelMap,
+    device::Devices, dma_dir_from_raw, ffi_helpers, pages::PageRuns, reserved_mem::Chunk,
+    sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap,
 };
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
-    bindings,
+    bindings, container_of,
     dma::DataDirection,
     error::from_err_ptr,
     ffi,
@@ -48,9 +51,9 @@ pub(crate) trait Exporter: Send + Sync + Sized + 'static {
 
     /// Gives a buffer without memory its memory, chosen for `devices`: the
     /// devices attached at its first DMA map, none when the CPU uses it
-    /// first (mmap, vmap, CPU access). Called under the buffer's lock, only
-    /// while [`Self::memory`] is `None`; afterwards it must be `Some` (or
-    /// this fail). For buffers that have memory from the start: never.
+    /// first (mmap, vmap, CPU access). Called under the dma-buf's
+    /// reservation lock, only while [`Self::memory`] is `None`; afterwards
+    /// it must be `Some` (or this fail). For buffers that have memory from the start: never.
     fn populate(&self, _devices: &Devices<'_>) -> Result {
         Err(EINVAL)
     }
@@ -63,44 +66,144 @@ pub(crate) trait Exporter: Send + Sync + Sized + 'static {
     }
 }
 
-/// One device's attachment.
-#[pin_data]
+/// One device's attachment: the attachment's `priv` from `attach` to
+/// `detach`.
 struct Attachment {
     /// The importer's device: live until detach (the importer's contract
     /// with the dma-buf core; upstream's heaps keep it the same way).
     dev: NonNull<bindings::device>,
+    /// The dma-buf it is attached to.
+    dmabuf: NonNull<bindings::dma_buf>,
     /// Built at the first map, kept until detach: the dma-buf core holds a
-    /// pointer to it while mapped.
-    #[pin]
-    table: Mutex<Option<SgTable>>,
-    /// In its buffer's list of attachments.
-    #[pin]
-    links: ListLinks,
+    /// pointer to it while mapped. Only touched through [`Resv`] (and by
+    /// `detach`, once the core has taken the attachment off its list).
+    table: UnsafeCell<Option<SgTable>>,
 }
 
-// SAFETY: the device pointer is only passed to the DMA API, which may be
-// called from any thread; the table is behind its mutex.
-unsafe impl Send for Attachment {}
-// SAFETY: see `Send`.
-unsafe impl Sync for Attachment {}
-
-kernel::list::impl_list_arc_safe! {
-    impl ListArcSafe<0> for Attachment { untracked; }
+/// The reservation lock of a dma-buf (`dmabuf->resv`), held. It guards
+/// the buffer's [`State`] and its attachments' tables: the dma-buf core
+/// holds it around `map_dma_buf`, `unmap_dma_buf`, `vmap` and `vunmap` and
+/// while it adds an attachment to its list or takes one off; this layer
+/// takes it for CPU access, for a first `mmap` and for reports.
+///
+/// # Invariants
+///
+/// `dmabuf` is a live dma-buf exported by [`DmaBuf::export`] whose
+/// reservation lock is held for the guard's lifetime, by the guard itself
+/// (which releases it) when `owned`. At most one guard exists per holding
+/// of the lock.
+struct Resv {
+    dmabuf: NonNull<bindings::dma_buf>,
+    owned: bool,
 }
-kernel::list::impl_list_item! {
-    impl ListItem<0> for Attachment { using ListLinks { self.links }; }
+
+impl Resv {
+    /// Takes the lock (may sleep).
+    ///
+    /// # Safety
+    ///
+    /// `dmabuf` must be a live dma-buf of [`DmaBuf::export`] for the
+    /// guard's lifetime, whose reservation lock this thread does not hold.
+    unsafe fn lock(dmabuf: NonNull<bindings::dma_buf>) -> Self {
+        // SAFETY: a live dma-buf (caller), so its `resv` is valid; the lock
+        // is not ours yet (caller).
+        unsafe { ffi_helpers::rdh_dma_resv_lock((*dmabuf.as_ptr()).resv) };
+        // INVARIANT: taken here, released in `drop`.
+        Self {
+            dmabuf,
+            owned: true,
+        }
+    }
+
+    /// The lock the dma-buf core holds around a callback.
+    ///
+    /// # Safety
+    ///
+    /// `dmabuf` must be a live dma-buf of [`DmaBuf::export`] whose
+    /// reservation lock the caller holds for the guard's lifetime, with no
+    /// other guard for it.
+    unsafe fn held(dmabuf: NonNull<bindings::dma_buf>) -> Self {
+        // INVARIANT: held by the caller.
+        Self {
+            dmabuf,
+            owned: false,
+        }
+    }
+
+    /// The state of `e`, if `e` is this dma-buf's (`EINVAL` otherwise).
+    fn state<'g, T: Exporter>(&'g mut self, e: &'g Exported<T>) -> Result<&'g mut State> {
+        // SAFETY: a live dma-buf (type invariant); `priv` is set at export
+        // and never changes.
+        let priv_ = unsafe { (*self.dmabuf.as_ptr()).priv_ };
+        if !core::ptr::eq(priv_.cast_const().cast::<Exported<T>>(), e) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `e` is this dma-buf's, whose lock we hold, and `self` is
+        // borrowed mutably for as long as the reference lives: no other
+        // reference to the state exists meanwhile.
+        Ok(unsafe { &mut *e.state.get() })
+    }
+
+    /// The table slot of `att`, if `att` is attached to this dma-buf
+    /// (`EINVAL` otherwise).
+    fn table<'g>(&'g mut self, att: &'g Attachment) -> Result<&'g mut Option<SgTable>> {
+        if att.dmabuf != self.dmabuf {
+            return Err(EINVAL);
+        }
+        // SAFETY: attached to this dma-buf, whose lock we hold; `self` is
+        // borrowed mutably for as long as the reference lives.
+        Ok(unsafe { &mut *att.table.get() })
+    }
+
+    /// The table of `att`, if it has one and `att` is attached to this
+    /// dma-buf.
+    fn table_ref<'g>(&'g self, att: &'g Attachment) -> Option<&'g SgTable> {
+        if att.dmabuf != self.dmabuf {
+            return None;
+        }
+        // SAFETY: attached to this dma-buf, whose lock we hold; `self` is
+        // borrowed (shared) for as long as the reference lives, so no
+        // mutable reference exists meanwhile.
+        unsafe { (*att.table.get()).as_ref() }
+    }
+
+    /// Calls `f` on every attachment on the core's list: every live one,
+    /// but one being attached or detached right now.
+    fn attachments<'g>(&'g self, mut f: impl FnMut(&'g Attachment)) {
+        // SAFETY: under the lock (type invariant) the core's list of
+        // attachments does not change; each entry is a live attachment of
+        // this dma-buf whose `priv` is the `Attachment` our `attach` made
+        // (the core lists an attachment only after `attach` succeeded, and
+        // takes it off, under this lock, before `detach`).
+        unsafe {
+            let head = &raw mut (*self.dmabuf.as_ptr()).attachments;
+            let mut pos = (*head).next;
+            while pos != head {
+                let att = container_of!(pos, bindings::dma_buf_attachment, node);
+                f(&*(*att).priv_.cast::<Attachment>());
+                pos = (*pos).next;
+            }
+        }
+    }
 }
 
-/// The mutable state of an exported buffer.
+impl Drop for Resv {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: taken by this guard (type invariant).
+            unsafe { ffi_helpers::rdh_dma_resv_unlock((*self.dmabuf.as_ptr()).resv) };
+        }
+    }
+}
+
+/// The mutable state of an exported buffer, under its dma-buf's
+/// reservation lock (see [`Resv`]).
 ///
 /// # Invariants
 ///
 /// `vmaps` counts vmaps not yet vunmapped; `kmap` is `Some` exactly while
 /// it is non-zero.
 struct State {
-    /// Every live attachment (intrusive: attaching allocates no list
-    /// node); CPU-access syncs visit the mapped ones.
-    attachments: List<Attachment>,
     vmaps: usize,
     kmap: Option<KernelMap>,
 }
@@ -118,8 +221,8 @@ struct Exported<T: Exporter> {
     /// The dma-buf's size: every table and kernel mapping handed out
     /// covers exactly this many bytes (importers rely on it).
     size: usize,
-    #[pin]
-    state: Mutex<State>,
+    /// Only through [`Resv::state`].
+    state: UnsafeCell<State>,
     exports: Arc<Exports<T>>,
     /// Set at export, under the ledger's lock, before the buffer goes on
     /// the list; read only under that lock.
@@ -141,9 +244,9 @@ struct Published {
     ino: u64,
 }
 
-// SAFETY: `published` is only touched under the ledger's lock (see its
-// field); everything else is `Send + Sync` or the exporter's (`T: Send +
-// Sync`).
+// SAFETY: `published` is only touched under the ledger's lock, `state`
+// only under the dma-buf's reservation lock (see the fields); everything
+// else is `Send + Sync` or the exporter's (`T: Send + Sync`).
 unsafe impl<T: Exporter> Send for Exported<T> {}
 // SAFETY: see `Send`.
 unsafe impl<T: Exporter> Sync for Exported<T> {}
@@ -237,14 +340,22 @@ impl<T: Exporter> Exports<T> {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T, &Info<'_>) -> fmt::Result) -> fmt::Result {
         let ledger = self.ledger.lock();
         for e in ledger.list.iter() {
-            let (attachments, vmaps) = {
-                let state = e.state.lock();
-                (state.attachments.iter().count(), state.vmaps)
-            };
             let mut name = [0u8; NAME_LEN];
             // SAFETY: read under the ledger's lock, which we hold.
             let Published { dmabuf, ino } = unsafe { &*e.published.get() };
             let (dmabuf, ino) = (*dmabuf, *ino);
+            let Some(live) = NonNull::new(dmabuf) else {
+                continue;
+            };
+            let (attachments, vmaps) = {
+                // SAFETY: on the list, the dma-buf is live (type invariant
+                // of `Exported`); its reservation lock is never held while
+                // the ledger's is taken.
+                let mut resv = unsafe { Resv::lock(live) };
+                let mut n = 0;
+                resv.attachments(|_| n += 1);
+                (n, resv.state(&e).map_or(0, |s| s.vmaps))
+            };
             // SAFETY: on the list, the dma-buf is live (type invariant of
             // `Exported`: `release` takes it off under this lock first);
             // its name is read under its `name_lock`, as the core does.
@@ -295,8 +406,7 @@ impl DmaBuf {
     ) -> Result<Self> {
         let data = ListArc::pin_init::<Error>(
             try_pin_init!(Exported {
-                state <- new_mutex!(State {
-                    attachments: List::new(),
+                state: UnsafeCell::new(State {
                     vmaps: 0,
                     kmap: None,
                 }),
@@ -379,19 +489,24 @@ impl Drop for DmaBuf {
 
 impl<T: Exporter> Exported<T> {
     /// The buffer's memory; if it has none yet, chosen now (under the
-    /// buffer's lock, `state`) for the attached devices (`dma`) or for the
-    /// CPU.
-    fn choose<'s>(&'s self, state: &State, dma: bool) -> Result<MemoryRef<'s>> {
+    /// dma-buf's reservation lock, `resv`) for the attached devices (`dma`)
+    /// or for the CPU.
+    fn choose<'s>(&'s self, resv: &Resv, dma: bool) -> Result<MemoryRef<'s>> {
         if let Some(memory) = self.data.memory() {
             return Ok(memory);
         }
         let mut devices = Devices::none();
         if dma {
-            for a in state.attachments.iter() {
-                // SAFETY: attached, so live until detach, which takes the
-                // lock `state` is borrowed from.
-                unsafe { devices.push(a.dev)? };
-            }
+            let mut pushed = Ok(());
+            resv.attachments(|a| {
+                if pushed.is_ok() {
+                    // SAFETY: listed, so attached until the core takes it
+                    // off the list under the lock `resv` holds, for as long
+                    // as `devices` lives.
+                    pushed = unsafe { devices.push(a.dev) };
+                }
+            });
+            pushed?;
         }
         self.data.populate(&devices)?;
         self.data.memory().ok_or(ENOMEM)
@@ -457,46 +572,17 @@ impl<T: Exporter> Exported<T> {
         }
     }
 
-    /// A new attachment of `dev`, owned by the list until detach; a
-    /// pointer to it for the core.
-    fn attach(&self, dev: NonNull<bindings::device>) -> Result<*const Attachment> {
-        let att = ListArc::pin_init::<Error>(
-            try_pin_init!(Attachment {
-                dev,
-                table <- new_mutex!(None),
-                links <- ListLinks::new(),
-            }),
-            GFP_KERNEL,
-        )?;
-        let ptr: *const Attachment = &*att;
-        self.state.lock().attachments.push_back(att);
-        Ok(ptr)
-    }
-
-    /// Takes attachment `att` off the list and drops it (its table too).
-    fn detach(&self, att: *const Attachment) {
-        let mut state = self.state.lock();
-        let mut cursor = state.attachments.cursor_front();
-        while let Some(next) = cursor.peek_next() {
-            if core::ptr::eq(&*next.arc(), att) {
-                drop(next.remove());
-                return;
-            }
-            cursor.move_next();
-        }
-    }
-
     /// Maps an attachment: its table is built at the first map (a failure
     /// leaves the attachment as it was, so a later map can succeed), then
     /// DMA-mapped. The table stays where it is until detach.
-    fn map(&self, att: &Attachment, dir: DataDirection) -> Result<*mut bindings::sg_table> {
-        // Before the table's lock: the buffer's lock comes first.
-        let memory = match self.data.memory() {
-            Some(memory) => memory,
-            None => self.choose(&self.state.lock(), true)?,
-        };
-        let mut table = att.table.lock();
-        let table = match &mut *table {
+    fn map(
+        &self,
+        resv: &mut Resv,
+        att: &Attachment,
+        dir: DataDirection,
+    ) -> Result<*mut bindings::sg_table> {
+        let memory = self.choose(resv, true)?;
+        let table = match resv.table(att)? {
             Some(t) => t,
             empty => {
                 if self.data.checks_devices() {
@@ -513,8 +599,8 @@ impl<T: Exporter> Exported<T> {
         Ok(table.as_raw())
     }
 
-    fn unmap(&self, att: &Attachment) {
-        if let Some(t) = &mut *att.table.lock() {
+    fn unmap(resv: &mut Resv, att: &Attachment) {
+        if let Ok(Some(t)) = resv.table(att) {
             t.unmap();
         }
     }
@@ -522,43 +608,71 @@ impl<T: Exporter> Exported<T> {
     /// Syncs the kernel mapping and every mapped attachment for the CPU
     /// (`begin`) or back for the devices. Nothing to do, whatever the
     /// size, for memory no CPU cache holds (write-combined everywhere).
-    fn cpu_access(&self, dir: DataDirection, begin: bool) -> Result {
-        match self.data.memory() {
-            Some(MemoryRef::Pages(runs)) if !runs.write_combined() => {}
+    ///
+    /// # Safety
+    ///
+    /// `dmabuf` must be this buffer's live dma-buf, whose reservation lock
+    /// this thread does not hold.
+    unsafe fn cpu_access(
+        &self,
+        dmabuf: NonNull<bindings::dma_buf>,
+        dir: DataDirection,
+        begin: bool,
+    ) -> Result {
+        let cached = match self.data.memory() {
+            Some(MemoryRef::Pages(runs)) => !runs.write_combined(),
+            Some(MemoryRef::Chunk(_)) => false,
             // The first CPU use of a buffer without memory: chosen now,
             // nothing mapped yet to sync.
-            None => return self.choose(&self.state.lock(), false).map(|_| ()),
-            _ => return Ok(()),
+            None => true,
+        };
+        if !cached {
+            return Ok(());
         }
-        let state = self.state.lock();
-        if let Some(km) = &state.kmap {
+        // SAFETY: as the caller promises.
+        let mut resv = unsafe { Resv::lock(dmabuf) };
+        if self.data.memory().is_none() {
+            return self.choose(&resv, false).map(|_| ());
+        }
+        if let Some(km) = &resv.state(self)?.kmap {
             if begin {
                 km.invalidate();
             } else {
                 km.flush();
             }
         }
-        for a in state.attachments.iter() {
-            if let Some(t) = &*a.table.lock() {
+        resv.attachments(|a| {
+            if let Some(t) = resv.table_ref(a) {
                 if begin {
                     t.sync_for_cpu(dir);
                 } else {
                     t.sync_for_device(dir);
                 }
             }
-        }
+        });
         Ok(())
     }
 
     /// Only shared mappings: a private copy of a device buffer would never
     /// see the device's writes (as upstream's CMA heap).
-    fn mmap<'a>(&'a self, vma: &UserMapping<'_, 'a>) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// `dmabuf` must be this buffer's live dma-buf, whose reservation lock
+    /// this thread does not hold.
+    unsafe fn mmap<'a>(
+        &'a self,
+        dmabuf: NonNull<bindings::dma_buf>,
+        vma: &UserMapping<'_, 'a>,
+    ) -> Result {
         if !vma.is_shared() {
             return Err(EINVAL);
         }
         let memory = match self.data.memory() {
             Some(memory) => memory,
-            None => self.choose(&self.state.lock(), false)?,
+            // SAFETY: as the caller promises (the mmap lock comes before a
+            // reservation lock, as `dma_resv_lockdep()` teaches lockdep).
+            None => self.choose(&unsafe { Resv::lock(dmabuf) }, false)?,
         };
         match memory {
             MemoryRef::Pages(runs) => vma.map_pages(runs),
@@ -566,28 +680,26 @@ impl<T: Exporter> Exported<T> {
         }
     }
 
-    fn vmap(&self) -> Result<*mut ffi::c_void> {
-        let mut state = self.state.lock();
-        let addr = match &state.kmap {
-            Some(km) => km.addr(),
-            None => {
-                self.choose(&state, false)?;
-                let km = self.kernel_map()?;
-                if km.len() != self.size {
-                    return Err(EINVAL);
-                }
-                let addr = km.addr();
-                state.kmap = Some(km);
-                addr
+    fn vmap(&self, resv: &mut Resv) -> Result<*mut ffi::c_void> {
+        if resv.state(self)?.kmap.is_none() {
+            self.choose(resv, false)?;
+            let km = self.kernel_map()?;
+            if km.len() != self.size {
+                return Err(EINVAL);
             }
-        };
+            resv.state(self)?.kmap = Some(km);
+        }
+        let state = resv.state(self)?;
+        let addr = state.kmap.as_ref().ok_or(EINVAL)?.addr();
         // INVARIANT: `kmap` is `Some` and counted.
         state.vmaps += 1;
         Ok(addr)
     }
 
-    fn vunmap(&self) {
-        let mut state = self.state.lock();
+    fn vunmap(&self, resv: &mut Resv) {
+        let Ok(state) = resv.state(self) else {
+            return;
+        };
         if state.vmaps > 0 {
             state.vmaps -= 1;
             if state.vmaps == 0 {
@@ -630,9 +742,19 @@ impl<T: Exporter> VTable<T> {
     /// `att` must be an attachment that `attach` below accepted and
     /// `detach` has not yet seen.
     unsafe fn attachment<'a>(att: *mut bindings::dma_buf_attachment) -> &'a Attachment {
-        // SAFETY: `priv` is the attachment set in `attach`, on our list
-        // (owned by it) until `detach`.
+        // SAFETY: `priv` is the attachment set in `attach`, owned by the
+        // core's attachment until `detach`.
         unsafe { &*(*att).priv_.cast::<Attachment>() }
+    }
+
+    /// The dma-buf of a callback, non-NULL.
+    ///
+    /// # Safety
+    ///
+    /// `dmabuf` must be a dma-buf the core passed to a callback.
+    unsafe fn live(dmabuf: *mut bindings::dma_buf) -> NonNull<bindings::dma_buf> {
+        // SAFETY: the core passes live dma-bufs (caller).
+        unsafe { NonNull::new_unchecked(dmabuf) }
     }
 
     /// # Safety
@@ -644,21 +766,26 @@ impl<T: Exporter> VTable<T> {
         dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
     ) -> ffi::c_int {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exported(dmabuf) };
         // SAFETY: the core hands us the new attachment, whose device is
         // live until detach.
         let Some(dev) = NonNull::new(unsafe { (*att).dev }) else {
             return EINVAL.to_errno();
         };
-        match this.attach(dev) {
+        let a = Attachment {
+            dev,
+            // SAFETY: called by the dma-buf core on our live dma-buf.
+            dmabuf: unsafe { Self::live(dmabuf) },
+            table: UnsafeCell::new(None),
+        };
+        match KBox::new(a, GFP_KERNEL) {
             Ok(a) => {
                 // SAFETY: the core hands us the new attachment to fill in;
-                // `a` stays on our list until `detach`.
-                unsafe { (*att).priv_ = a.cast_mut().cast() };
+                // it owns `a` until `detach` (not yet listed: nothing else
+                // reads `priv` before this returns).
+                unsafe { (*att).priv_ = KBox::into_raw(a).cast() };
                 0
             }
-            Err(e) => e.to_errno(),
+            Err(e) => Error::from(e).to_errno(),
         }
     }
 
@@ -666,15 +793,14 @@ impl<T: Exporter> VTable<T> {
     ///
     /// As for [`Self::attach`].
     unsafe extern "C" fn detach(
-        dmabuf: *mut bindings::dma_buf,
+        _dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
     ) {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exported(dmabuf) };
-        // SAFETY: `priv` is the attachment `attach` put on our list; detach
-        // is the last callback for it, so it comes off the list here.
-        let a = unsafe { (*att).priv_.cast::<Attachment>() };
-        this.detach(a);
+        // SAFETY: `priv` is the box `attach` made; detach is the last
+        // callback for it, and the core took the attachment off its list
+        // (under the reservation lock) before: nothing else can reach it.
+        // Its table goes with it.
+        drop(unsafe { KBox::from_raw((*att).priv_.cast::<Attachment>()) });
     }
 
     /// # Safety
@@ -684,9 +810,17 @@ impl<T: Exporter> VTable<T> {
         att: *mut bindings::dma_buf_attachment,
         dir: bindings::dma_data_direction,
     ) -> *mut bindings::sg_table {
-        // SAFETY: called by the core on a live attachment of our dma-buf.
-        let (this, a) = unsafe { (Self::exported((*att).dmabuf), Self::attachment(att)) };
-        match this.map(a, dma_dir_from_raw(dir)) {
+        // SAFETY: called by the core on a live attachment of our dma-buf,
+        // with the dma-buf's reservation lock held (`dma_buf_map_attachment`
+        // asserts it).
+        let (this, a, mut resv) = unsafe {
+            (
+                Self::exported((*att).dmabuf),
+                Self::attachment(att),
+                Resv::held(Self::live((*att).dmabuf)),
+            )
+        };
+        match this.map(&mut resv, a, dma_dir_from_raw(dir)) {
             Ok(sgt) => sgt,
             Err(e) => e.to_ptr(),
         }
@@ -700,9 +834,12 @@ impl<T: Exporter> VTable<T> {
         _sgt: *mut bindings::sg_table,
         _dir: bindings::dma_data_direction,
     ) {
-        // SAFETY: called by the core on a live attachment of our dma-buf.
-        let (this, a) = unsafe { (Self::exported((*att).dmabuf), Self::attachment(att)) };
-        this.unmap(a);
+        // SAFETY: called by the core on a live attachment of our dma-buf,
+        // with the dma-buf's reservation lock held
+        // (`dma_buf_unmap_attachment` asserts it).
+        let (a, mut resv) =
+            unsafe { (Self::attachment(att), Resv::held(Self::live((*att).dmabuf))) };
+        Exported::<T>::unmap(&mut resv, a);
     }
 
     /// # Safety
@@ -732,8 +869,12 @@ impl<T: Exporter> VTable<T> {
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        match unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), true) {
+        // SAFETY: called by the dma-buf core on our live dma-buf, without
+        // its reservation lock (`dma_buf_begin_cpu_access` may take it).
+        let done = unsafe {
+            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dma_dir_from_raw(dir), true)
+        };
+        match done {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -746,8 +887,11 @@ impl<T: Exporter> VTable<T> {
         dmabuf: *mut bindings::dma_buf,
         dir: bindings::dma_data_direction,
     ) -> ffi::c_int {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        match unsafe { Self::exported(dmabuf) }.cpu_access(dma_dir_from_raw(dir), false) {
+        // SAFETY: as in `begin_cpu_access`.
+        let done = unsafe {
+            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dma_dir_from_raw(dir), false)
+        };
+        match done {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -768,7 +912,9 @@ impl<T: Exporter> VTable<T> {
         // SAFETY: as above; `this` (the dma-buf's private data) lives
         // until release, after the VMA (which holds the file) is gone.
         let mapping = unsafe { UserMapping::new(vma) };
-        match this.mmap(&mapping) {
+        // SAFETY: our live dma-buf; the core's mmap paths do not hold its
+        // reservation lock.
+        match unsafe { this.mmap(Self::live(dmabuf), &mapping) } {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -781,9 +927,10 @@ impl<T: Exporter> VTable<T> {
         dmabuf: *mut bindings::dma_buf,
         map: *mut bindings::iosys_map,
     ) -> ffi::c_int {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        let this = unsafe { Self::exported(dmabuf) };
-        match this.vmap() {
+        // SAFETY: called by the dma-buf core on our live dma-buf, with its
+        // reservation lock held (`dma_buf_vmap` asserts it).
+        let (this, mut resv) = unsafe { (Self::exported(dmabuf), Resv::held(Self::live(dmabuf))) };
+        match this.vmap(&mut resv) {
             Ok(vaddr) => {
                 // SAFETY: `map` is the caller's map to fill in
                 // (`iosys_map_set_vaddr`).
@@ -801,8 +948,10 @@ impl<T: Exporter> VTable<T> {
     ///
     /// As for [`Self::attach`].
     unsafe extern "C" fn vunmap(dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) {
-        // SAFETY: called by the dma-buf core on our live dma-buf.
-        unsafe { Self::exported(dmabuf) }.vunmap();
+        // SAFETY: called by the dma-buf core on our live dma-buf, with its
+        // reservation lock held (`dma_buf_vunmap` asserts it).
+        let (this, mut resv) = unsafe { (Self::exported(dmabuf), Resv::held(Self::live(dmabuf))) };
+        this.vunmap(&mut resv);
         // SAFETY: `map` is the caller's map (`iosys_map_clear`).
         unsafe {
             (*map).__bindgen_anon_1.vaddr = core::ptr::null_mut();

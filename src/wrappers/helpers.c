@@ -8,6 +8,7 @@
 #include <linux/cgroup.h>
 #include <linux/cgroup_dmem.h>
 #include <linux/dma-direct.h>
+#include <linux/dma-resv.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
@@ -197,6 +198,16 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 {
 	sg_dma_address(sg) = addr;
 	sg_dma_len(sg) = len;
+}
+
+void rdh_dma_resv_lock(struct dma_resv *obj)
+{
+	dma_resv_lock(obj, NULL);
+}
+
+void rdh_dma_resv_unlock(struct dma_resv *obj)
+{
+	dma_resv_unlock(obj);
 }
 
 void rdh_warn_ratelimited(const char *msg)

@@ -13,6 +13,7 @@
 struct cgroup_subsys_state;
 struct cma;
 struct device;
+struct dma_resv;
 struct dmem_cgroup_pool_state;
 struct dmem_cgroup_region;
 struct page;
@@ -24,6 +25,8 @@ const char *rdh_class_name(void);
 unsigned long rdh_cma_pages(const struct cma *cma);
 void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end);
 const char *rdh_dev_name(const struct device *dev);
+void rdh_dma_resv_lock(struct dma_resv *obj);
+void rdh_dma_resv_unlock(struct dma_resv *obj);
 void rdh_warn_ratelimited(const char *msg);
 pid_t rdh_current_owner(char buf[16]);
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);

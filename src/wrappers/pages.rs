@@ -269,7 +269,8 @@ impl Drop for PageRun {
 /// userspace asked for is being allocated, when the allocator falls back to
 /// smaller blocks: that is when memory runs out, and a plain `GFP_KERNEL`
 /// growth there would have the OOM killer pick a victim for a request that
-/// must simply fail with `ENOMEM`.
+/// must simply fail with `ENOMEM`. The caller's flags are not used (it
+/// may sleep): for process context only.
 pub(crate) struct MayFail;
 
 // SAFETY: every call is `kvrealloc_node_align()` with a `Kmalloc`-compatible

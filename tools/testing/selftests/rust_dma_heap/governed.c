@@ -1457,6 +1457,67 @@ TEST_F_TIMEOUT(gov, leak_attribution, 120)
 	free(b);
 }
 
+/* The live line of the buffer with inode @ino: its attachments, or -1. */
+static long long live_attachments(unsigned long long ino)
+{
+	struct live *l = calloc(MAX_LIVE, sizeof(*l));
+	long long v = -1;
+	int n, i;
+
+	if (!l)
+		return -1;
+	n = live_read(l, MAX_LIVE);
+	for (i = 0; i < n; i++)
+		if (l[i].ino == ino)
+			v = l[i].attachments;
+	free(l);
+	return v;
+}
+
+/*
+ * The report counts the devices attached to each buffer: the dma-buf
+ * core's own list (two vgem files import the buffer: two attachments; each
+ * GEM_CLOSE detaches one), on every heap, auto's buffers without memory
+ * too (attaching chooses nothing).
+ */
+TEST_F(gov, buffers_counts_attachments)
+{
+	int i, k, heap, buf, vgem[2];
+	struct drm_prime_handle imp[2];
+	struct drm_gem_close gc;
+	struct stat st;
+
+	for (k = 0; k < 2; k++) {
+		vgem[k] = rdh_open_vgem();
+		ASSERT_LE(0, vgem[k]) TH_LOG("no vgem");
+	}
+	for (i = 0; i < self->n; i++) {
+		heap = rdh_open_heap(self->heaps[i], O_RDONLY);
+		ASSERT_LE(0, heap);
+		buf = rdh_alloc(heap, 64 * KIB, O_RDWR, 0);
+		close(heap);
+		ASSERT_LE(0, buf) TH_LOG("%s: %s", self->heaps[i], strerror(-buf));
+		ASSERT_EQ(0, fstat(buf, &st));
+		EXPECT_EQ(0, live_attachments(st.st_ino)) TH_LOG("%s", self->heaps[i]);
+		for (k = 0; k < 2; k++) {
+			memset(&imp[k], 0, sizeof(imp[k]));
+			imp[k].fd = buf;
+			ASSERT_EQ(0, ioctl(vgem[k], DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp[k]));
+			EXPECT_EQ(k + 1, live_attachments(st.st_ino)) TH_LOG("%s", self->heaps[i]);
+		}
+		for (k = 0; k < 2; k++) {
+			memset(&gc, 0, sizeof(gc));
+			gc.handle = imp[k].handle;
+			EXPECT_EQ(0, ioctl(vgem[k], DRM_IOCTL_GEM_CLOSE, &gc));
+			EXPECT_EQ(1 - k, live_attachments(st.st_ino)) TH_LOG("%s", self->heaps[i]);
+		}
+		close(buf);
+		EXPECT_EQ(-1, live_attachments(st.st_ino)) TH_LOG("%s", self->heaps[i]);
+	}
+	for (k = 0; k < 2; k++)
+		close(vgem[k]);
+}
+
 /* 7. mdev */
 
 #define HEAP_GID 1234

@@ -250,6 +250,18 @@ fn write_buffers(heaps: &AllExports, f: &mut fmt::Formatter<'_>) -> fmt::Result 
     })
 }
 
+/// A count, or `-` when unknown.
+struct Count(Option<usize>);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// One line of `buffers`.
 fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let owner = buffer.owner();
@@ -263,8 +275,8 @@ fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>
         owner.tgid(),
         owner.comm(),
         buffer.cgroup_path(&mut path).unwrap_or("-"),
-        info.attachments,
-        info.vmaps,
+        Count(info.attachments),
+        Count(info.vmaps),
         info.name.unwrap_or("-"),
         buffer.chosen_from().unwrap_or(heap),
     )

@@ -115,6 +115,21 @@ impl Resv {
         }
     }
 
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::lock`].
+    unsafe fn try_lock(dmabuf: NonNull<bindings::dma_buf>) -> Option<Self> {
+        // SAFETY: a live dma-buf (caller), so its `resv` is valid.
+        let taken = unsafe { ffi_helpers::rdh_dma_resv_trylock((*dmabuf.as_ptr()).resv) };
+        // INVARIANT: taken here, released in `drop`.
+        taken.then_some(Self {
+            dmabuf,
+            owned: true,
+        })
+    }
+
     /// The lock the dma-buf core holds around a callback.
     ///
     /// # Safety
@@ -280,10 +295,11 @@ struct Ledger<T: Exporter> {
 pub(crate) struct Info<'a> {
     /// The inode number of the dma-buf's file (as in `bufinfo`).
     pub(crate) ino: u64,
-    /// Devices attached.
-    pub(crate) attachments: usize,
-    /// Kernel mappings (`vmap`s not yet undone).
-    pub(crate) vmaps: usize,
+    /// Devices attached; `None` while someone else holds the buffer's
+    /// reservation lock (a report does not wait for it).
+    pub(crate) attachments: Option<usize>,
+    /// Kernel mappings (`vmap`s not yet undone); `None` as above.
+    pub(crate) vmaps: Option<usize>,
     /// The name userspace gave it (`DMA_BUF_SET_NAME`), if any.
     pub(crate) name: Option<&'a str>,
 }
@@ -336,7 +352,8 @@ impl<T: Exporter> Exports<T> {
     }
 
     /// Calls `f` on every live buffer, in export order, until it fails.
-    /// Exports and releases wait meanwhile: `f` only formats.
+    /// Exports and releases wait meanwhile: `f` only formats, and a buffer
+    /// whose reservation lock is busy is not waited for.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T, &Info<'_>) -> fmt::Result) -> fmt::Result {
         let ledger = self.ledger.lock();
         for e in ledger.list.iter() {
@@ -347,14 +364,15 @@ impl<T: Exporter> Exports<T> {
             let Some(live) = NonNull::new(dmabuf) else {
                 continue;
             };
-            let (attachments, vmaps) = {
-                // SAFETY: on the list, the dma-buf is live (type invariant
-                // of `Exported`); its reservation lock is never held while
-                // the ledger's is taken.
-                let mut resv = unsafe { Resv::lock(live) };
-                let mut n = 0;
-                resv.attachments(|_| n += 1);
-                (n, resv.state(&e).map_or(0, |s| s.vmaps))
+            // SAFETY: on the list, the dma-buf is live (type invariant of
+            // `Exported`).
+            let (attachments, vmaps) = match unsafe { Resv::try_lock(live) } {
+                Some(mut resv) => {
+                    let mut n = 0;
+                    resv.attachments(|_| n += 1);
+                    (Some(n), resv.state(&e).ok().map(|s| s.vmaps))
+                }
+                None => (None, None),
             };
             // SAFETY: on the list, the dma-buf is live (type invariant of
             // `Exported`: `release` takes it off under this lock first);

@@ -205,6 +205,11 @@ void rdh_dma_resv_lock(struct dma_resv *obj)
 	dma_resv_lock(obj, NULL);
 }
 
+bool rdh_dma_resv_trylock(struct dma_resv *obj)
+{
+	return dma_resv_trylock(obj);
+}
+
 void rdh_dma_resv_unlock(struct dma_resv *obj)
 {
 	dma_resv_unlock(obj);

@@ -26,6 +26,7 @@ unsigned long rdh_cma_pages(const struct cma *cma);
 void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end);
 const char *rdh_dev_name(const struct device *dev);
 void rdh_dma_resv_lock(struct dma_resv *obj);
+bool rdh_dma_resv_trylock(struct dma_resv *obj);
 void rdh_dma_resv_unlock(struct dma_resv *obj);
 void rdh_warn_ratelimited(const char *msg);
 pid_t rdh_current_owner(char buf[16]);

@@ -63,6 +63,7 @@ mod ffi_helpers {
         );
         pub(super) fn rdh_dev_name(dev: *const bindings::device) -> *const ffi::c_char;
         pub(super) fn rdh_dma_resv_lock(obj: *mut bindings::dma_resv);
+        pub(super) fn rdh_dma_resv_trylock(obj: *mut bindings::dma_resv) -> bool;
         pub(super) fn rdh_dma_resv_unlock(obj: *mut bindings::dma_resv);
         pub(super) fn rdh_warn_ratelimited(msg: *const ffi::c_char);
         pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;

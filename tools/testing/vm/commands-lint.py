@@ -24,7 +24,8 @@ REQ = os.path.join(VM, "requirements")
 SETUP = os.path.join(VM, "setup.sh")
 
 # Run inside the guest by busybox, not on the host.
-GUEST = {"tools/testing/vm/initramfs/init", "tools/testing/vm/bench/trace.sh"}
+GUEST = {"tools/testing/vm/initramfs/init", "tools/testing/vm/bench/trace.sh",
+         "tools/testing/vm/bench/profile.sh"}
 # Variables that name a command: what each can hold (lib.sh).
 COMMAND_VARS = {
     "CROSS_COMPILE": ["aarch64-linux-gnu-", ""],

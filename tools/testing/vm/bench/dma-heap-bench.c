@@ -33,6 +33,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,8 +198,62 @@ static void empty_caches(void)
 	}
 }
 
-/* One timed run of @op on heap @heap_fd; ns in *ns, or -errno. */
-static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
+/*
+ * RDH_BENCH_MARKS=1 ("vmtest bench --profile"): each timed call is framed
+ * by calls to marker pages that tools/testing/vm/bench/insn-profile.c
+ * watches for; page W opens window W (1 + 2 * op + implementation), page 0
+ * closes it. The process stays on CPU 0 (a window is per vCPU).
+ */
+#define MARK_BASE 0x5a5a0000UL
+#define MARK_PAGES 32
+static char *marks;
+
+static void setup_marks(void)
+{
+	const char *env = getenv("RDH_BENCH_MARKS");
+	cpu_set_t cpus;
+	char *p;
+	int i;
+
+	if (!env || strcmp(env, "1"))
+		return;
+	p = mmap((void *)MARK_BASE, MARK_PAGES * PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p != (void *)MARK_BASE) {
+		perror("marker pages");
+		return;
+	}
+	for (i = 0; i < MARK_PAGES; i++) {
+#if defined(__aarch64__)
+		*(uint32_t *)(p + i * PAGE) = 0xd65f03c0;	/* ret */
+#else
+		*(uint8_t *)(p + i * PAGE) = 0xc3;		/* ret */
+#endif
+	}
+	__builtin___clear_cache(p, p + MARK_PAGES * PAGE);
+	if (mprotect(p, MARK_PAGES * PAGE, PROT_READ | PROT_EXEC)) {
+		perror("marker pages");
+		return;
+	}
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	if (sched_setaffinity(0, sizeof(cpus), &cpus))
+		perror("sched_setaffinity");
+	marks = p;
+	printf("# markers at %#lx\n", MARK_BASE);
+}
+
+static void mark(unsigned int window)
+{
+	if (marks && window < MARK_PAGES)
+		((void (*)(void))(marks + window * PAGE))();
+}
+
+/*
+ * One timed run of @op on heap @heap_fd (@who: 0 upstream, 1 ours); ns in
+ * *ns, or -errno.
+ */
+static int run_once(enum op op, int who, int heap_fd, uint64_t size, uint64_t *ns)
 {
 	int buf = -1, ret = 0;
 	uint64_t t0;
@@ -213,6 +268,7 @@ static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
 	if (op == FIRST_ALLOC)
 		empty_caches();
 	t0 = now_ns();
+	mark(1 + 2 * op + who);
 	switch (op) {
 	case ALLOC:
 	case REALLOC:
@@ -245,6 +301,7 @@ static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
 	case SYNC: {
 		int64_t t = sync_mapped(buf);
 
+		mark(0);
 		close(buf);
 		if (t < 0)
 			return t;
@@ -254,6 +311,7 @@ static int run_once(enum op op, int heap_fd, uint64_t size, uint64_t *ns)
 	default:
 		ret = -EINVAL;
 	}
+	mark(0);
 	*ns = now_ns() - t0;
 	if (buf >= 0)
 		close(buf);
@@ -296,7 +354,7 @@ static int bench_size(struct pair *p, uint64_t size)
 				/* Odd iterations run Rust first. */
 				int who = (i & 1) ? 1 - s : s;
 
-				ret = run_once(op, p->fd[who], size, &samples[who][i]);
+				ret = run_once(op, who, p->fd[who], size, &samples[who][i]);
 				if (ret) {
 					printf("# %s %s %s %llu: %s\n", p->kind,
 					       who ? "rust" : "upstream", op_names[op],
@@ -423,6 +481,7 @@ int main(int argc, char **argv)
 	printf("1..%u\n", tests + 1);
 	printf("# vgem: %s, importer: %s, mode: %s\n", vgem_fd >= 0 ? "yes" : "no",
 	       importer_fd >= 0 ? "yes" : "no", short_mode ? "short" : "full");
+	setup_marks();
 
 	tests = 0;
 	for (i = 0; i < npairs; i++) {

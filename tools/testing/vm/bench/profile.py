@@ -58,6 +58,14 @@ def symbols(console, vmlinux):
     return [a for a, _ in syms], [n for _, n in syms]
 
 
+def windows(seen):
+    """(op name, [upstream window, rust window]) of the ops both ran."""
+    for op, name in enumerate(OPS):
+        w = [1 + 2 * op + i for i in range(2)]
+        if all(seen.get(x) for x in w):
+            yield name, w
+
+
 def main():
     prof, console, vmlinux = sys.argv[1:4]
     top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 25
@@ -94,10 +102,7 @@ def main():
             funcs[w][name][2] += excl * count
     print("median per call: instructions, block entries by lookup, exclusives, "
           "system register accesses, barriers (upstream / rust)")
-    for op, name in enumerate(OPS):
-        w = [1 + 2 * op + i for i in range(2)]
-        if not all(percall.get(x) for x in w):
-            continue
+    for name, w in windows(percall):
         med = [[statistics.median(c[k] for c in percall[x]) for k in range(5)] for x in w]
         print(f"{name:<17}" + "".join(
             f" {med[0][k]:>6.0f} {med[1][k]:>6.0f} ({med[1][k] / max(1, med[0][k]):.2f})"
@@ -105,10 +110,7 @@ def main():
     print("\nmean per call (interrupts included)")
     print("per call    instructions       blocks run    distinct blocks   code pages")
     print("op          upstream  rust     upstream rust upstream rust     upstream rust")
-    for op, name in enumerate(OPS):
-        w = [1 + 2 * op + i for i in range(2)]
-        if not all(calls.get(x) for x in w):
-            continue
+    for name, w in windows(calls):
         n = [calls[x] for x in w]
         t = [totals[x] for x in w]
         print(f"{name:<11} {t[0][0] // n[0]:>8} {t[1][0] // n[1]:>6} "
@@ -117,18 +119,12 @@ def main():
               f"{len(t[0][2]):>8} {len(t[1][2]):>5} {len(t[0][3]):>11} {len(t[1][3]):>5}")
     print("\nper call    lookups          exclusives   sysreg       barriers")
     print("op          upstream rust    upstream rust upstream rust upstream rust")
-    for op, name in enumerate(OPS):
-        w = [1 + 2 * op + i for i in range(2)]
-        if not all(calls.get(x) for x in w):
-            continue
+    for name, w in windows(calls):
         n = [calls[x] for x in w]
         t = [totals[x] for x in w]
         print(f"{name:<11} " + "  ".join(f"{t[0][k] / n[0]:>7.0f} {t[1][k] / n[1]:>5.0f}"
                                          for k in (4, 5, 6, 7)))
-    for op, name in enumerate(OPS):
-        w = [1 + 2 * op + i for i in range(2)]
-        if not all(calls.get(x) for x in w):
-            continue
+    for name, w in windows(calls):
         n = [calls[x] for x in w]
         print(f"\n## {name}: per call by function, upstream/rust: instructions, "
               f"lookups, exclusives; largest differences (in lookups) first")

@@ -13,7 +13,7 @@ use crate::{
     heaps::Heap,
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
-        dmabuf::{DmaBuf, Exports, Info},
+        dmabuf::{DmaBuf, Exports, Info, Slabs},
         kapi::{Heaps, KernelHeap, Published},
         kobject::{KernelFile, Show},
     },
@@ -205,13 +205,15 @@ impl NodeOps for HeapFile {
         };
         let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
 
-        // On the stack for every size userspace uses today, as upstream.
-        // (An unused empty `KVec` would still cost a call to the allocator
-        // when dropped.)
-        let mut stack = [0u8; 128];
+        // On the stack for the size userspace uses today (zeroing 24 bytes
+        // is three stores; a larger array is a call to `memset`); other
+        // sizes, older or newer than ours, in a zeroed vector. (An unused
+        // empty `KVec` would still cost a call to the allocator when
+        // dropped: it is only made for those.)
+        let mut stack = [0u8; ALLOC_DATA_SIZE];
         let mut heap: KVec<u8>;
-        let kdata: &mut [u8] = if ksize <= stack.len() {
-            &mut stack[..ksize]
+        let kdata: &mut [u8] = if ksize == ALLOC_DATA_SIZE {
+            &mut stack
         } else {
             heap = KVec::new();
             heap.resize(ksize, 0, GFP_KERNEL)?;
@@ -320,6 +322,7 @@ impl Registry {
         let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
         let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
         let mut files = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
+        let slabs = Slabs::new()?;
         for heap in heaps {
             if built.iter().any(|n| n.data().heap.name() == heap.name()) {
                 pr_err!("a heap named {} exists already; skipped\n", heap.name());
@@ -330,7 +333,7 @@ impl Registry {
                 pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
                 continue;
             };
-            let exports = Exports::new(heap.name())?;
+            let exports = Exports::new(heap.name(), &slabs)?;
             let file = Arc::new(HeapFile { heap, exports }, GFP_KERNEL)?;
             files.push(file.clone(), GFP_KERNEL)?;
             built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;

@@ -162,17 +162,24 @@ impl Drop for Css {
 /// `comm` is NUL-padded (`get_task_comm`).
 pub(crate) struct Owner {
     tgid: i32,
-    comm: [u8; 16],
+    comm: Comm,
     dmem: Option<Css>,
 }
+
+/// A task's name, aligned so that an [`Owner`] (32 bytes) moves with a
+/// few register loads and stores: without NEON and with strict alignment
+/// (the kernel's arm64 Rust target), copies of more than 32 bytes or of
+/// byte arrays become calls to `memcpy`.
+#[repr(C, align(8))]
+struct Comm([u8; 16]);
 
 impl Owner {
     /// The current task, with its dmem cgroup if `dmem` (its buffer is
     /// charged there).
     pub(crate) fn current(dmem: bool) -> Self {
-        let mut comm = [0u8; 16];
+        let mut comm = Comm([0u8; 16]);
         // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
-        let tgid = unsafe { ffi_helpers::rdh_current_owner(comm.as_mut_ptr().cast()) };
+        let tgid = unsafe { ffi_helpers::rdh_current_owner(comm.0.as_mut_ptr().cast()) };
         Self {
             tgid,
             comm,
@@ -187,8 +194,8 @@ impl Owner {
 
     /// The allocating process's name at allocation.
     pub(crate) fn comm(&self) -> &str {
-        let len = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
-        core::str::from_utf8(&self.comm[..len]).unwrap_or("?")
+        let len = self.comm.0.iter().position(|&b| b == 0).unwrap_or(16);
+        core::str::from_utf8(&self.comm.0[..len]).unwrap_or("?")
     }
 
     /// The path of the dmem cgroup charged, written into `buf`; `None`

@@ -13,22 +13,21 @@
 //! (see [`Resv`]): no lock of this layer's on those paths.
 
 use super::{
-    device::Devices, dma_dir_from_raw, ffi_helpers, pages::PageRuns, reserved_mem::Chunk,
-    sgtable::SgTable, vma::UserMapping, vmalloc::KernelMap,
+    device::Devices, dma_dir_from_raw, err_ptr, ffi_helpers, pages::PageRuns,
+    reserved_mem::Chunk, sgtable::SgTable, slab::Slab, vma::UserMapping, vmalloc::KernelMap,
 };
-use core::{cell::UnsafeCell, fmt, marker::PhantomData, ptr::NonNull};
+use core::{cell::UnsafeCell, fmt, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     bindings, container_of,
     dma::DataDirection,
-    error::from_err_ptr,
     ffi,
     fs::file::FileDescriptorReservation,
-    list::{List, ListArc, ListLinks},
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
     str::{CStr, CStrExt, CString},
     sync::{Arc, Mutex},
+    types::Opaque,
 };
 
 /// A buffer's memory, borrowed from its exporter.
@@ -67,8 +66,8 @@ pub(crate) trait Exporter: Send + Sync + Sized + 'static {
 }
 
 /// One device's attachment: the attachment's `priv` from `attach` to
-/// `detach`.
-struct Attachment {
+/// `detach`, an object of its exporter's [`Slabs`].
+pub(crate) struct Attachment {
     /// The importer's device: live until detach (the importer's contract
     /// with the dma-buf core; upstream's heaps keep it the same way).
     dev: NonNull<bindings::device>,
@@ -223,34 +222,29 @@ struct State {
     kmap: Option<KernelMap>,
 }
 
-/// A dma-buf's private data: the exporter and what this layer keeps for it.
+/// A dma-buf's private data: the exporter and what this layer keeps for it,
+/// an object of `exports`' [`Slabs`].
 ///
 /// # Invariants
 ///
-/// Once exported, it is owned by `exports`' list (and on no other) until
-/// `release` takes it off, with `published` holding its dma-buf and that
-/// dma-buf's inode number; the dma-buf's `priv` points to it meanwhile.
-#[pin_data]
-struct Exported<T: Exporter> {
+/// Once exported, the dma-buf owns it (its `priv` points to it) until
+/// `release`, which frees it; meanwhile it is linked by `links` on
+/// `exports`' list (and on no other), with `published` holding its dma-buf
+/// and that dma-buf's inode number. `exports` is dropped only by
+/// [`Exported::destroy`], after the object is freed.
+pub(crate) struct Exported<T: Exporter> {
     data: T,
     /// The dma-buf's size: every table and kernel mapping handed out
     /// covers exactly this many bytes (importers rely on it).
     size: usize,
     /// Only through [`Resv::state`].
     state: UnsafeCell<State>,
-    exports: Arc<Exports<T>>,
+    exports: ManuallyDrop<Arc<Exports<T>>>,
     /// Set at export, under the ledger's lock, before the buffer goes on
     /// the list; read only under that lock.
     published: UnsafeCell<Published>,
-    #[pin]
-    links: ListLinks,
-}
-
-kernel::list::impl_list_arc_safe! {
-    impl{T: Exporter} ListArcSafe<0> for Exported<T> { untracked; }
-}
-kernel::list::impl_list_item! {
-    impl{T: Exporter} ListItem<0> for Exported<T> { using ListLinks { self.links }; }
+    /// On `exports`' list (under the ledger's lock) while exported.
+    links: Opaque<bindings::list_head>,
 }
 
 /// What a buffer's ledger knows of its dma-buf.
@@ -266,26 +260,63 @@ unsafe impl<T: Exporter> Send for Exported<T> {}
 // SAFETY: see `Send`.
 unsafe impl<T: Exporter> Sync for Exported<T> {}
 
+/// The slab caches of this layer: every exported buffer's private data
+/// and every attachment come from these (one pair for the module, shared
+/// by its heaps).
+pub(crate) struct Slabs<T: Exporter> {
+    buffers: Slab<Exported<T>>,
+    attachments: Slab<Attachment>,
+}
+
+impl<T: Exporter> Slabs<T> {
+    /// The caches (`rust_dma_heap_buffer` and `rust_dma_heap_attachment`
+    /// in `/proc/slabinfo`).
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                buffers: Slab::new(c"rust_dma_heap_buffer")?,
+                attachments: Slab::new(c"rust_dma_heap_attachment")?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
 /// The live dma-bufs of one source (a heap), and their totals: export
 /// adds a buffer, release removes it, under one lock (no atomic counter
 /// on the hot path).
+///
+/// # Invariants
+///
+/// `head` is the head of a circular list of the `links` of the live
+/// [`Exported`] of this source; it and the entries' links change only
+/// under `ledger`'s lock. Every buffer holds a reference on its `Exports`,
+/// so the caches in `slabs` outlive their objects.
 #[pin_data]
 pub(crate) struct Exports<T: Exporter> {
     /// The exporter name of every buffer (the dma-buf core keeps a
     /// pointer to it: each buffer holds its `Exports`).
     name: CString,
+    slabs: Arc<Slabs<T>>,
     #[pin]
-    ledger: Mutex<Ledger<T>>,
+    ledger: Mutex<Ledger>,
+    #[pin]
+    head: Opaque<bindings::list_head>,
 }
 
-/// The list and totals of an [`Exports`].
+// SAFETY: the list (`head`) is only touched under the ledger's lock;
+// everything else is `Send + Sync`.
+unsafe impl<T: Exporter> Send for Exports<T> {}
+// SAFETY: see `Send`.
+unsafe impl<T: Exporter> Sync for Exports<T> {}
+
+/// The totals of an [`Exports`].
 ///
 /// # Invariants
 ///
 /// `count` and `used` are the number and total size of the buffers on
-/// `list`; `peak >= used`.
-struct Ledger<T: Exporter> {
-    list: List<Exported<T>>,
+/// the list; `peak >= used`.
+struct Ledger {
     count: u64,
     used: u64,
     peak: u64,
@@ -308,21 +339,66 @@ pub(crate) struct Info<'a> {
 const NAME_LEN: usize = 32;
 
 impl<T: Exporter> Exports<T> {
-    /// No buffer yet; the buffers' exporter name will be `name`.
-    pub(crate) fn new(name: &CStr) -> Result<Arc<Self>> {
+    /// No buffer yet; the buffers' exporter name will be `name`, their
+    /// objects from `slabs`.
+    pub(crate) fn new(name: &CStr, slabs: &Arc<Slabs<T>>) -> Result<Arc<Self>> {
         let name = CString::try_from(name)?;
         Arc::pin_init(
             pin_init!(Self {
                 name,
+                slabs: slabs.clone(),
                 ledger <- new_mutex!(Ledger {
-                    list: List::new(),
                     count: 0,
                     used: 0,
                     peak: 0,
                 }),
+                // INVARIANT: an empty circular list.
+                // SAFETY: `slot` is the pinned head, ours to initialize.
+                head <- unsafe {
+                    Opaque::ffi_init(|slot: *mut bindings::list_head| {
+                        (*slot).next = slot;
+                        (*slot).prev = slot;
+                    })
+                },
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Links `e` at the tail of the list.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the ledger's lock; `e` is a live buffer of this
+    /// source on no list, which stays live until [`Self::unlink`].
+    unsafe fn link(&self, e: &Exported<T>) {
+        let head = self.head.get();
+        let new = e.links.get();
+        // SAFETY: under the ledger's lock (caller), the head and every
+        // entry's links are ours to change and valid (type invariant).
+        unsafe {
+            let last = (*head).prev;
+            (*new).next = head;
+            (*new).prev = last;
+            (*last).next = new;
+            (*head).prev = new;
+        }
+    }
+
+    /// Takes `e` off the list.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the ledger's lock; `e` is on this list.
+    unsafe fn unlink(&self, e: &Exported<T>) {
+        let entry = e.links.get();
+        // SAFETY: under the ledger's lock (caller), `e` and its neighbours
+        // are valid entries of the list (type invariant).
+        unsafe {
+            let (prev, next) = ((*entry).prev, (*entry).next);
+            (*prev).next = next;
+            (*next).prev = prev;
+        }
     }
 
     /// The buffers' exporter name.
@@ -355,8 +431,17 @@ impl<T: Exporter> Exports<T> {
     /// Exports and releases wait meanwhile: `f` only formats, and a buffer
     /// whose reservation lock is busy is not waited for.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T, &Info<'_>) -> fmt::Result) -> fmt::Result {
-        let ledger = self.ledger.lock();
-        for e in ledger.list.iter() {
+        let _ledger = self.ledger.lock();
+        let head = self.head.get();
+        // SAFETY: under the ledger's lock the list does not change and
+        // every entry is the `links` of a live `Exported` of this source
+        // (type invariant).
+        let mut pos = unsafe { (*head).next };
+        while pos != head {
+            // SAFETY: as above.
+            let e = unsafe { &*container_of!(Opaque::cast_from(pos).cast_mut(), Exported<T>, links) };
+            // SAFETY: as above.
+            pos = unsafe { (*pos).next };
             let mut name = [0u8; NAME_LEN];
             // SAFETY: read under the ledger's lock, which we hold.
             let Published { dmabuf, ino } = unsafe { &*e.published.get() };
@@ -370,7 +455,7 @@ impl<T: Exporter> Exports<T> {
                 Some(mut resv) => {
                     let mut n = 0;
                     resv.attachments(|_| n += 1);
-                    (Some(n), resv.state(&e).ok().map(|s| s.vmaps))
+                    (Some(n), resv.state(e).ok().map(|s| s.vmaps))
                 }
                 None => (None, None),
             };
@@ -422,26 +507,22 @@ impl DmaBuf {
         size: usize,
         fd_flags: u32,
     ) -> Result<Self> {
-        let data = ListArc::pin_init::<Error>(
-            try_pin_init!(Exported {
-                state: UnsafeCell::new(State {
-                    vmaps: 0,
-                    kmap: None,
-                }),
-                data,
-                size,
-                exports: exports.clone(),
-                published: UnsafeCell::new(Published {
-                    dmabuf: core::ptr::null_mut(),
-                    ino: 0,
-                }),
-                links <- ListLinks::new(),
+        let priv_ = exports.slabs.buffers.alloc(Exported {
+            state: UnsafeCell::new(State {
+                vmaps: 0,
+                kmap: None,
             }),
-            GFP_KERNEL,
-        )?;
+            data,
+            size,
+            exports: ManuallyDrop::new(exports.clone()),
+            published: UnsafeCell::new(Published {
+                dmabuf: core::ptr::null_mut(),
+                ino: 0,
+            }),
+            links: Opaque::uninit(),
+        })?;
         let name = exports.name.as_char_ptr();
-        // Owned by `data` until it is on the list, by the list afterwards.
-        let priv_: *const Exported<T> = &*data;
+        // Ours until the export succeeds, the dma-buf's afterwards.
         let info = bindings::dma_buf_export_info {
             exp_name: name,
             owner: super::this_module().as_ptr(),
@@ -449,34 +530,45 @@ impl DmaBuf {
             size,
             flags: fd_flags as ffi::c_int,
             resv: core::ptr::null_mut(),
-            priv_: priv_.cast_mut().cast(),
+            priv_: priv_.as_ptr().cast(),
         };
         // SAFETY: `info` is fully initialized; `exp_name` lives in
         // `exports`, which `data` holds and the dma-buf owns until release;
         // the ops table is static.
         let ptr = unsafe { bindings::dma_buf_export(&info) };
-        match from_err_ptr(ptr) {
+        match err_ptr(ptr) {
             // INVARIANT: a successful export returns one file reference.
             Ok(ptr) => {
-                let this = Self {
-                    ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
-                };
+                let this = Self { ptr };
+                // SAFETY: the dma-buf owns `priv_` now, until release, which
+                // cannot run before we drop our file reference.
+                let e = unsafe { priv_.as_ref() };
                 // SAFETY: we hold a file reference on the new dma-buf, so
                 // its file and inode are live.
-                let ino = unsafe { (*(*(*ptr).file).f_inode).i_ino };
+                let ino = unsafe { (*(*(*ptr.as_ptr()).file).f_inode).i_ino };
                 let mut ledger = exports.ledger.lock();
-                // SAFETY: under the ledger's lock.
-                unsafe { *data.published.get() = Published { dmabuf: ptr, ino } };
+                // SAFETY: under the ledger's lock; `e` is live until release,
+                // which unlinks it under this lock.
+                unsafe {
+                    *e.published.get() = Published {
+                        dmabuf: ptr.as_ptr(),
+                        ino,
+                    };
+                    exports.link(e);
+                }
                 // INVARIANT: counted and on its list, with its dma-buf, until
                 // release.
                 ledger.count += 1;
                 ledger.used += size as u64;
                 ledger.peak = ledger.peak.max(ledger.used);
-                ledger.list.push_back(data);
                 Ok(this)
             }
-            // The core never took `priv_`; dropping `data` frees it.
-            Err(e) => Err(e),
+            // The core never took `priv_`: still ours to free.
+            Err(e) => {
+                // SAFETY: from `alloc` above, on no list, used by nobody.
+                unsafe { Exported::destroy(priv_) };
+                Err(e)
+            }
         }
     }
 
@@ -506,6 +598,22 @@ impl Drop for DmaBuf {
 }
 
 impl<T: Exporter> Exported<T> {
+    /// Drops and frees `this`, then its reference on its source (which may
+    /// be the last: the caches go after the object).
+    ///
+    /// # Safety
+    ///
+    /// `this` comes from its source's `slabs.buffers` and is on no list;
+    /// nothing uses it afterwards.
+    unsafe fn destroy(this: NonNull<Self>) {
+        // SAFETY: a live object of ours (caller); `exports` is taken once,
+        // here, and not touched again (type invariant).
+        let exports = unsafe { ManuallyDrop::take(&mut (*this.as_ptr()).exports) };
+        // SAFETY: from this cache, unused from now on (caller).
+        unsafe { exports.slabs.buffers.free(this) };
+        drop(exports);
+    }
+
     /// The buffer's memory; if it has none yet, chosen now (under the
     /// dma-buf's reservation lock, `resv`) for the attached devices (`dma`)
     /// or for the CPU.
@@ -751,7 +859,7 @@ impl<T: Exporter> VTable<T> {
     /// `dmabuf` must be a live dma-buf exported by [`DmaBuf::export::<T>`].
     unsafe fn exported<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
         // SAFETY: `priv` points to the `Exported<T>` of `export`, owned by
-        // its list until `release`, which runs after every other callback.
+        // the dma-buf until `release`, which runs after every other callback.
         unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
     }
 
@@ -795,15 +903,17 @@ impl<T: Exporter> VTable<T> {
             dmabuf: unsafe { Self::live(dmabuf) },
             table: UnsafeCell::new(None),
         };
-        match KBox::new(a, GFP_KERNEL) {
+        // SAFETY: called by the dma-buf core on our live dma-buf.
+        let slabs = unsafe { &Self::exported(dmabuf).exports.slabs };
+        match slabs.attachments.alloc(a) {
             Ok(a) => {
                 // SAFETY: the core hands us the new attachment to fill in;
                 // it owns `a` until `detach` (not yet listed: nothing else
                 // reads `priv` before this returns).
-                unsafe { (*att).priv_ = KBox::into_raw(a).cast() };
+                unsafe { (*att).priv_ = a.as_ptr().cast() };
                 0
             }
-            Err(e) => Error::from(e).to_errno(),
+            Err(e) => e.to_errno(),
         }
     }
 
@@ -811,14 +921,20 @@ impl<T: Exporter> VTable<T> {
     ///
     /// As for [`Self::attach`].
     unsafe extern "C" fn detach(
-        _dmabuf: *mut bindings::dma_buf,
+        dmabuf: *mut bindings::dma_buf,
         att: *mut bindings::dma_buf_attachment,
     ) {
-        // SAFETY: `priv` is the box `attach` made; detach is the last
-        // callback for it, and the core took the attachment off its list
-        // (under the reservation lock) before: nothing else can reach it.
-        // Its table goes with it.
-        drop(unsafe { KBox::from_raw((*att).priv_.cast::<Attachment>()) });
+        // SAFETY: `priv` is the object `attach` made from the caches of
+        // this live dma-buf's source; detach is the last callback for it,
+        // and the core took the attachment off its list (under the
+        // reservation lock) before: nothing else can reach it. Its table
+        // goes with it.
+        unsafe {
+            let slabs = &Self::exported(dmabuf).exports.slabs;
+            if let Some(a) = NonNull::new((*att).priv_.cast::<Attachment>()) {
+                slabs.attachments.free(a);
+            }
+        }
     }
 
     /// # Safety
@@ -864,20 +980,23 @@ impl<T: Exporter> VTable<T> {
     ///
     /// As for [`Self::attach`].
     unsafe extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
-        // SAFETY: the last callback on our live dma-buf.
-        let this = unsafe { Self::exported(dmabuf) };
-        let owned = {
+        // SAFETY: the last callback on our live dma-buf, which owns its
+        // private data (type invariant of `Exported`).
+        let ptr = unsafe { NonNull::new_unchecked((*dmabuf).priv_.cast::<Exported<T>>()) };
+        {
+            // SAFETY: as above.
+            let this = unsafe { ptr.as_ref() };
             let mut ledger = this.exports.ledger.lock();
-            // SAFETY: an exported buffer is on its own `exports`' list and
-            // on no other (type invariant of `Exported`).
-            let owned = unsafe { ledger.list.remove(this) };
+            // SAFETY: under the ledger's lock; an exported buffer is on its
+            // own source's list (type invariant of `Exported`).
+            unsafe { this.exports.unlink(this) };
             // INVARIANT: uncounted as it leaves the list.
             ledger.count -= 1;
             ledger.used -= this.size as u64;
-            owned
-        };
-        // The list's ownership, dropped after the lock (held in `this`).
-        drop(owned);
+        }
+        // SAFETY: off the list; the core calls nothing on the dma-buf after
+        // release.
+        unsafe { Exported::destroy(ptr) };
     }
 
     /// # Safety

@@ -7,7 +7,7 @@
 //! above this layer (registry, buffer, heaps) is safe Rust.
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
-//! those before it (and this one): `device`, `cgroup`, `cma`,
+//! those before it (and this one): `slab`, `device`, `cgroup`, `cma`,
 //! `reserved_mem`, `pages`, `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`,
 //! `dmabuf`, `chrdev`, `kobject`, `kapi`.
 
@@ -24,6 +24,7 @@ pub(crate) mod pages;
 pub(crate) mod reserved_mem;
 pub(crate) mod sgtable;
 pub(crate) mod shrinker;
+pub(crate) mod slab;
 pub(crate) mod vma;
 pub(crate) mod vmalloc;
 
@@ -261,4 +262,16 @@ fn c_int_len(size: usize) -> ffi::c_int {
 /// dma-bufs), as C code names it in every file.
 const fn this_module() -> &'static kernel::ThisModule {
     kernel::module::this_module::<crate::LocalModule>()
+}
+
+/// A pointer a kernel function returned that may encode an error
+/// (`IS_ERR()`/`PTR_ERR()`, without a call into the kernel for each):
+/// the pointer if valid, its error otherwise (`ENOMEM` for NULL).
+fn err_ptr<T>(ptr: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
+    let addr = ptr as usize;
+    if addr >= (-(bindings::MAX_ERRNO as isize)) as usize {
+        // A value in [-MAX_ERRNO, -1]: an errno.
+        return Err(kernel::error::Error::from_errno(addr as isize as ffi::c_int));
+    }
+    core::ptr::NonNull::new(ptr).ok_or(kernel::error::code::ENOMEM)
 }

@@ -362,6 +362,7 @@ impl PageRuns {
     }
 
     /// Wraps a single run allocated (and zeroed) by a heap.
+    #[inline]
     pub(crate) fn one(run: PageRun) -> Self {
         Self {
             len: run.size(),
@@ -372,6 +373,7 @@ impl PageRuns {
     }
 
     /// The same runs, given to `recycler` when dropped.
+    #[inline]
     pub(crate) fn recycled_by(mut self, recycler: Arc<dyn Recycle>) -> Self {
         self.recycler = Some(recycler);
         self

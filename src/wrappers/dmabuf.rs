@@ -13,8 +13,8 @@
 //! (see [`Resv`]): no lock of this layer's on those paths.
 
 use super::{
-    device::Devices, dma_dir_from_raw, err_ptr, ffi_helpers, pages::PageRuns,
-    reserved_mem::Chunk, sgtable::SgTable, slab::Slab, vma::UserMapping, vmalloc::KernelMap,
+    device::Devices, dma_dir_from_raw, err_ptr, ffi_helpers, pages::PageRuns, reserved_mem::Chunk,
+    sgtable::SgTable, slab::Slab, vma::UserMapping, vmalloc::KernelMap,
 };
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
@@ -439,7 +439,8 @@ impl<T: Exporter> Exports<T> {
         let mut pos = unsafe { (*head).next };
         while pos != head {
             // SAFETY: as above.
-            let e = unsafe { &*container_of!(Opaque::cast_from(pos).cast_mut(), Exported<T>, links) };
+            let e =
+                unsafe { &*container_of!(Opaque::cast_from(pos).cast_mut(), Exported<T>, links) };
             // SAFETY: as above.
             pos = unsafe { (*pos).next };
             let mut name = [0u8; NAME_LEN];
@@ -507,7 +508,9 @@ impl DmaBuf {
         size: usize,
         fd_flags: u32,
     ) -> Result<Self> {
-        let priv_ = exports.slabs.buffers.alloc(Exported {
+        // The reference on `exports` is taken only once the object is
+        // there (`destroy` gives it back).
+        let priv_ = exports.slabs.buffers.alloc(|| Exported {
             state: UnsafeCell::new(State {
                 vmaps: 0,
                 kmap: None,
@@ -905,7 +908,7 @@ impl<T: Exporter> VTable<T> {
         };
         // SAFETY: called by the dma-buf core on our live dma-buf.
         let slabs = unsafe { &Self::exported(dmabuf).exports.slabs };
-        match slabs.attachments.alloc(a) {
+        match slabs.attachments.alloc(|| a) {
             Ok(a) => {
                 // SAFETY: the core hands us the new attachment to fill in;
                 // it owns `a` until `detach` (not yet listed: nothing else

@@ -271,7 +271,9 @@ fn err_ptr<T>(ptr: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
     let addr = ptr as usize;
     if addr >= (-(bindings::MAX_ERRNO as isize)) as usize {
         // A value in [-MAX_ERRNO, -1]: an errno.
-        return Err(kernel::error::Error::from_errno(addr as isize as ffi::c_int));
+        return Err(kernel::error::Error::from_errno(
+            addr as isize as ffi::c_int,
+        ));
     }
     core::ptr::NonNull::new(ptr).ok_or(kernel::error::code::ENOMEM)
 }

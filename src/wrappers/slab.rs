@@ -42,14 +42,8 @@ impl<T> Slab<T> {
         };
         // SAFETY: `name` is static and NUL-terminated; `args` is fully
         // initialized and only read during the call.
-        let cache = unsafe {
-            bindings::__kmem_cache_create_args(
-                name.as_char_ptr(),
-                size,
-                &mut args,
-                0,
-            )
-        };
+        let cache =
+            unsafe { bindings::__kmem_cache_create_args(name.as_char_ptr(), size, &mut args, 0) };
         // INVARIANT: a new cache for `T`.
         Ok(Self {
             cache: NonNull::new(cache).ok_or(ENOMEM)?,
@@ -57,14 +51,18 @@ impl<T> Slab<T> {
         })
     }
 
-    /// A new object holding `value` (may sleep). The caller owns it until
-    /// it hands it to [`Self::free`].
-    pub(crate) fn alloc(&self, value: T) -> Result<NonNull<T>> {
+    /// A new object holding what `make` returns (may sleep), made only
+    /// once the memory is there: a value that must not be dropped without
+    /// its owner's knowledge (a `ManuallyDrop` field) is never made on a
+    /// failed allocation. The caller owns the object until it hands it to
+    /// [`Self::free`].
+    pub(crate) fn alloc(&self, make: impl FnOnce() -> T) -> Result<NonNull<T>> {
         // SAFETY: a live cache (type invariant); process context (`GFP_KERNEL`).
-        let ptr = unsafe { bindings::kmem_cache_alloc_noprof(self.cache.as_ptr(), bindings::GFP_KERNEL) };
+        let ptr =
+            unsafe { bindings::kmem_cache_alloc_noprof(self.cache.as_ptr(), bindings::GFP_KERNEL) };
         let ptr = NonNull::new(ptr.cast::<T>()).ok_or(ENOMEM)?;
         // SAFETY: a new object of `T`'s size and alignment, ours to write.
-        unsafe { ptr.as_ptr().write(value) };
+        unsafe { ptr.as_ptr().write(make()) };
         Ok(ptr)
     }
 

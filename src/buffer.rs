@@ -112,14 +112,18 @@ struct Chosen {
     charged: Owner,
 }
 
-/// A buffer's memory: allocated with it, or at its first use.
+/// A buffer's memory: allocated with it, or at its first use (boxed: the
+/// common case stays small, and moving a buffer copies only what it holds).
 enum Contents {
     Now(Memory),
-    Deferred {
-        len: usize,
-        chooser: Arc<dyn Choose>,
-        chosen: SetOnce<Chosen>,
-    },
+    Deferred(KBox<Deferred>),
+}
+
+/// The memory of a buffer that gets it at its first use.
+struct Deferred {
+    len: usize,
+    chooser: Arc<dyn Choose>,
+    chosen: SetOnce<Chosen>,
 }
 
 /// A buffer exported as a dma-buf.
@@ -146,22 +150,25 @@ impl Buffer {
 
     /// A buffer of `len` bytes (page-aligned, non-zero) for the current
     /// task, without memory until its first use, when `chooser` picks it.
-    pub(crate) fn deferred(len: usize, chooser: Arc<dyn Choose>) -> Self {
-        Self {
-            contents: Contents::Deferred {
-                len,
-                chooser,
-                chosen: SetOnce::new(),
-            },
+    pub(crate) fn deferred(len: usize, chooser: Arc<dyn Choose>) -> Result<Self> {
+        Ok(Self {
+            contents: Contents::Deferred(KBox::new(
+                Deferred {
+                    len,
+                    chooser,
+                    chosen: SetOnce::new(),
+                },
+                GFP_KERNEL,
+            )?),
             owner: Owner::current(false),
-        }
+        })
     }
 
     /// Its memory and who is charged for it, if it has memory yet.
     fn memory_and_charged(&self) -> Option<(&Memory, &Owner)> {
         match &self.contents {
             Contents::Now(memory) => Some((memory, &self.owner)),
-            Contents::Deferred { chosen, .. } => chosen.as_ref().map(|c| (&c.memory, &c.charged)),
+            Contents::Deferred(d) => d.chosen.as_ref().map(|c| (&c.memory, &c.charged)),
         }
     }
 
@@ -169,7 +176,7 @@ impl Buffer {
     pub(crate) fn len(&self) -> usize {
         match &self.contents {
             Contents::Now(memory) => memory.len(),
-            Contents::Deferred { len, .. } => *len,
+            Contents::Deferred(d) => d.len,
         }
     }
 
@@ -183,8 +190,8 @@ impl Buffer {
     pub(crate) fn chosen_from(&self) -> Option<&str> {
         match &self.contents {
             Contents::Now(_) => None,
-            Contents::Deferred { chosen, .. } => Some(
-                chosen
+            Contents::Deferred(d) => Some(
+                d.chosen
                     .as_ref()
                     .map_or("-", |c| c.from.to_str().unwrap_or("?")),
             ),
@@ -214,23 +221,18 @@ impl Exporter for Buffer {
     }
 
     fn populate(&self, devices: &Devices<'_>) -> Result {
-        let Contents::Deferred {
-            len,
-            chooser,
-            chosen,
-        } = &self.contents
-        else {
+        let Contents::Deferred(d) = &self.contents else {
             return Err(EINVAL);
         };
-        let (memory, from) = chooser.choose(*len, devices)?;
+        let (memory, from) = d.chooser.choose(d.len, devices)?;
         // INVARIANT: exactly `len` bytes, or refused (and freed).
-        if memory.len() != *len {
+        if memory.len() != d.len {
             return Err(EINVAL);
         }
         let charged = Owner::current(memory.dmem_charged());
         // Under the dma-buf's reservation lock (the caller's): not populated
         // yet.
-        chosen.populate(Chosen {
+        d.chosen.populate(Chosen {
             memory,
             from,
             charged,
@@ -239,6 +241,6 @@ impl Exporter for Buffer {
     }
 
     fn checks_devices(&self) -> bool {
-        matches!(self.contents, Contents::Deferred { .. })
+        matches!(self.contents, Contents::Deferred(_))
     }
 }

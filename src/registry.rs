@@ -102,7 +102,7 @@ impl HeapFile {
             return Err(ENOMEM);
         }
         let buffer = match self.heap.deferred() {
-            Some(chooser) => Buffer::deferred(len, chooser),
+            Some(chooser) => Buffer::deferred(len, chooser)?,
             None => Buffer::new(self.heap.allocate(len, fd_flags, heap_flags)?),
         };
         let size = buffer.len();

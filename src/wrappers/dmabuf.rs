@@ -508,22 +508,26 @@ impl DmaBuf {
         size: usize,
         fd_flags: u32,
     ) -> Result<Self> {
-        // The reference on `exports` is taken only once the object is
-        // there (`destroy` gives it back).
-        let priv_ = exports.slabs.buffers.alloc(|| Exported {
-            state: UnsafeCell::new(State {
+        let priv_ = exports.slabs.buffers.alloc_uninit()?;
+        let p = priv_.as_ptr();
+        // SAFETY: a new object, ours: each field but `links` (opaque, set
+        // when linked) is written once, in place (a whole `Exported` built
+        // and moved would be copied by a call to `memcpy`). The reference
+        // on `exports` is taken only now that the object is there
+        // (`destroy` gives it back).
+        unsafe {
+            (&raw mut (*p).data).write(data);
+            (&raw mut (*p).size).write(size);
+            (&raw mut (*p).state).write(UnsafeCell::new(State {
                 vmaps: 0,
                 kmap: None,
-            }),
-            data,
-            size,
-            exports: ManuallyDrop::new(exports.clone()),
-            published: UnsafeCell::new(Published {
+            }));
+            (&raw mut (*p).exports).write(ManuallyDrop::new(exports.clone()));
+            (&raw mut (*p).published).write(UnsafeCell::new(Published {
                 dmabuf: core::ptr::null_mut(),
                 ino: 0,
-            }),
-            links: Opaque::uninit(),
-        })?;
+            }));
+        }
         let name = exports.name.as_char_ptr();
         // Ours until the export succeeds, the dma-buf's afterwards.
         let info = bindings::dma_buf_export_info {

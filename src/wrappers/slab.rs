@@ -66,6 +66,16 @@ impl<T> Slab<T> {
         Ok(ptr)
     }
 
+    /// A new object, uninitialized (may sleep), for a caller that writes
+    /// its fields in place. The caller owns it until it hands it to
+    /// [`Self::free`] once initialized.
+    pub(crate) fn alloc_uninit(&self) -> Result<NonNull<T>> {
+        // SAFETY: a live cache (type invariant); process context (`GFP_KERNEL`).
+        let ptr =
+            unsafe { bindings::kmem_cache_alloc_noprof(self.cache.as_ptr(), bindings::GFP_KERNEL) };
+        NonNull::new(ptr.cast::<T>()).ok_or(ENOMEM)
+    }
+
     /// Drops the object and gives its memory back.
     ///
     /// # Safety

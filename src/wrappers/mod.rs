@@ -277,3 +277,14 @@ fn err_ptr<T>(ptr: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
     }
     core::ptr::NonNull::new(ptr).ok_or(kernel::error::code::ENOMEM)
 }
+
+/// A kernel function's `int` result: `Ok` unless negative (an errno).
+/// As the kernel crate's `to_result`, inlined: that one is a call into
+/// the kernel crate, on every DMA map.
+#[inline]
+fn errno(ret: ffi::c_int) -> kernel::error::Result {
+    if ret < 0 {
+        return Err(kernel::error::Error::from_errno(ret));
+    }
+    Ok(())
+}

@@ -6,11 +6,9 @@
 //! (`dma_map_phys` with `DMA_ATTR_MMIO`, entries without pages as 7.3's
 //! `dma_buf_phys_vec_to_sgt` builds them).
 
-use super::{device, ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
+use super::{device, errno, ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
 use core::ptr::NonNull;
-use kernel::{
-    bindings, dma::DataDirection, error::to_result, ffi, page::PAGE_SIZE, prelude::*, types::Opaque,
-};
+use kernel::{bindings, dma::DataDirection, ffi, page::PAGE_SIZE, prelude::*, types::Opaque};
 
 /// The longest scatterlist entry built (`length` is an `unsigned int`).
 const MAX_SEGMENT: usize = 1 << 30;
@@ -73,7 +71,7 @@ fn alloc_table(nents: usize) -> Result<Opaque<bindings::sg_table>> {
     }
     let table = Opaque::<bindings::sg_table>::zeroed();
     // SAFETY: `table` is zeroed memory for a `struct sg_table`.
-    to_result(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
+    errno(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
     Ok(table)
 }
 
@@ -178,7 +176,7 @@ impl SgTable {
         match &self.memory {
             // SAFETY: the device is live (constructors' contract) and the
             // table is valid and not mapped (type invariant).
-            Memory::Pages { write_combined } => to_result(unsafe {
+            Memory::Pages { write_combined } => errno(unsafe {
                 bindings::dma_map_sgtable(
                     dev,
                     self.table.get(),

@@ -57,10 +57,7 @@ impl<T> Slab<T> {
     /// failed allocation. The caller owns the object until it hands it to
     /// [`Self::free`].
     pub(crate) fn alloc(&self, make: impl FnOnce() -> T) -> Result<NonNull<T>> {
-        // SAFETY: a live cache (type invariant); process context (`GFP_KERNEL`).
-        let ptr =
-            unsafe { bindings::kmem_cache_alloc_noprof(self.cache.as_ptr(), bindings::GFP_KERNEL) };
-        let ptr = NonNull::new(ptr.cast::<T>()).ok_or(ENOMEM)?;
+        let ptr = self.alloc_uninit()?;
         // SAFETY: a new object of `T`'s size and alignment, ours to write.
         unsafe { ptr.as_ptr().write(make()) };
         Ok(ptr)
@@ -80,7 +77,8 @@ impl<T> Slab<T> {
     ///
     /// # Safety
     ///
-    /// `ptr` must come from [`Self::alloc`] on this cache and not have been
+    /// `ptr` must come from [`Self::alloc`] on this cache (or from
+    /// [`Self::alloc_uninit`], and be initialized since) and not have been
     /// freed; nothing may use it afterwards.
     pub(crate) unsafe fn free(&self, ptr: NonNull<T>) {
         // SAFETY: a live object of this cache, ours to drop and free

@@ -243,6 +243,15 @@ static void setup_marks(void)
 	printf("# markers at %#lx\n", MARK_BASE);
 }
 
+/*
+ * Whether @p runs @size: every size up to its largest; with markers only
+ * the largest (a window is per op, not per size).
+ */
+static int runs_size(const struct pair *p, uint64_t size)
+{
+	return marks ? size == p->max_bytes : size <= p->max_bytes;
+}
+
 static void mark(unsigned int window)
 {
 	if (marks && window < MARK_PAGES)
@@ -475,13 +484,13 @@ int main(int argc, char **argv)
 	importer_fd = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
 
 	printf("TAP version 13\n");
+	setup_marks();
 	for (i = 0; i < npairs; i++)
 		for (z = 0; z < nsizes; z++)
-			tests += sizes[z] <= pairs[i].max_bytes;
+			tests += runs_size(&pairs[i], sizes[z]);
 	printf("1..%u\n", tests + 1);
 	printf("# vgem: %s, importer: %s, mode: %s\n", vgem_fd >= 0 ? "yes" : "no",
 	       importer_fd >= 0 ? "yes" : "no", short_mode ? "short" : "full");
-	setup_marks();
 
 	tests = 0;
 	for (i = 0; i < npairs; i++) {
@@ -490,7 +499,7 @@ int main(int argc, char **argv)
 		for (s = 0; s < 2; s++)
 			p->fd[s] = open(p->node[s], O_RDONLY | O_CLOEXEC);
 		for (z = 0; z < nsizes; z++) {
-			if (sizes[z] > p->max_bytes)
+			if (!runs_size(p, sizes[z]))
 				continue;
 			ret = p->fd[0] < 0 || p->fd[1] < 0 ? -ENOENT : bench_size(p, sizes[z]);
 			printf("%sok %u %s %llu\n", ret ? "not " : "", ++tests, p->kind,

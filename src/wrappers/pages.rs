@@ -77,7 +77,9 @@ pub(crate) enum Effort {
 enum Source {
     /// Lent by a reserved region with `struct page`s (a carveout without
     /// `no-map`); dropping the chunk gives it back.
-    Reserved { _chunk: Chunk },
+    /// (Boxed: a run is then four words, which moves without a call to
+    /// `memcpy` on the kernel's arm64 Rust target.)
+    Reserved { _chunk: KBox<Chunk> },
     /// `alloc_pages(_, order)`: one (compound) buddy block.
     Buddy { order: u32 },
     /// `cma_alloc()` from this area.
@@ -163,7 +165,9 @@ impl PageRun {
         Ok(Self {
             first: NonNull::new(first).ok_or(EINVAL)?,
             count: chunk.len() / PAGE_SIZE,
-            source: Source::Reserved { _chunk: chunk },
+            source: Source::Reserved {
+                _chunk: KBox::new(chunk, GFP_KERNEL)?,
+            },
         })
     }
 

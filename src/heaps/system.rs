@@ -110,7 +110,10 @@ impl SystemHeap {
     }
 
     /// `len` bytes (page-aligned, non-zero) of zeroed pages, charged as
-    /// [`Self::charge`] says, going back to the pool when freed.
+    /// [`Self::charge`] says, going back to the pool when freed. Inlined
+    /// into its callers: returned, the runs would be copied by a call to
+    /// `memcpy`.
+    #[inline(always)]
     pub(crate) fn pages(&self, len: usize) -> Result<PageRuns> {
         // More than the machine has was refused already (`max_alloc` is at
         // most the RAM size), before reclaim could get involved (upstream

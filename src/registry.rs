@@ -210,27 +210,36 @@ impl NodeOps for HeapFile {
         // sizes, older or newer than ours, in a zeroed vector. (An unused
         // empty `KVec` would still cost a call to the allocator when
         // dropped: it is only made for those.)
+        // Today's size is read and written as one typed value (one call
+        // into the kernel's `_copy_{from,to}_user`; a slice goes through
+        // the kernel crate and a helper first).
+        let mut reader = UserSlice::new(UserPtr::from_addr(arg), in_size).reader();
         let mut stack = [0u8; ALLOC_DATA_SIZE];
         let mut heap: KVec<u8>;
         let kdata: &mut [u8] = if ksize == ALLOC_DATA_SIZE {
+            if in_size == ALLOC_DATA_SIZE {
+                stack = reader.read()?;
+            } else {
+                reader.read_slice(&mut stack[..in_size])?;
+            }
             &mut stack
         } else {
             heap = KVec::new();
             heap.resize(ksize, 0, GFP_KERNEL)?;
+            reader.read_slice(&mut heap[..in_size])?;
             &mut heap
         };
-        UserSlice::new(UserPtr::from_addr(arg), in_size)
-            .reader()
-            .read_slice(&mut kdata[..in_size])?;
 
         let data = AllocationData::parse(&kdata[..ALLOC_DATA_SIZE]);
         let (dmabuf, fd) = self.allocate(&data)?;
         kdata[8..12].copy_from_slice(&fd.reserved_fd().to_ne_bytes());
         // On a failed copy-out, dropping `fd` and `dmabuf` un-reserves the
         // fd and frees the buffer: nothing leaks.
-        UserSlice::new(UserPtr::from_addr(arg), out_size)
-            .writer()
-            .write_slice(&kdata[..out_size])?;
+        let mut writer = UserSlice::new(UserPtr::from_addr(arg), out_size).writer();
+        match <&[u8; ALLOC_DATA_SIZE]>::try_from(&kdata[..out_size]) {
+            Ok(today) => writer.write(today)?,
+            Err(_) => writer.write_slice(&kdata[..out_size])?,
+        }
         dmabuf.install(fd);
         Ok(0)
     }

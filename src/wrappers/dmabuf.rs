@@ -540,8 +540,8 @@ impl DmaBuf {
             priv_: priv_.as_ptr().cast(),
         };
         // SAFETY: `info` is fully initialized; `exp_name` lives in
-        // `exports`, which `data` holds and the dma-buf owns until release;
-        // the ops table is static.
+        // `exports`, which the object holds and the dma-buf owns until
+        // release; the ops table is static.
         let ptr = unsafe { bindings::dma_buf_export(&info) };
         match err_ptr(ptr) {
             // INVARIANT: a successful export returns one file reference.

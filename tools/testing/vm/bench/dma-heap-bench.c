@@ -25,7 +25,8 @@
  *                     in the kernel: the cache maintenance a sync costs
  *   sg_entries        scatterlist entries of the mapped buffer (a count)
  *
- * and the guest's memset of the same sizes, the floor of any allocation
+ * (RDH_BENCH_OPS="op,op" runs only those; RDH_BENCH_ITERS=N sets the
+ * iterations), and the guest's memset of the same sizes, the floor of any allocation
  * that must zero its memory, and the cost of one atomic operation. Output is KTAP, one result per KIND and size,
  * with a "# RDH-BENCH heap,op,size_bytes,upstream_ns,rust_ns,n" line per
  * median; tools/testing/vm/bench/report.py turns those into the CSV, the
@@ -336,6 +337,23 @@ static void report(const char *heap, const char *op, uint64_t size,
 	fflush(stdout);
 }
 
+/*
+ * Whether @op runs: every op, or only those named in RDH_BENCH_OPS
+ * (comma-separated, e.g. "realloc,alloc"), to study one op alone.
+ */
+static int op_selected(int op)
+{
+	const char *env = getenv("RDH_BENCH_OPS"), *s;
+	size_t n = strlen(op_names[op]);
+
+	if (!env || !*env)
+		return 1;
+	for (s = env; (s = strstr(s, op_names[op])); s += n)
+		if ((s == env || s[-1] == ',') && (s[n] == ',' || s[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* Every op on one pair and size, A/B interleaved; 0 or -errno. */
 static int bench_size(struct pair *p, uint64_t size)
 {
@@ -346,6 +364,8 @@ static int bench_size(struct pair *p, uint64_t size)
 		/* Paused ops: fewer rounds (each costs a pause or a drop). */
 		int rounds = (op == REALLOC || op == FIRST_ALLOC) && n > 101 ? 101 : n;
 
+		if (!op_selected(op))
+			continue;
 		if (op == IMPORT_VGEM && vgem_fd < 0)
 			continue;
 		if ((op == ATTACH_MAP || op == SYNC) && importer_fd < 0)

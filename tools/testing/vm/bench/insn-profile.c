@@ -13,7 +13,8 @@
  *
  *   W <window> <times opened>
  *   C <window> <instructions> <entries by lookup> <exclusives> <system
- *     register accesses> <barriers>    (one line per call, in order)
+ *     register accesses> <barriers> <code pages> <data pages>
+ *     (one line per call, in order)
  *   T <window> <block address> <instructions> <executions> <entries by
  *     lookup> <exclusives> <system register accesses> <barriers>
  *
@@ -22,7 +23,10 @@
  * or a return, or lay on another page): QEMU looks the block up in its
  * jump cache, or after a TLB flush in its hash table. Exclusives (load/
  * store-exclusive: atomics and locks on Arm v8.0), system register accesses
- * and barriers are counted per block from its disassembly.
+ * and barriers are counted per block from its disassembly. Code and data
+ * pages are the distinct 4 KiB pages of kernel addresses the call executed
+ * and loaded or stored (each one a TLB fill for QEMU when its software TLB
+ * is cold).
  *
  * Only the plugin API the QEMU binary exports is used; its prototypes are
  * declared in insn-profile.h (the API is C and stable since version 2).
@@ -58,8 +62,32 @@ struct block {
 
 /* What one call (one opening of a window) executed. */
 struct call {
-	uint64_t insns, lookups, excl, sys, bar;
+	uint64_t insns, lookups, excl, sys, bar, code_pages, data_pages;
 };
+
+/* The distinct pages of one call: open addressing, 0 is empty. */
+#define PAGE_SET 8192
+struct page_set {
+	uint64_t page[PAGE_SET];
+};
+static struct page_set code_set[MAX_VCPUS], data_set[MAX_VCPUS];
+
+/* Adds @addr's page; true if it was not there yet (or the set is full). */
+static bool page_add(struct page_set *set, uint64_t addr)
+{
+	uint64_t page = addr >> 12, h = (page * 0x9e3779b97f4a7c15ull) >> 51;
+	unsigned int i;
+
+	for (i = 0; i < PAGE_SET; i++, h = (h + 1) % PAGE_SET) {
+		if (set->page[h] == page)
+			return false;
+		if (!set->page[h]) {
+			set->page[h] = page;
+			return true;
+		}
+	}
+	return true;
+}
 
 static struct block *blocks;
 static unsigned int window[MAX_VCPUS];
@@ -88,6 +116,14 @@ static void mark(unsigned int vcpu, void *udata)
 			calls[was][n] = current[vcpu];
 	}
 	memset(&current[vcpu], 0, sizeof(current[vcpu]));
+	memset(&code_set[vcpu], 0, sizeof(code_set[vcpu]));
+	memset(&data_set[vcpu], 0, sizeof(data_set[vcpu]));
+}
+
+static void mem(unsigned int vcpu, uint32_t info, uint64_t vaddr, void *udata)
+{
+	if (vcpu < MAX_VCPUS && window[vcpu] && vaddr >= KERNEL_BASE)
+		current[vcpu].data_pages += page_add(&data_set[vcpu], vaddr);
 }
 
 static void exec(unsigned int vcpu, void *udata)
@@ -108,6 +144,7 @@ static void exec(unsigned int vcpu, void *udata)
 	current[vcpu].excl += b->excl;
 	current[vcpu].sys += b->sys;
 	current[vcpu].bar += b->bar;
+	current[vcpu].code_pages += page_add(&code_set[vcpu], b->vaddr);
 	if (!p || p->indirect || (p->vaddr ^ b->vaddr) >> 12) {
 		__atomic_fetch_add(&b->lookups[w], 1, __ATOMIC_RELAXED);
 		current[vcpu].lookups++;
@@ -164,6 +201,7 @@ static void trans(uint64_t id, struct qemu_plugin_tb *tb)
 {
 	uint64_t vaddr = qemu_plugin_tb_vaddr(tb);
 	struct block *b, *head;
+	size_t i;
 
 	if (vaddr >= MARK_BASE && vaddr < MARK_BASE + MAX_WINDOWS * 4096ull) {
 		if (vaddr % 4096 == 0)
@@ -179,6 +217,9 @@ static void trans(uint64_t id, struct qemu_plugin_tb *tb)
 	b->vaddr = vaddr;
 	b->insns = qemu_plugin_tb_n_insns(tb);
 	classify(b, tb, b->insns);
+	for (i = 0; i < b->insns; i++)
+		qemu_plugin_register_vcpu_mem_cb(qemu_plugin_tb_get_insn(tb, i), mem,
+						 QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
 	/* Blocks are only added, never freed: a lock-free push. */
 	head = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE);
 	do {
@@ -202,9 +243,11 @@ static void at_exit(uint64_t id, void *udata)
 			fprintf(f, "W %u %" PRIu64 "\n", w, opened[w]);
 	for (w = 1; w < MAX_WINDOWS; w++)
 		for (i = 0; calls[w] && i < opened[w] && i < MAX_CALLS; i++)
-			fprintf(f, "C %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+			fprintf(f, "C %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+				" %" PRIu64 " %" PRIu64 "\n",
 				w, calls[w][i].insns, calls[w][i].lookups, calls[w][i].excl,
-				calls[w][i].sys, calls[w][i].bar);
+				calls[w][i].sys, calls[w][i].bar, calls[w][i].code_pages,
+				calls[w][i].data_pages);
 	for (b = blocks; b; b = b->next)
 		for (w = 1; w < MAX_WINDOWS; w++)
 			if (b->count[w])

@@ -8,9 +8,11 @@ insn-profile.txt is what the TCG plugin (insn-profile.c) wrote: per window
 (1 + 2 * op + implementation, 0 upstream, 1 ours) the guest kernel's
 translation blocks executed and how often. The console has the modules'
 symbols (profile.sh); vmlinux gives the kernel's (no KASLR in the test
-kernels). Per op: instructions, blocks executed, distinct blocks and
-distinct 4 KiB code pages per call (what a cold call must translate or
-look up again), then the functions where the two differ most.
+kernels). Per op: the median call's instructions, lookups, exclusives,
+system register accesses, barriers and distinct 4 KiB code and data pages
+(what a cold call must fill QEMU's software TLB with again); the mean
+call's instructions, blocks executed, distinct blocks and code pages of
+all calls, then the functions where the two differ most.
 """
 import bisect
 import collections
@@ -82,7 +84,7 @@ def main():
                 calls[int(f[1])] = int(f[2])
                 continue
             if f[0] == "C":
-                percall[int(f[1])].append([int(x) for x in f[2:7]])
+                percall[int(f[1])].append([int(x) for x in f[2:9]])
                 continue
             w, vaddr, insns, count = int(f[1]), int(f[2], 16), int(f[3]), int(f[4])
             lookups, excl, sysreg, bar = (int(x) for x in f[5:9])
@@ -101,12 +103,13 @@ def main():
             funcs[w][name][1] += lookups
             funcs[w][name][2] += excl * count
     print("median per call: instructions, block entries by lookup, exclusives, "
-          "system register accesses, barriers (upstream / rust)")
+          "system register accesses, barriers, code pages, data pages (upstream / rust)")
     for name, w in windows(percall):
-        med = [[statistics.median(c[k] for c in percall[x]) for k in range(5)] for x in w]
+        cols = len(percall[w[0]][0])
+        med = [[statistics.median(c[k] for c in percall[x]) for k in range(cols)] for x in w]
         print(f"{name:<17}" + "".join(
             f" {med[0][k]:>6.0f} {med[1][k]:>6.0f} ({med[1][k] / max(1, med[0][k]):.2f})"
-            for k in range(5)))
+            for k in range(cols)))
     print("\nmean per call (interrupts included)")
     print("per call    instructions       blocks run    distinct blocks   code pages")
     print("op          upstream  rust     upstream rust upstream rust     upstream rust")

@@ -3,8 +3,8 @@
 //! The system heap's page pool: the blocks of freed buffers (of the orders
 //! it is given) are kept per order and handed out again before the page
 //! allocator is asked. Freed blocks are zeroed off the allocation path by a
-//! worker (the kernel's per-CPU workqueue, a tick after a buffer is
-//! freed); an allocation that finds only blocks not yet zeroed zeroes one
+//! worker (the kernel's unbound workqueue for long work, a tick after a
+//! buffer is freed, on whichever CPU is free); an allocation that finds only blocks not yet zeroed zeroes one
 //! itself, so no block is ever handed out with a previous user's data. A
 //! shrinker gives every pooled page back to the system under memory
 //! pressure; the pool never holds more than its limit, and only pages
@@ -15,7 +15,7 @@
 use crate::wrappers::{
     pages::{BlockStack, PageRun, Recycle},
     pool_zeroing_param,
-    shrinker::{flush_delayed, percpu_queue, Reclaim},
+    shrinker::{flush_delayed, unbound_long_queue, Reclaim},
 };
 use kernel::{
     impl_has_delayed_work, new_delayed_work, new_mutex,
@@ -201,11 +201,13 @@ impl Recycle for Pool {
             queue
         };
         if queue {
-            // A tick later, on this CPU: queuing arms a timer and wakes
-            // nobody, so freeing costs no more than the list; an
+            // A tick later, on any CPU (zeroing a large pool is long
+            // work, and its stores then fill another CPU's caches than
+            // the one that allocates next): queuing arms a timer and
+            // wakes nobody, so freeing costs no more than the list; an
             // allocation that comes first zeroes what it takes itself.
             // Not pending (`queued` was false): accepted.
-            let _ = percpu_queue().enqueue_delayed(self, 1);
+            let _ = unbound_long_queue().enqueue_delayed(self, 1);
         }
     }
 }

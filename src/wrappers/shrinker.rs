@@ -125,10 +125,11 @@ pub(crate) fn flush_delayed<T: ?Sized, const ID: u64>(work: &DelayedWork<T, ID>)
     }
 }
 
-/// The kernel's per-CPU workqueue (`system_percpu_wq`; the kernel crate's
-/// `system()` is `system_wq`, deprecated in 7.3).
-pub(crate) fn percpu_queue() -> &'static Queue {
-    // SAFETY: `system_percpu_wq` is a C global set up at boot and never
+/// The kernel's unbound workqueue for long work items
+/// (`system_dfl_long_wq`): zeroing a pool's blocks may take a while, and
+/// runs on whichever CPU is free rather than on the one that freed them.
+pub(crate) fn unbound_long_queue() -> &'static Queue {
+    // SAFETY: `system_dfl_long_wq` is a C global set up at boot and never
     // freed.
-    unsafe { Queue::from_raw(bindings::system_percpu_wq) }
+    unsafe { Queue::from_raw(bindings::system_dfl_long_wq) }
 }

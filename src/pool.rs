@@ -4,13 +4,13 @@
 //! it is given) are kept per order and handed out again before the page
 //! allocator is asked. Freed blocks are zeroed off the allocation path by a
 //! worker (the kernel's unbound workqueue for long work, a tick after a
-//! buffer is freed, on whichever CPU is free); an allocation that finds only blocks not yet zeroed zeroes one
-//! itself, so no block is ever handed out with a previous user's data. A
-//! shrinker gives every pooled page back to the system under memory
-//! pressure; the pool never holds more than its limit, and only pages
-//! charged to no memory cgroup (the kernel offers modules no way to move a
-//! page's charge, so buffers charged to a cgroup go back to the page
-//! allocator).
+//! buffer is freed, on whichever CPU is free); an allocation that finds
+//! only blocks not yet zeroed zeroes one itself, so no block is ever handed
+//! out with a previous user's data. A shrinker gives every pooled page back
+//! to the system under memory pressure; the pool never holds more than its
+//! limit, and only pages charged to no memory cgroup (the kernel offers
+//! modules no way to move a page's charge, so buffers charged to a cgroup
+//! go back to the page allocator).
 
 use crate::wrappers::{
     pages::{BlockStack, PageRun, Recycle},
@@ -202,8 +202,8 @@ impl Recycle for Pool {
         };
         if queue {
             // A tick later, on any CPU (zeroing a large pool is long
-            // work, and its stores then fill another CPU's caches than
-            // the one that allocates next): queuing arms a timer and
+            // work, and its stores need not fill the caches of the CPU
+            // that allocates next): queuing arms a timer and
             // wakes nobody, so freeing costs no more than the list; an
             // allocation that comes first zeroes what it takes itself.
             // Not pending (`queued` was false): accepted.

@@ -200,7 +200,7 @@ impl Buffer {
 
     /// The path of the cgroup its memory is charged to, written into
     /// `buf`; `None` when nobody is charged.
-    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         let (memory, charged) = self.memory_and_charged()?;
         match (&memory.charge, &memory.backing) {
             // The pages carry their memory cgroup.

@@ -256,7 +256,7 @@ fn write_buffers(heaps: &AllExports, f: &mut fmt::Formatter<'_>) -> fmt::Result 
         "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory"
     )?;
     heaps.iter().try_for_each(|exports| {
-        let heap = exports.name().to_str().unwrap_or("?");
+        let heap = exports.name().to_bytes();
         exports.for_each(|buffer, info| line(heap, buffer, info, f))
     })
 }
@@ -273,23 +273,56 @@ impl fmt::Display for Count {
     }
 }
 
+/// Bytes from outside the module (a buffer's name, a task's `comm`, a
+/// cgroup's or a device tree node's name) as one field of a report line:
+/// every byte that could end the field or the line or fake either (control
+/// characters, DEL, bytes of 0x80 and above, and the backslash itself) is
+/// written as a backslash and three octal digits (`\011` for a tab), as
+/// `/proc/<pid>/mountinfo` escapes paths. Nothing a process can name a
+/// buffer or itself adds a field or a line.
+struct Escaped<'a>(&'a [u8]);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            // The longest run that needs no escape, written at once.
+            let plain = rest.iter().position(|&b| needs_escape(b)).unwrap_or(rest.len());
+            // Printable ASCII only: valid UTF-8.
+            f.write_str(core::str::from_utf8(&rest[..plain]).map_err(|_| fmt::Error)?)?;
+            if let Some(&b) = rest.get(plain) {
+                write!(f, "\\{:03o}", b)?;
+                rest = &rest[plain + 1..];
+            } else {
+                rest = &[];
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `b` is written escaped in a report (see [`Escaped`]).
+fn needs_escape(b: u8) -> bool {
+    !(b' '..=b'~').contains(&b) || b == b'\\'
+}
+
 /// One line of `buffers`.
-fn line(heap: &str, buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn line(heap: &[u8], buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let owner = buffer.owner();
     let mut path = [0u8; 256];
     writeln!(
         f,
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         info.ino,
-        heap,
+        Escaped(heap),
         buffer.len(),
         owner.tgid(),
-        owner.comm(),
-        buffer.cgroup_path(&mut path).unwrap_or("-"),
+        Escaped(owner.comm()),
+        Escaped(buffer.cgroup_path(&mut path).unwrap_or(b"-")),
         Count(info.attachments),
         Count(info.vmaps),
-        info.name.unwrap_or("-"),
-        buffer.chosen_from().unwrap_or(heap),
+        Escaped(info.name.unwrap_or(b"-")),
+        Escaped(buffer.chosen_from().map_or(heap, str::as_bytes)),
     )
 }
 

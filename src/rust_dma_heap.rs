@@ -56,8 +56,15 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
     let system = {
-        let uncached =
+        let mut uncached =
             cfg!(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED) && module_parameters::uncached_heap.value();
+        // Every DMA mapping of a confidential guest bounces through shared
+        // memory: a device would never see what the CPU wrote past its
+        // caches, nor the CPU what the device wrote.
+        if uncached && wrappers::cc_guest() {
+            pr_info!("confidential guest: DMA bounces, system-uncached not registered\n");
+            uncached = false;
+        }
         let auto = cfg!(CONFIG_RUST_DMA_HEAP_AUTO) && module_parameters::auto_heap.value();
         if module_parameters::system_heap.value() || uncached || auto {
             let system = Arc::new(

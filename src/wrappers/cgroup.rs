@@ -126,9 +126,10 @@ impl Css {
         NonNull::new(css).map(|css| unsafe { Self::from_raw(css) })
     }
 
-    /// The cgroup's path (from the caller's cgroup namespace), written into
-    /// `buf`; `None` if it does not fit.
-    pub(super) fn path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+    /// The cgroup's path (from the caller's cgroup namespace; its names are
+    /// any bytes but `/`: escape them to print), written into `buf`; `None`
+    /// if it does not fit.
+    pub(super) fn path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         // SAFETY: we hold a reference on the css (so on its cgroup); `buf`
         // is writable for its length and NUL-terminated on success.
         let ret = unsafe {
@@ -138,7 +139,7 @@ impl Css {
             return None;
         }
         let len = buf.iter().position(|&b| b == 0)?;
-        core::str::from_utf8(&buf[..len]).ok()
+        Some(&buf[..len])
     }
 }
 
@@ -192,15 +193,16 @@ impl Owner {
         self.tgid
     }
 
-    /// The allocating process's name at allocation.
-    pub(crate) fn comm(&self) -> &str {
+    /// The allocating process's name at allocation, as the task set it
+    /// (`prctl(PR_SET_NAME)` takes any bytes: escape them to print).
+    pub(crate) fn comm(&self) -> &[u8] {
         let len = self.comm.0.iter().position(|&b| b == 0).unwrap_or(16);
-        core::str::from_utf8(&self.comm.0[..len]).unwrap_or("?")
+        &self.comm.0[..len]
     }
 
     /// The path of the dmem cgroup charged, written into `buf`; `None`
     /// when not charged there.
-    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         self.dmem.as_ref()?.path(buf)
     }
 }

@@ -7,9 +7,11 @@ use super::ffi_helpers;
 use core::{fmt, ptr::NonNull};
 use kernel::{bindings, prelude::*};
 
-/// Whether `dev` reaches `[phys, phys + len)`: with an IOMMU any memory;
-/// without, what `phys_to_dma()` gives must lie under its DMA mask and bus
-/// limit (what `dma_direct_map_phys()` checks before it warns).
+/// Whether `dev` reaches `[phys, phys + len)`: behind an IOMMU that
+/// translates (a paging domain) any memory; otherwise (no IOMMU, or an
+/// identity or blocked domain, which map nothing) what `phys_to_dma()`
+/// gives must lie under its DMA mask and bus limit (what
+/// `dma_direct_map_phys()` checks before it warns).
 ///
 /// # Safety
 ///
@@ -20,7 +22,7 @@ pub(super) unsafe fn reaches(dev: NonNull<bindings::device>, phys: u64, len: u64
     // its driver sets before it maps anything.
     let (iommu, mask, limit) = unsafe {
         (
-            !(*dev).iommu_group.is_null(),
+            ffi_helpers::rdh_dev_translates(dev),
             (*dev).dma_mask,
             (*dev).bus_dma_limit,
         )
@@ -75,6 +77,16 @@ impl<'a> Devices<'a> {
         self.list.iter().any(|dev| {
             // SAFETY: a live device (type invariant); a query.
             unsafe { bindings::dma_get_merge_boundary(dev.as_ptr()) == 0 }
+        })
+    }
+
+    /// Whether some device has every DMA mapping bounced through a
+    /// software buffer (`swiotlb=force`, a confidential-computing guest):
+    /// CPU cache maintenance of the memory itself never reaches it.
+    pub(crate) fn bounce(&self) -> bool {
+        self.list.iter().any(|dev| {
+            // SAFETY: a live device (type invariant); a query.
+            unsafe { ffi_helpers::rdh_dev_force_bounce(dev.as_ptr()) }
         })
     }
 

@@ -14,7 +14,7 @@
 
 use super::{
     device::Devices, dma_dir_from_raw, err_ptr, ffi_helpers, pages::PageRuns, reserved_mem::Chunk,
-    sgtable::SgTable, slab::Slab, vma::UserMapping, vmalloc::KernelMap,
+    sgtable::SgTable, slab::Slab, vma::{Fault, UserMapping}, vmalloc::KernelMap,
 };
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
@@ -233,12 +233,13 @@ struct State {
 /// and that dma-buf's inode number. `exports` is dropped only by
 /// [`Exported::destroy`], after the object is freed.
 pub(crate) struct Exported<T: Exporter> {
+    /// Only through [`Resv::state`]. Declared (so dropped) before `data`:
+    /// a kernel mapping left by an importer goes before the memory.
+    state: UnsafeCell<State>,
     data: T,
     /// The dma-buf's size: every table and kernel mapping handed out
     /// covers exactly this many bytes (importers rely on it).
     size: usize,
-    /// Only through [`Resv::state`].
-    state: UnsafeCell<State>,
     exports: ManuallyDrop<Arc<Exports<T>>>,
     /// Set at export, under the ledger's lock, before the buffer goes on
     /// the list; read only under that lock.
@@ -331,8 +332,9 @@ pub(crate) struct Info<'a> {
     pub(crate) attachments: Option<usize>,
     /// Kernel mappings (`vmap`s not yet undone); `None` as above.
     pub(crate) vmaps: Option<usize>,
-    /// The name userspace gave it (`DMA_BUF_SET_NAME`), if any.
-    pub(crate) name: Option<&'a str>,
+    /// The name userspace gave it (`DMA_BUF_SET_NAME`: any bytes; escape
+    /// them to print), if any.
+    pub(crate) name: Option<&'a [u8]>,
 }
 
 /// `DMA_BUF_NAME_LEN`.
@@ -480,7 +482,7 @@ impl<T: Exporter> Exports<T> {
                 vmaps,
                 name: match len {
                     0 => None,
-                    _ => Some(core::str::from_utf8(&name[..len]).unwrap_or("?")),
+                    _ => Some(&name[..len]),
                 },
             };
             f(&e.data, &info)?;
@@ -672,6 +674,26 @@ impl<T: Exporter> Exported<T> {
         Err(err)
     }
 
+    /// `EIO` when `att`'s device bounces every mapping through a software
+    /// buffer: memory no CPU cache holds would be written there and never
+    /// copied back (the bounce copies are cache maintenance points, which
+    /// write-combined memory skips).
+    fn refuse_bouncing(&self, att: &Attachment) -> Result {
+        let mut dev = Devices::none();
+        // SAFETY: `att` is attached (it is being mapped): live until
+        // detach, after this call.
+        unsafe { dev.push(att.dev)? };
+        if !dev.bounce() {
+            return Ok(());
+        }
+        super::warn_ratelimited(fmt!(
+            "rust_dma_heap: {}: {} bounces DMA through swiotlb: write-combined buffers refused\n",
+            self.exports.name.to_str().unwrap_or("?"),
+            dev.names(),
+        ));
+        Err(EIO)
+    }
+
     /// A table of the buffer's memory (`EINVAL` while it has none) for
     /// `att`'s device, kept in `att`.
     fn table(&self, att: &Attachment) -> Result<SgTable> {
@@ -720,6 +742,11 @@ impl<T: Exporter> Exported<T> {
             empty => {
                 if self.data.checks_devices() {
                     self.admit(att, memory)?;
+                }
+                if let MemoryRef::Pages(runs) = memory {
+                    if runs.write_combined() {
+                        self.refuse_bouncing(att)?;
+                    }
                 }
                 let t = self.table(att)?;
                 if t.len() != self.size {
@@ -801,6 +828,8 @@ impl<T: Exporter> Exported<T> {
         if !vma.is_shared() {
             return Err(EINVAL);
         }
+        // SAFETY: a live dma-buf (caller): its file is live with it.
+        vma.check_write_access(unsafe { ffi_helpers::rdh_file_writable((*dmabuf.as_ptr()).file) })?;
         let memory = match self.data.memory() {
             Some(memory) => memory,
             // SAFETY: as the caller promises (the mmap lock comes before a
@@ -810,6 +839,16 @@ impl<T: Exporter> Exported<T> {
         match memory {
             MemoryRef::Pages(runs) => vma.map_pages(runs),
             MemoryRef::Chunk(chunk) => vma.map_chunk(chunk),
+        }
+    }
+
+    /// Maps the page a fault in a mapping of `mmap` asks for, again.
+    fn fault<'a>(&'a self, fault: &Fault<'a>) -> bindings::vm_fault_t {
+        match self.data.memory() {
+            Some(MemoryRef::Pages(runs)) => fault.map_pages(runs),
+            Some(MemoryRef::Chunk(chunk)) => fault.map_chunk(chunk),
+            // A mapping exists only once the memory does.
+            None => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         }
     }
 
@@ -859,6 +898,12 @@ impl<T: Exporter> VTable<T> {
         mmap: Some(Self::mmap),
         vmap: Some(Self::vmap),
         vunmap: Some(Self::vunmap),
+    };
+
+    /// The operations of every user mapping of `mmap`.
+    const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault),
+        ..pin_init::zeroed()
     };
 
     /// # Safety
@@ -1054,14 +1099,37 @@ impl<T: Exporter> VTable<T> {
         // under initial set-up whose `vm_file` is this dma-buf's file.
         let vma = unsafe { VmaNew::from_raw(vma) };
         // SAFETY: as above; `this` (the dma-buf's private data) lives
-        // until release, after the VMA (which holds the file) is gone.
-        let mapping = unsafe { UserMapping::new(vma) };
+        // until release, after the VMA (which holds the file) is gone. The
+        // fault handler maps the buffer's memory through `Fault`.
+        let mapping = unsafe { UserMapping::new(vma, &Self::VM_OPS) };
         // SAFETY: our live dma-buf; the core's mmap paths do not hold its
         // reservation lock.
         match unsafe { this.mmap(Self::live(dmabuf), &mapping) } {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the fault handler of the memory manager, through
+    /// [`Self::VM_OPS`], on a VMA that `mmap` set up.
+    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: a fault being handled on a VMA of `mmap`, whose file is
+        // (`dma_buf_mmap()` sets it so for importers too) the dma-buf's,
+        // held by the VMA: the dma-buf is live, its private data ours.
+        let (this, vmf) = unsafe {
+            let vmf = NonNull::new_unchecked(vmf);
+            let file = (*(*vmf.as_ptr()).__bindgen_anon_1.vma).vm_file;
+            (
+                Self::exported((*file).private_data.cast::<bindings::dma_buf>()),
+                vmf,
+            )
+        };
+        // SAFETY: as above: the VMA holds the dma-buf, so `this` outlives
+        // the fault.
+        let fault = unsafe { Fault::new(vmf) };
+        this.fault(&fault)
     }
 
     /// # Safety

@@ -5,12 +5,15 @@
  * module! macro cannot declare (strings, and those readable in sysfs: it
  * makes every parameter mode 0). No logic lives here.
  */
+#include <linux/cc_platform.h>
 #include <linux/cgroup.h>
 #include <linux/cgroup_dmem.h>
 #include <linux/dma-direct.h>
 #include <linux/dma-resv.h>
 #include <linux/dma-mapping.h>
 #include <linux/highmem.h>
+#include <linux/iommu.h>
+#include <linux/ioport.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
@@ -18,6 +21,7 @@
 #include <linux/of_reserved_mem.h>
 #include <linux/sched/signal.h>
 #include <linux/scatterlist.h>
+#include <linux/swiotlb.h>
 #include <linux/vmalloc.h>
 
 #include "helpers.h"
@@ -364,4 +368,71 @@ int rdh_css_path(struct cgroup_subsys_state *css, char *buf, size_t len)
 #else
 	return -EINVAL;
 #endif
+}
+
+bool rdh_file_writable(const struct file *file)
+{
+	return file->f_mode & FMODE_WRITE;
+}
+
+bool rdh_dev_translates(struct device *dev)
+{
+	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+
+	return domain && (domain->type & __IOMMU_DOMAIN_PAGING);
+}
+
+bool rdh_dev_force_bounce(struct device *dev)
+{
+	return is_swiotlb_force_bounce(dev);
+}
+
+bool rdh_cc_guest(void)
+{
+	return cc_platform_has(CC_ATTR_MEM_ENCRYPT);
+}
+
+void rdh_cond_resched(void)
+{
+	cond_resched();
+}
+
+struct mem_cgroup *rdh_current_memcg(void)
+{
+	return get_mem_cgroup_from_mm(current->mm);
+}
+
+void rdh_memcg_put(struct mem_cgroup *memcg)
+{
+	mem_cgroup_put(memcg);
+}
+
+struct mem_cgroup *rdh_set_active_memcg(struct mem_cgroup *memcg)
+{
+	return set_active_memcg(memcg);
+}
+
+unsigned long rdh_memcg_margin(struct mem_cgroup *memcg)
+{
+	unsigned long margin = ULONG_MAX;
+
+#ifdef CONFIG_MEMCG
+	for (; memcg && !mem_cgroup_is_root(memcg); memcg = parent_mem_cgroup(memcg)) {
+		unsigned long count = page_counter_read(&memcg->memory);
+		unsigned long limit = READ_ONCE(memcg->memory.max);
+
+		margin = min(margin, count < limit ? limit - count : 0);
+	}
+#endif
+	return margin;
+}
+
+int rdh_request_mem_region(phys_addr_t base, u64 size, const char *name)
+{
+	return request_mem_region(base, size, name) ? 0 : -EBUSY;
+}
+
+void rdh_release_mem_region(phys_addr_t base, u64 size)
+{
+	release_mem_region(base, size);
 }

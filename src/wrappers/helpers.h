@@ -13,6 +13,8 @@
 struct cgroup_subsys_state;
 struct cma;
 struct device;
+struct file;
+struct mem_cgroup;
 struct dma_resv;
 struct dmem_cgroup_pool_state;
 struct dmem_cgroup_region;
@@ -88,5 +90,18 @@ const char *rdh_kapi_name(struct rust_dma_heap *heap);
 struct dma_buf *rdh_kapi_alloc(struct rust_dma_heap *heap, u64 len, u32 fd_flags,
 			       u64 heap_flags);
 void rdh_kapi_put(struct rust_dma_heap *heap);
+
+bool rdh_file_writable(const struct file *file);
+bool rdh_dev_translates(struct device *dev);
+bool rdh_dev_force_bounce(struct device *dev);
+bool rdh_cc_guest(void);
+void rdh_cond_resched(void);
+struct mem_cgroup *rdh_current_memcg(void);
+void rdh_memcg_put(struct mem_cgroup *memcg);
+struct mem_cgroup *rdh_set_active_memcg(struct mem_cgroup *memcg);
+/* mem_cgroup_margin() (static in mm/memcontrol.c) of memcg and its ancestors, in pages. */
+unsigned long rdh_memcg_margin(struct mem_cgroup *memcg);
+int rdh_request_mem_region(phys_addr_t base, u64 size, const char *name);
+void rdh_release_mem_region(phys_addr_t base, u64 size);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

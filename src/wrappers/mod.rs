@@ -154,6 +154,23 @@ mod ffi_helpers {
         pub(super) fn rdh_vunmap(addr: *const ffi::c_void);
         pub(super) fn rdh_flush_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
         pub(super) fn rdh_invalidate_kernel_vmap_range(addr: *mut ffi::c_void, size: ffi::c_int);
+        pub(super) fn rdh_file_writable(file: *const bindings::file) -> bool;
+        pub(super) fn rdh_dev_translates(dev: *mut bindings::device) -> bool;
+        pub(super) fn rdh_dev_force_bounce(dev: *mut bindings::device) -> bool;
+        pub(super) fn rdh_cc_guest() -> bool;
+        pub(super) fn rdh_cond_resched();
+        pub(super) fn rdh_current_memcg() -> *mut bindings::mem_cgroup;
+        pub(super) fn rdh_memcg_put(memcg: *mut bindings::mem_cgroup);
+        pub(super) fn rdh_set_active_memcg(
+            memcg: *mut bindings::mem_cgroup,
+        ) -> *mut bindings::mem_cgroup;
+        pub(super) fn rdh_memcg_margin(memcg: *mut bindings::mem_cgroup) -> ffi::c_ulong;
+        pub(super) fn rdh_request_mem_region(
+            base: bindings::phys_addr_t,
+            size: u64,
+            name: *const ffi::c_char,
+        ) -> ffi::c_int;
+        pub(super) fn rdh_release_mem_region(base: bindings::phys_addr_t, size: u64);
     }
 }
 
@@ -180,6 +197,20 @@ pub(crate) fn warn_ratelimited(args: core::fmt::Arguments<'_>) {
     // SAFETY: `buf.b` is NUL-terminated (the writer leaves the last byte
     // 0 and never copies a NUL).
     unsafe { ffi_helpers::rdh_warn_ratelimited(buf.b.as_ptr().cast()) };
+}
+
+/// Whether this kernel runs as a confidential-computing guest whose DMA
+/// all bounces through shared memory (`CC_ATTR_MEM_ENCRYPT`).
+pub(crate) fn cc_guest() -> bool {
+    // SAFETY: a query of platform attributes, set at boot.
+    unsafe { ffi_helpers::rdh_cc_guest() }
+}
+
+/// Gives the CPU away if a reschedule is due (`cond_resched()`); process
+/// context.
+pub(crate) fn cond_resched() {
+    // SAFETY: called only from process context, where sleeping is allowed.
+    unsafe { ffi_helpers::rdh_cond_resched() }
 }
 
 /// The number of pages of RAM the kernel manages (`totalram_pages()`).

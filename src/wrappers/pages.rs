@@ -177,8 +177,11 @@ impl PageRun {
         const CHUNK: usize = 512;
         let mut i = 0;
         while i < self.count {
-            if i > 0 && super::fatal_signal_pending() {
-                return Err(EINTR);
+            if i > 0 {
+                if super::fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+                super::cond_resched();
             }
             let n = CHUNK.min(self.count - i);
             let (first, last) = (self.page(i), self.page(i + n - 1));
@@ -419,7 +422,7 @@ impl PageRuns {
     /// The path of the memory cgroup the pages are charged to (that of
     /// the first: a buffer's pages are charged together), written into
     /// `buf`; `None` when they are not charged.
-    pub(crate) fn memcg_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b str> {
+    pub(crate) fn memcg_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         let first = self.runs().first()?.page(0);
         // SAFETY: the page is ours (type invariant of `PageRun`) and live
         // while `self` is; returns NULL or a css with a reference for us.

@@ -13,15 +13,13 @@
 
 use super::ffi_helpers;
 use core::ptr::NonNull;
-#[cfg(CONFIG_OF_RESERVED_MEM)]
-use kernel::str::CStr;
 use kernel::{
     bindings,
     bitmap::BitmapVec,
     ffi, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    str::CString,
+    str::{CStr, CString},
     sync::{Arc, Mutex},
 };
 
@@ -55,8 +53,11 @@ fn range_is_system_ram(base: u64, size: usize) -> bool {
 ///
 /// - `[base, base + size)` is reserved memory the kernel does not use (a
 ///   `carved-out` `/reserved-memory` node, which the kernel set aside for
-///   this module at boot, or a `carveout=` range outside System RAM) and
-///   that this object alone hands out; `base` and `size` are page-aligned,
+///   this module at boot, or a `carveout=` range outside System RAM that
+///   overlaps no memory the device tree gave a driver) and that this
+///   object alone hands out (a no-map range is claimed in the iomem tree
+///   for as long as the region lives, so no second region can cover any
+///   of it); `base` and `size` are page-aligned,
 ///   `size > 0`, and the range fits `phys_addr_t`.
 /// - `no_map`: the range is outside the kernel's linear map and `wc` maps
 ///   it (write-combined) until drop. Otherwise every page of the range has
@@ -66,13 +67,56 @@ fn range_is_system_ram(base: u64, size: usize) -> bool {
 ///   [`Chunk`].
 #[pin_data]
 pub(crate) struct Region {
+    /// Dropped first: unmapped before the range is given up.
+    wc: Option<WcMap>,
+    /// The range claimed in the iomem resource tree (no-map regions, which
+    /// lie outside System RAM): nobody else, this module included, can
+    /// claim it again while the region lives. Dropped before `name`, which
+    /// it points to.
+    _claim: Option<Claim>,
     name: CString,
     base: u64,
     size: usize,
     no_map: bool,
-    wc: Option<WcMap>,
     #[pin]
     used: Mutex<BitmapVec>,
+}
+
+/// A physical range claimed in the iomem resource tree
+/// (`request_mem_region`), released in `Drop`.
+///
+/// # Invariants
+///
+/// `[base, base + size)` was claimed under a name that outlives this
+/// object (the caller's), and is released only here.
+struct Claim {
+    base: u64,
+    size: u64,
+}
+
+impl Claim {
+    /// Claims `[base, base + size)` as `name`; `EBUSY` when any part of it
+    /// is claimed already (by a driver, another region, or busy RAM).
+    ///
+    /// # Safety
+    ///
+    /// `name` must outlive the claim.
+    unsafe fn new(base: u64, size: u64, name: &CStr) -> Result<Self> {
+        let start = bindings::phys_addr_t::try_from(base).map_err(|_| EINVAL)?;
+        // SAFETY: a query-and-insert on the resource tree; `name` outlives
+        // the claim (caller).
+        let ret = unsafe { ffi_helpers::rdh_request_mem_region(start, size, name.as_char_ptr()) };
+        super::errno(ret)?;
+        // INVARIANT: claimed just now.
+        Ok(Self { base, size })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // SAFETY: claimed in `new` (type invariant), released only here.
+        unsafe { ffi_helpers::rdh_release_mem_region(self.base as bindings::phys_addr_t, self.size) };
+    }
 }
 
 // SAFETY: the region is physical memory plus a kernel mapping of it; the
@@ -102,9 +146,24 @@ impl Region {
         if bindings::phys_addr_t::try_from(end - 1).is_err() {
             return Err(EINVAL);
         }
+        let claim = if d.no_map {
+            // SAFETY: the name moves into the region with the claim, which
+            // is dropped first (field order); its heap buffer does not move.
+            Some(unsafe { Claim::new(d.base, d.size, &d.name) }.inspect_err(|_| {
+                pr_err!(
+                    "{}: [{:#x}, {:#x}) is claimed already (by this module or a driver)\n",
+                    &*d.name,
+                    d.base,
+                    end
+                )
+            })?)
+        } else {
+            None
+        };
         let wc = if d.no_map {
             // SAFETY: a reserved range the kernel does not use as RAM
-            // (checked above), mapped write-combined for this region alone.
+            // (checked above) and that this region alone claimed, mapped
+            // write-combined for this region alone.
             let addr =
                 unsafe { bindings::memremap(d.base, size, bindings::MEMREMAP_WC as ffi::c_ulong) };
             // INVARIANT: `memremap` mapped `size` bytes, or failed.
@@ -127,11 +186,12 @@ impl Region {
         // INVARIANT: checked and mapped above; no page is lent out yet.
         Arc::pin_init(
             try_pin_init!(Self {
+                wc,
+                _claim: claim,
                 name: d.name,
                 base: d.base,
                 size,
                 no_map: d.no_map,
-                wc,
                 used <- new_mutex!(used),
             }? Error),
             GFP_KERNEL,
@@ -143,67 +203,23 @@ impl Region {
     #[cfg(CONFIG_OF_RESERVED_MEM)]
     pub(crate) fn from_device_tree() -> Result<KVec<Arc<Self>>> {
         let mut regions = KVec::new();
-        // SAFETY: a NUL-terminated path; no options wanted.
-        let root = unsafe {
-            bindings::of_find_node_opts_by_path(
-                c"/reserved-memory".as_char_ptr(),
-                core::ptr::null_mut(),
-            )
-        };
-        if root.is_null() {
-            return Ok(regions);
-        }
-        let mut child = core::ptr::null_mut();
-        let result = loop {
-            // SAFETY: `root` is held; `child` is NULL or the node the
-            // previous call returned (whose reference this call drops).
-            child = unsafe { bindings::of_get_next_available_child(root, child) };
-            if child.is_null() {
-                break Ok(());
-            }
-            // SAFETY: `child` is a held node.
-            if unsafe { bindings::of_device_is_compatible(child, c"carved-out".as_char_ptr()) } <= 0
-            {
+        for node in reserved_nodes()? {
+            if !node.carved_out {
                 continue;
             }
-            let (mut base, mut size) = (0, 0);
-            // SAFETY: `child` is a held node; the out-pointers are valid.
-            if unsafe { ffi_helpers::rdh_reserved_mem_lookup(child, &mut base, &mut size) } != 0 {
-                continue;
-            }
-            // SAFETY: a held node's `full_name` is a NUL-terminated string.
-            let name = unsafe { CStr::from_char_ptr((*child).full_name) };
-            // SAFETY: `child` is a held node; the name is NUL-terminated.
-            let no_map = !unsafe {
-                bindings::of_find_property(child, c"no-map".as_char_ptr(), core::ptr::null_mut())
-            }
-            .is_null();
-            let name = match CString::try_from_fmt(fmt!("{name}")) {
-                Ok(name) => name,
-                Err(e) => break Err(e),
-            };
+            let base = node.base;
             let d = Description {
-                name,
+                name: node.name,
                 base,
-                size,
-                no_map,
+                size: node.size,
+                no_map: node.no_map,
             };
             match Self::new(d) {
-                Ok(region) => {
-                    if let Err(e) = regions.push(region, GFP_KERNEL) {
-                        break Err(e.into());
-                    }
-                }
+                Ok(region) => regions.push(region, GFP_KERNEL)?,
                 Err(e) => pr_err!("carveout at {:#x}: {:?}; skipped\n", base, e),
             }
-        };
-        // SAFETY: drop the references we hold (`of_node_put(NULL)` is a
-        // no-op).
-        unsafe {
-            ffi_helpers::rdh_of_node_put(child);
-            ffi_helpers::rdh_of_node_put(root);
         }
-        result.map(|()| regions)
+        Ok(regions)
     }
 
     /// A region over `[base, base + size)` named by the `carveout=`
@@ -230,10 +246,32 @@ impl Region {
             );
             return Err(EINVAL);
         }
+        // Every page, not only the ends: a hole of device registers inside
+        // the range is not memory either.
         let page = PAGE_SIZE as u64;
-        if !pfn_valid(base / page) || !pfn_valid(last / page) {
+        if !(base / page..=last / page).all(pfn_valid) {
             pr_err!("carveout={}: the range is not memory; refused\n", param);
             return Err(EINVAL);
+        }
+        // Memory the device tree reserved for a driver (a node with a
+        // `compatible`: a carve-out heap of ours, a CMA area, a firmware
+        // region) is that driver's; a node without one only reserves, and
+        // the range may lie inside one.
+        #[cfg(CONFIG_OF_RESERVED_MEM)]
+        for node in reserved_nodes()? {
+            let (nb, ne) = (node.base, node.base.saturating_add(node.size));
+            let overlaps = base < ne && nb <= last;
+            let inside = nb <= base && last < ne;
+            if overlaps && (node.compatible || !inside) {
+                pr_err!(
+                    "carveout={}: overlaps reserved memory {} [{:#x}, {:#x}); refused\n",
+                    param,
+                    &*node.name,
+                    nb,
+                    ne
+                );
+                return Err(EBUSY);
+            }
         }
         // Not System RAM means not in the kernel's linear map: no-map.
         Self::new(Description {
@@ -361,10 +399,25 @@ impl Chunk {
     /// Zeroes a chunk of a no-map region through the region's
     /// write-combined mapping (chunks with pages are zeroed as a
     /// [`super::pages::PageRun`]). `EINVAL` for a chunk with pages.
+    /// 2 MiB at a time, yielding the CPU between them and stopping with
+    /// `EINTR` when the caller gets a fatal signal.
     pub(crate) fn zero(&self) -> Result {
+        const STEP: usize = 2 << 20;
         let addr = self.kernel_addr().ok_or(EINVAL)?;
-        // SAFETY: the chunk's bytes are mapped (above) and ours alone.
-        unsafe { core::ptr::write_bytes(addr.as_ptr(), 0, self.len) };
+        let mut done = 0;
+        while done < self.len {
+            if done > 0 {
+                if super::fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+                super::cond_resched();
+            }
+            let n = STEP.min(self.len - done);
+            // SAFETY: bytes `done .. done + n` of the chunk are mapped
+            // (above) and ours alone.
+            unsafe { core::ptr::write_bytes(addr.as_ptr().add(done), 0, n) };
+            done += n;
+        }
         Ok(())
     }
 }
@@ -377,4 +430,78 @@ impl Drop for Chunk {
             used.clear_bit(p);
         }
     }
+}
+
+/// A `/reserved-memory` node as the kernel set it up at boot.
+#[cfg(CONFIG_OF_RESERVED_MEM)]
+struct ReservedNode {
+    name: CString,
+    base: u64,
+    size: u64,
+    /// It has a `compatible`: some driver (or this module) owns it.
+    compatible: bool,
+    /// It is `compatible = "carved-out"`: a heap of this module.
+    carved_out: bool,
+    no_map: bool,
+}
+
+/// Every available `/reserved-memory` child the kernel reserved memory
+/// for, in device tree order.
+#[cfg(CONFIG_OF_RESERVED_MEM)]
+fn reserved_nodes() -> Result<KVec<ReservedNode>> {
+    let mut nodes = KVec::new();
+    // SAFETY: a NUL-terminated path; no options wanted.
+    let root = unsafe {
+        bindings::of_find_node_opts_by_path(c"/reserved-memory".as_char_ptr(), core::ptr::null_mut())
+    };
+    if root.is_null() {
+        return Ok(nodes);
+    }
+    let mut child = core::ptr::null_mut();
+    let result = loop {
+        // SAFETY: `root` is held; `child` is NULL or the node the previous
+        // call returned (whose reference this call drops).
+        child = unsafe { bindings::of_get_next_available_child(root, child) };
+        if child.is_null() {
+            break Ok(());
+        }
+        let (mut base, mut size) = (0, 0);
+        // SAFETY: `child` is a held node; the out-pointers are valid.
+        if unsafe { ffi_helpers::rdh_reserved_mem_lookup(child, &mut base, &mut size) } != 0 {
+            continue;
+        }
+        // SAFETY: `child` is a held node; the names are NUL-terminated.
+        let (compatible, carved_out, no_map) = unsafe {
+            (
+                !bindings::of_find_property(child, c"compatible".as_char_ptr(), core::ptr::null_mut())
+                    .is_null(),
+                bindings::of_device_is_compatible(child, c"carved-out".as_char_ptr()) > 0,
+                !bindings::of_find_property(child, c"no-map".as_char_ptr(), core::ptr::null_mut())
+                    .is_null(),
+            )
+        };
+        // SAFETY: a held node's `full_name` is a NUL-terminated string.
+        let name = unsafe { CStr::from_char_ptr((*child).full_name) };
+        let name = match CString::try_from_fmt(fmt!("{name}")) {
+            Ok(name) => name,
+            Err(e) => break Err(e),
+        };
+        let node = ReservedNode {
+            name,
+            base,
+            size,
+            compatible,
+            carved_out,
+            no_map,
+        };
+        if let Err(e) = nodes.push(node, GFP_KERNEL) {
+            break Err(e.into());
+        }
+    };
+    // SAFETY: drop the references we hold (`of_node_put(NULL)` is a no-op).
+    unsafe {
+        ffi_helpers::rdh_of_node_put(child);
+        ffi_helpers::rdh_of_node_put(root);
+    }
+    result.map(|()| nodes)
 }

@@ -2,10 +2,12 @@
 
 //! User mappings of a buffer (`mmap` on a dma-buf): its memory inserted as
 //! special PTEs (`vmf_insert_mixed`) that `/proc/<pid>/pagemap` shows but
-//! nobody can pin.
+//! nobody can pin, all at `mmap`, and again page by page at a fault when
+//! something zapped them (`MADV_DONTNEED`, a split, reclaim of page
+//! tables): the mapping always shows the buffer's own memory.
 
 use super::{ffi_helpers, pages::PageRuns, reserved_mem::Chunk};
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings, ffi,
     mm::virt::{flags as vm_flags, VmaNew},
@@ -25,6 +27,9 @@ use kernel::{
 /// `'m`).
 pub(crate) struct UserMapping<'v, 'm> {
     vma: &'v VmaNew,
+    /// The mapping's operations: its fault handler maps the page asked
+    /// for again (see [`Fault`]).
+    ops: &'static bindings::vm_operations_struct,
     /// Invariant in `'m`: it cannot be shortened to a local's lifetime.
     _memory: PhantomData<fn(&'m ()) -> &'m ()>,
 }
@@ -34,11 +39,26 @@ impl<'v, 'm> UserMapping<'v, 'm> {
     ///
     /// `vma` is being set up by the `mmap` callback of a dma-buf whose
     /// private data is borrowed for `'m` and outlives every mapping of it.
-    pub(super) unsafe fn new(vma: &'v VmaNew) -> Self {
+    /// `ops` handles faults in it by mapping the same memory again, through
+    /// [`Fault`] only.
+    pub(super) unsafe fn new(vma: &'v VmaNew, ops: &'static bindings::vm_operations_struct) -> Self {
         Self {
             vma,
+            ops,
             _memory: PhantomData,
         }
+    }
+
+    /// Refuses a writable mapping of a dma-buf whose file was not opened for
+    /// writing (`EACCES`), and keeps a read-only one from becoming writable
+    /// (`mprotect`): the VFS checks this for a mapping of the dma-buf's own
+    /// fd, but an importer that maps the buffer for its own file
+    /// (`dma_buf_mmap()`) passes the flags of that file.
+    pub(crate) fn check_write_access(&self, file_writable: bool) -> Result {
+        if file_writable {
+            return Ok(());
+        }
+        self.vma.try_clear_maywrite().map_err(|_| EACCES)
     }
 
     /// Offset into the buffer, in pages, of the mapping's start.
@@ -78,6 +98,10 @@ impl<'v, 'm> UserMapping<'v, 'm> {
         self.vma.set_io();
         self.vma.set_dontexpand();
         self.vma.set_dontdump();
+        // SAFETY: the VMA is being set up by mmap (type invariant): its
+        // operations are ours to set; the table is static and its fault
+        // handler maps only this buffer's memory (`new`'s contract).
+        unsafe { (*self.vma.as_ptr()).vm_ops = self.ops };
     }
 
     /// Maps the pages of `runs` the mapping's offset and length select,
@@ -173,5 +197,80 @@ impl<'v, 'm> UserMapping<'v, 'm> {
             }
         }
         Ok(())
+    }
+}
+
+/// A page fault in a user mapping made by [`UserMapping`] (`vm_ops->fault`),
+/// on a page whose PTE was zapped since `mmap` inserted it.
+///
+/// # Invariants
+///
+/// `vmf` is the fault being handled (mmap or VMA lock held) on a VMA that
+/// [`UserMapping`] set up for a dma-buf whose private data is borrowed for
+/// `'m`, which outlives the VMA (it holds the dma-buf's file).
+pub(crate) struct Fault<'m> {
+    vmf: NonNull<bindings::vm_fault>,
+    /// Invariant in `'m`, as in [`UserMapping`].
+    _memory: PhantomData<fn(&'m ()) -> &'m ()>,
+}
+
+impl<'m> Fault<'m> {
+    /// # Safety
+    ///
+    /// `vmf` is a fault being handled by the `vm_ops` a [`UserMapping`] set,
+    /// on a dma-buf whose private data is borrowed for `'m`.
+    pub(super) unsafe fn new(vmf: NonNull<bindings::vm_fault>) -> Self {
+        Self {
+            vmf,
+            _memory: PhantomData,
+        }
+    }
+
+    /// The faulting page's offset into the buffer, in pages (the mapping's
+    /// offset plus the page's place in it).
+    pub(crate) fn pgoff(&self) -> usize {
+        // SAFETY: the fault is being handled (type invariant).
+        unsafe { (*self.vmf.as_ptr()).__bindgen_anon_1.pgoff }
+    }
+
+    /// Maps page `pgoff` of `runs` (the buffer's memory) at the faulting
+    /// address, as `mmap` did.
+    pub(crate) fn map_pages(&self, runs: &'m PageRuns) -> bindings::vm_fault_t {
+        let mut pgoff = self.pgoff();
+        for run in runs.runs() {
+            if pgoff < run.count() {
+                return self.insert(run.pfn() + pgoff);
+            }
+            pgoff -= run.count();
+        }
+        bindings::vm_fault_reason_VM_FAULT_SIGBUS
+    }
+
+    /// Maps page `pgoff` of `chunk` (the buffer's memory) at the faulting
+    /// address, as `mmap` did.
+    pub(crate) fn map_chunk(&self, chunk: &'m Chunk) -> bindings::vm_fault_t {
+        let pgoff = self.pgoff();
+        match usize::try_from(chunk.pfn()) {
+            Ok(pfn) if pgoff < chunk.len() / PAGE_SIZE => self.insert(pfn + pgoff),
+            _ => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        }
+    }
+
+    /// Inserts `pfn`, a page of the buffer's own memory (callers), at the
+    /// faulting address.
+    fn insert(&self, pfn: usize) -> bindings::vm_fault_t {
+        let vmf = self.vmf.as_ptr();
+        // SAFETY: the fault is being handled on a VMA of ours with
+        // `VM_MIXEDMAP` and the protection `mmap` left (write-combined
+        // where the memory is); the address is the fault's, inside the VMA;
+        // the pfn is in the buffer's memory, kept alive by the VMA's file.
+        unsafe {
+            let f = &(*vmf).__bindgen_anon_1;
+            bindings::vmf_insert_mixed(
+                f.vma,
+                f.address & !(PAGE_SIZE as ffi::c_ulong - 1),
+                pfn as ffi::c_ulong,
+            )
+        }
     }
 }

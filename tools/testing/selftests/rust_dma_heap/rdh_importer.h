@@ -81,4 +81,7 @@ struct rdh_memtype {
 
 #define RDH_IMPORT_MEMTYPE	_IOWR('R', 0x03, struct rdh_memtype)
 
+/* Select the dma-buf that mmap() of this open file maps (dma_buf_mmap()). */
+#define RDH_IMPORT_MMAP_FD	_IOW('R', 0x04, __s32)
+
 #endif /* RDH_IMPORTER_H */

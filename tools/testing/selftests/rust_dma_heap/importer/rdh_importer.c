@@ -3,7 +3,9 @@
  * A test-only dma-buf importer for the rust-dma-heap selftests. It drives
  * the exporter paths no userspace call reaches: attach from a device of its
  * own (a faux device, with the DMA mask userspace asks for), map and unmap
- * for DMA, CPU-access syncs with a mapped attachment, vmap twice, detach.
+ * for DMA, CPU-access syncs with a mapped attachment, vmap twice, detach;
+ * and mmap() of a selected buffer through its own file, as a driver that
+ * maps an imported buffer for userspace does (dma_buf_mmap()).
  * Not for production kernels.
  */
 #include <linux/bitfield.h>
@@ -14,7 +16,9 @@
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/rust-dma-heap.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "../rdh_importer.h"
@@ -23,6 +27,14 @@ static struct faux_device *fdev;
 static DEFINE_MUTEX(import_lock);
 /* A heap held through RDH_HEAP_HOLD (import_lock). */
 static struct rust_dma_heap *held;
+
+/* What one open file of the device keeps. */
+struct importer_file {
+	/* Serializes the selection against its replacement and mmap(). */
+	struct mutex lock;
+	/* The buffer mmap() maps (RDH_IMPORT_MMAP_FD), with a reference. */
+	struct dma_buf *mmap_buf;
+};
 
 /* Put the held heap (import_lock held): 0, -ENOENT, or -ENODEV. */
 static int release_held(void)
@@ -350,11 +362,34 @@ static long importer_heap_ioctl(unsigned long arg)
 	return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
 }
 
+/* Select the buffer mmap() of @file maps; a former selection is put. */
+static long importer_mmap_fd_ioctl(struct file *file, unsigned long arg)
+{
+	struct importer_file *imp = file->private_data;
+	struct dma_buf *dmabuf, *old;
+	s32 fd;
+
+	if (get_user(fd, (s32 __user *)arg))
+		return -EFAULT;
+	dmabuf = dma_buf_get(fd);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	mutex_lock(&imp->lock);
+	old = imp->mmap_buf;
+	imp->mmap_buf = dmabuf;
+	mutex_unlock(&imp->lock);
+	if (old)
+		dma_buf_put(old);
+	return 0;
+}
+
 static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct rdh_import req;
 	int ret;
 
+	if (cmd == RDH_IMPORT_MMAP_FD)
+		return importer_mmap_fd_ioctl(file, arg);
 	if (cmd == RDH_IMPORT_HEAP)
 		return importer_heap_ioctl(arg);
 	if (cmd == RDH_IMPORT_MEMTYPE)
@@ -371,9 +406,53 @@ static long importer_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 	return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
 }
 
-/* A heap still held when its holder closes the device goes back. */
+/*
+ * Map the selected buffer: the mapping becomes the dma-buf's own, as
+ * dma_buf_mmap() makes it (its file, its mmap), whatever this file's mode.
+ */
+static int importer_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct importer_file *imp = file->private_data;
+	struct dma_buf *dmabuf;
+	int ret;
+
+	mutex_lock(&imp->lock);
+	dmabuf = imp->mmap_buf;
+	if (dmabuf)
+		get_dma_buf(dmabuf);
+	mutex_unlock(&imp->lock);
+	if (!dmabuf)
+		return -EINVAL;
+	/* The mapping takes a reference of its own (vma_set_file()). */
+	ret = dma_buf_mmap(dmabuf, vma, vma->vm_pgoff);
+	dma_buf_put(dmabuf);
+	return ret;
+}
+
+/* misc_open() set private_data to the miscdevice: ours replaces it. */
+static int importer_open(struct inode *inode, struct file *file)
+{
+	struct importer_file *imp = kzalloc(sizeof(*imp), GFP_KERNEL);
+
+	if (!imp)
+		return -ENOMEM;
+	mutex_init(&imp->lock);
+	file->private_data = imp;
+	return 0;
+}
+
+/*
+ * The file's selected buffer is put; a heap still held when its holder
+ * closes the device goes back.
+ */
 static int importer_release(struct inode *inode, struct file *file)
 {
+	struct importer_file *imp = file->private_data;
+
+	if (imp->mmap_buf)
+		dma_buf_put(imp->mmap_buf);
+	mutex_destroy(&imp->lock);
+	kfree(imp);
 	mutex_lock(&import_lock);
 	release_held();
 	mutex_unlock(&import_lock);
@@ -382,7 +461,9 @@ static int importer_release(struct inode *inode, struct file *file)
 
 static const struct file_operations importer_fops = {
 	.owner = THIS_MODULE,
+	.open = importer_open,
 	.unlocked_ioctl = importer_ioctl,
+	.mmap = importer_mmap,
 	.release = importer_release,
 };
 

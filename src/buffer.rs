@@ -6,16 +6,17 @@
 //! [`crate::wrappers::dmabuf`], once, for every heap.
 
 use crate::wrappers::{
-    cgroup::{DmemCharge, DmemRegion, Owner},
+    cgroup::{DmemCharge, DmemRegion, MemCgroup, Owner},
     device::Devices,
     dmabuf::{Exporter, MemoryRef},
     pages::PageRuns,
     reserved_mem::Chunk,
 };
 use kernel::{
+    new_mutex,
     prelude::*,
     str::CStr,
-    sync::{Arc, SetOnce},
+    sync::{Arc, Mutex, SetOnce},
 };
 
 /// What a buffer's memory is charged to.
@@ -33,6 +34,11 @@ pub(crate) enum Charge {
 }
 
 impl Charge {
+    /// Whether a dmem cgroup is charged.
+    pub(crate) fn is_dmem(&self) -> bool {
+        matches!(self, Charge::Dmem { .. })
+    }
+
     /// `len` bytes charged to the current task's dmem cgroup in `region`
     /// (nobody without the dmem controller): `ENOMEM` over a limit.
     pub(crate) fn dmem(region: Option<&Arc<DmemRegion>>, len: usize) -> Result<Self> {
@@ -90,17 +96,29 @@ impl Memory {
 
     /// Whether a dmem cgroup is charged for it.
     fn dmem_charged(&self) -> bool {
-        matches!(self.charge, Charge::Dmem { .. })
+        self.charge.is_dmem()
     }
 }
 
 /// Chooses and allocates a buffer's memory at its first use (the `auto`
 /// heap), for the devices that will use it.
 pub(crate) trait Choose: Send + Sync {
+    /// Charges `len` bytes to the current task (the one allocating the
+    /// buffer) ahead of the memory, where contiguous memory for it would be
+    /// charged: `ENOMEM` over a limit.
+    fn reserve(&self, len: usize) -> Result<Charge>;
+
     /// `len` bytes of zeroed memory that every device of `devices` can use
-    /// (no device: the CPU uses the buffer first), charged to the current
-    /// task; and the heap it came from.
-    fn choose(&self, len: usize, devices: &Devices<'_>) -> Result<(Memory, &'static CStr)>;
+    /// (no device: the CPU uses the buffer first); and the heap it came
+    /// from. Contiguous memory takes the charge `reserve` made out of
+    /// `reserved`; pages are charged to the memory cgroup active when it is
+    /// called (the buffer makes it the allocating task's).
+    fn choose(
+        &self,
+        len: usize,
+        devices: &Devices<'_>,
+        reserved: &mut Option<Charge>,
+    ) -> Result<(Memory, &'static CStr)>;
 }
 
 /// What a deferred buffer got at its first use.
@@ -108,21 +126,28 @@ struct Chosen {
     memory: Memory,
     /// The heap the memory came from.
     from: &'static CStr,
-    /// Who was charged for it (the task that used the buffer first).
-    charged: Owner,
 }
 
 /// A buffer's memory: allocated with it, or at its first use (boxed: the
 /// common case stays small, and moving a buffer copies only what it holds).
 enum Contents {
     Now(Memory),
-    Deferred(KBox<Deferred>),
+    Deferred(Pin<KBox<Deferred>>),
 }
 
-/// The memory of a buffer that gets it at its first use.
+/// The memory of a buffer that gets it at its first use, charged to the
+/// task that allocated the buffer, whoever uses it first.
+#[pin_data]
 struct Deferred {
     len: usize,
     chooser: Arc<dyn Choose>,
+    /// The allocating task's memory cgroup: pages chosen later are charged
+    /// to it, within its `memory.max`.
+    memcg: Option<MemCgroup>,
+    /// What [`Choose::reserve`] charged at allocation, until the memory
+    /// takes it over or, memory chosen, it is given back.
+    #[pin]
+    reserved: Mutex<Option<Charge>>,
     chosen: SetOnce<Chosen>,
 }
 
@@ -150,25 +175,35 @@ impl Buffer {
 
     /// A buffer of `len` bytes (page-aligned, non-zero) for the current
     /// task, without memory until its first use, when `chooser` picks it.
+    /// Refused (`ENOMEM`) when the task's memory cgroup has no room for
+    /// `len` bytes now, or `chooser` cannot reserve them.
     pub(crate) fn deferred(len: usize, chooser: Arc<dyn Choose>) -> Result<Self> {
+        let memcg = MemCgroup::current();
+        if memcg.as_ref().is_some_and(|m| len > m.room()) {
+            return Err(ENOMEM);
+        }
+        let reserved = chooser.reserve(len)?;
+        let owner = Owner::current(reserved.is_dmem());
         Ok(Self {
-            contents: Contents::Deferred(KBox::new(
-                Deferred {
+            contents: Contents::Deferred(KBox::pin_init(
+                pin_init!(Deferred {
                     len,
                     chooser,
+                    memcg,
+                    reserved <- new_mutex!(Some(reserved)),
                     chosen: SetOnce::new(),
-                },
+                }),
                 GFP_KERNEL,
             )?),
-            owner: Owner::current(false),
+            owner,
         })
     }
 
-    /// Its memory and who is charged for it, if it has memory yet.
-    fn memory_and_charged(&self) -> Option<(&Memory, &Owner)> {
+    /// Its memory, if it has memory yet.
+    fn memory(&self) -> Option<&Memory> {
         match &self.contents {
-            Contents::Now(memory) => Some((memory, &self.owner)),
-            Contents::Deferred(d) => d.chosen.as_ref().map(|c| (&c.memory, &c.charged)),
+            Contents::Now(memory) => Some(memory),
+            Contents::Deferred(d) => d.chosen.as_ref().map(|c| &c.memory),
         }
     }
 
@@ -201,11 +236,12 @@ impl Buffer {
     /// The path of the cgroup its memory is charged to, written into
     /// `buf`; `None` when nobody is charged.
     pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-        let (memory, charged) = self.memory_and_charged()?;
+        let memory = self.memory()?;
         match (&memory.charge, &memory.backing) {
             // The pages carry their memory cgroup.
             (Charge::Memcg, Backing::Pages(runs)) => runs.memcg_path(buf),
-            (Charge::Dmem { .. }, _) => charged.cgroup_path(buf),
+            // The allocating task's (an `auto` buffer's reservation too).
+            (Charge::Dmem { .. }, _) => self.owner.cgroup_path(buf),
             _ => None,
         }
     }
@@ -213,7 +249,7 @@ impl Buffer {
 
 impl Exporter for Buffer {
     fn memory(&self) -> Option<MemoryRef<'_>> {
-        let (memory, _) = self.memory_and_charged()?;
+        let memory = Buffer::memory(self)?;
         Some(match &memory.backing {
             Backing::Pages(runs) => MemoryRef::Pages(runs),
             Backing::Chunk(chunk) => MemoryRef::Chunk(chunk),
@@ -224,19 +260,23 @@ impl Exporter for Buffer {
         let Contents::Deferred(d) = &self.contents else {
             return Err(EINVAL);
         };
-        let (memory, from) = d.chooser.choose(d.len, devices)?;
+        let mut reserved = d.reserved.lock();
+        let mut choose = || d.chooser.choose(d.len, devices, &mut reserved);
+        // Pages charged to the allocating task's memory cgroup, whoever uses
+        // the buffer first.
+        let (memory, from) = match &d.memcg {
+            Some(memcg) => memcg.charging(choose),
+            None => choose(),
+        }?;
         // INVARIANT: exactly `len` bytes, or refused (and freed).
         if memory.len() != d.len {
             return Err(EINVAL);
         }
-        let charged = Owner::current(memory.dmem_charged());
+        // A reservation the memory did not take is given back.
+        *reserved = None;
         // Under the dma-buf's reservation lock (the caller's): not populated
         // yet.
-        d.chosen.populate(Chosen {
-            memory,
-            from,
-            charged,
-        });
+        d.chosen.populate(Chosen { memory, from });
         Ok(())
     }
 

@@ -11,15 +11,25 @@
 //!   IOMMUs, which reach any page) scattered system-heap pages;
 //! - the first mmap, vmap or CPU access: system-heap pages.
 //!
-//! Memory is zeroed and charged as the heap it comes from charges it (the
-//! system heap: the memory cgroup; a CMA area: the dmem cgroup), to the
-//! task whose operation allocated it. A device that maps the buffer later
-//! and cannot use what was chosen is refused (see
-//! [`crate::wrappers::dmabuf`]).
+//! Memory is zeroed and charged to the task that allocated the buffer,
+//! whoever uses it first (a buffer passed to another process does not
+//! escape its allocator's limits):
+//!
+//! - at allocation, its size is reserved in the allocator's dmem cgroup on
+//!   the default CMA area's region (`cma/<area>`, `ENOMEM` over its
+//!   `dmem.max`), and refused when the allocator's memory cgroup has less
+//!   room than that under its `memory.max`;
+//! - contiguous memory, from whichever area, keeps that reservation as its
+//!   charge;
+//! - system pages give it back and are charged to the allocator's memory
+//!   cgroup (`set_active_memcg()`), within its `memory.max`.
+//!
+//! A device that maps the buffer later and cannot use what was chosen is
+//! refused (see [`crate::wrappers::dmabuf`]).
 
 use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
 use crate::{
-    buffer::{Choose, Memory},
+    buffer::{Charge, Choose, Memory},
     wrappers::{device::Devices, warn_ratelimited},
 };
 use kernel::{prelude::*, str::CStr, sync::Arc};
@@ -55,7 +65,16 @@ impl AutoHeap {
 }
 
 impl Choose for Sources {
-    fn choose(&self, len: usize, devices: &Devices<'_>) -> Result<(Memory, &'static CStr)> {
+    fn reserve(&self, len: usize) -> Result<Charge> {
+        Charge::dmem(self.cma.first().and_then(|h| h.dmem()), len)
+    }
+
+    fn choose(
+        &self,
+        len: usize,
+        devices: &Devices<'_>,
+        reserved: &mut Option<Charge>,
+    ) -> Result<(Memory, &'static CStr)> {
         if !devices.need_contiguous() {
             // The CPU first, or every device behind a merging IOMMU.
             return Ok((self.system.allocate(len, 0, 0)?, c"system"));
@@ -65,7 +84,7 @@ impl Choose for Sources {
             if len as u64 > heap.usage().max_alloc() {
                 continue;
             }
-            match heap.allocate(len, 0, 0) {
+            match heap.allocate_reserved(len, reserved) {
                 Ok(memory) => return Ok((memory, heap.static_name())),
                 // Killed: no further area.
                 Err(e) if e == EINTR => return Err(e),

@@ -72,6 +72,38 @@ impl CmaHeap {
 }
 
 impl CmaHeap {
+    /// `len` bytes of zeroed contiguous pages, charged to nobody yet.
+    fn run(&self, len: usize) -> Result<PageRun> {
+        // (More than the area holds fails at once in `cma_alloc`: no page
+        // of the area is touched.)
+        // Aligned to the buffer's own order, capped as upstream.
+        let align = order_of(len).min(bindings::CONFIG_CMA_ALIGNMENT);
+        let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
+        // A killed caller stops zeroing; dropping `run` releases it.
+        run.zero()?;
+        Ok(run)
+    }
+
+    /// `len` bytes of zeroed contiguous memory carrying a charge made
+    /// earlier, taken out of `reserved` only when the memory is there
+    /// (nobody is charged when it holds none).
+    pub(crate) fn allocate_reserved(
+        &self,
+        len: usize,
+        reserved: &mut Option<Charge>,
+    ) -> Result<Memory> {
+        let run = self.run(len)?;
+        Ok(Memory::pages(
+            PageRuns::one(run),
+            reserved.take().unwrap_or(Charge::None),
+        ))
+    }
+
+    /// The area's dmem region, if the kernel has the dmem controller.
+    pub(crate) fn dmem(&self) -> Option<&Arc<DmemRegion>> {
+        self.dmem.as_ref()
+    }
+
     /// Whether the heap's area lies where every device of `devices`
     /// reaches it.
     pub(crate) fn reachable_by(&self, devices: &Devices<'_>) -> bool {
@@ -108,14 +140,7 @@ impl Heap for CmaHeap {
         // Charged before any page is taken; dropped (uncharged) on every
         // failure below.
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
-        // (More than the area holds fails at once in `cma_alloc`: no page
-        // of the area is touched.)
-        // Aligned to the buffer's own order, capped as upstream.
-        let align = order_of(len).min(bindings::CONFIG_CMA_ALIGNMENT);
-        let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
-        // A killed caller stops zeroing; dropping `run` releases it.
-        run.zero()?;
-        Ok(Memory::pages(PageRuns::one(run), charge))
+        Ok(Memory::pages(PageRuns::one(self.run(len)?), charge))
     }
 
     fn contiguous(&self) -> bool {

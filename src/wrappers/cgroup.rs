@@ -4,7 +4,8 @@
 //! (`kernel/cgroup/dmem.c`, no bindings in 7.3), and who allocated a
 //! buffer (task, and the cgroup its memory is charged to) for reports.
 //! The memory controller charges pages itself (`__GFP_ACCOUNT`, see
-//! [`super::pages`]).
+//! [`super::pages`]), to the current task's memory cgroup or, inside
+//! [`MemCgroup::charging`], to another one (`set_active_memcg()`).
 
 use super::ffi_helpers::{self, DmemPool};
 use core::ptr::NonNull;
@@ -204,5 +205,64 @@ impl Owner {
     /// when not charged there.
     pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         self.dmem.as_ref()?.path(buf)
+    }
+}
+
+/// A reference on a memory cgroup, for charging memory to it later from
+/// another task's context.
+///
+/// # Invariants
+///
+/// `ptr` is a memory cgroup this object holds one reference on (none is
+/// needed for the root, whose references are not counted), put in `Drop`.
+pub(crate) struct MemCgroup {
+    ptr: NonNull<bindings::mem_cgroup>,
+}
+
+// SAFETY: a reference on a cgroup may be used and put from any thread.
+unsafe impl Send for MemCgroup {}
+// SAFETY: shared access only reads its counters and charges to it.
+unsafe impl Sync for MemCgroup {}
+
+impl MemCgroup {
+    /// The current task's memory cgroup (its mm owner's; the root for a
+    /// kernel thread); `None` without the memory controller.
+    pub(crate) fn current() -> Option<Self> {
+        // SAFETY: process context; returns NULL or a cgroup with a
+        // reference for us.
+        let ptr = unsafe { ffi_helpers::rdh_current_memcg() };
+        // INVARIANT: the reference just taken.
+        NonNull::new(ptr).map(|ptr| Self { ptr })
+    }
+
+    /// Bytes it can be charged now before it or an ancestor reaches its
+    /// `memory.max` (`usize::MAX` when nothing limits it).
+    pub(crate) fn room(&self) -> usize {
+        // SAFETY: a cgroup we hold (type invariant); reads its counters.
+        let pages = unsafe { ffi_helpers::rdh_memcg_margin(self.ptr.as_ptr()) };
+        usize::try_from(pages)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(kernel::page::PAGE_SIZE)
+    }
+
+    /// Runs `f` with the memory it allocates with `__GFP_ACCOUNT` charged
+    /// to this cgroup (`set_active_memcg()`), whichever task runs it, and
+    /// limited by this cgroup's `memory.max`.
+    pub(crate) fn charging<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: process context (the current task's scope); the cgroup is
+        // held (type invariant) for the whole scope, which ends below, in
+        // this task, restoring the previous one (scopes nest).
+        let old = unsafe { ffi_helpers::rdh_set_active_memcg(self.ptr.as_ptr()) };
+        let r = f();
+        // SAFETY: as above: the scope ends.
+        unsafe { ffi_helpers::rdh_set_active_memcg(old) };
+        r
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        // SAFETY: our reference (type invariant).
+        unsafe { ffi_helpers::rdh_memcg_put(self.ptr.as_ptr()) };
     }
 }

@@ -79,7 +79,14 @@ bool rdh_memcg_charges_current(void)
 	if (!memcg_kmem_online())
 		return false;
 	rcu_read_lock();
-	memcg = mem_cgroup_from_task(current);
+	/* A set_active_memcg() scope charges its memcg, not the task's. */
+#ifdef CONFIG_MEMCG
+	memcg = current->active_memcg;
+#else
+	memcg = NULL;
+#endif
+	if (!memcg)
+		memcg = mem_cgroup_from_task(current);
 	ret = memcg && !mem_cgroup_is_root(memcg);
 	rcu_read_unlock();
 	return ret;

@@ -5,6 +5,8 @@
 //! themselves (attachments, their tables, syncs, vmap counting) live in
 //! [`crate::wrappers::dmabuf`], once, for every heap.
 
+#![forbid(unsafe_code)]
+
 use crate::wrappers::{
     cgroup::{DmemCharge, DmemRegion, MemCgroup, Owner},
     device::Devices,

@@ -12,6 +12,8 @@
 //! modules no way to move a page's charge, so buffers charged to a cgroup
 //! go back to the page allocator).
 
+#![forbid(unsafe_code)]
+
 use crate::wrappers::{
     pages::{BlockStack, PageRun, Recycle},
     pool_zeroing_param,

@@ -8,6 +8,8 @@
 //! live buffer is listed, with who allocated it, in
 //! `/sys/kernel/debug/<class>/buffers`.
 
+#![forbid(unsafe_code)]
+
 use crate::{
     buffer::Buffer,
     heaps::Heap,

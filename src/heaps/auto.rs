@@ -27,6 +27,8 @@
 //! A device that maps the buffer later and cannot use what was chosen is
 //! refused (see [`crate::wrappers::dmabuf`]).
 
+#![forbid(unsafe_code)]
+
 use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
 use crate::{
     buffer::{Charge, Choose, Memory},

@@ -5,6 +5,8 @@
 //! `carveout=` module parameter), handed out page by page, first fit, by
 //! the region's own allocator.
 
+#![forbid(unsafe_code)]
+
 use super::{Heap, Usage};
 use crate::{
     buffer::{Charge, Memory},

@@ -3,6 +3,8 @@
 //! CMA heaps: physically contiguous buffers from a Contiguous Memory
 //! Allocator area, one heap per area under upstream 7.3's names.
 
+#![forbid(unsafe_code)]
+
 use super::{Heap, Usage};
 use crate::{
     buffer::{Charge, Memory},

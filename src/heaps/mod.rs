@@ -3,6 +3,8 @@
 //! Heap backends: each turns a length into zeroed [`Memory`]. A new kind
 //! of heap is a new file here.
 
+#![forbid(unsafe_code)]
+
 use crate::buffer::{Choose, Memory};
 use kernel::{
     prelude::*,

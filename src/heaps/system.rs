@@ -3,6 +3,8 @@
 //! The system heap: pages from the buddy allocator, largest blocks first,
 //! through a pool of freed blocks (see [`crate::pool`]).
 
+#![forbid(unsafe_code)]
+
 use super::{Heap, Usage};
 use crate::{
     buffer::{Charge, Memory},

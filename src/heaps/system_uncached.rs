@@ -8,6 +8,8 @@
 //! maintenance: for buffers the CPU writes once and devices read, or that
 //! the CPU hardly touches.
 
+#![forbid(unsafe_code)]
+
 use super::{system::SystemHeap, Heap, Usage};
 use crate::{buffer::Memory, wrappers::cache::CacheCleaner};
 use kernel::{prelude::*, str::CStr, sync::Arc};

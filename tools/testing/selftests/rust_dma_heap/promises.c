@@ -37,6 +37,7 @@
  * carve-out test reloads the module with default parameters at its end,
  * also when it fails; mmap_readonly_importer needs the test importer.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -241,7 +242,7 @@ static int scan_report(unsigned long long ino, long long pid, struct scan *s)
 
 /* A forged name: fields and a line of its own, pid 4242. */
 #define FORGED_NAME "x\tfake\n4242\tz"
-#define FORGED_NAME_ESCAPED "x\\011fake\\012" "4242\\011z"
+#define FORGED_NAME_ESCAPED "x\\011fake\\0124242\\011z"
 #define FORGED_PID 4242
 
 TEST(report_forged_name)
@@ -272,8 +273,8 @@ TEST(report_forged_name)
 	taken = !kill(FORGED_PID, 0) || errno == EPERM;
 	if (taken)
 		TH_LOG("pid %d is a live process: not checking for its lines", FORGED_PID);
-	else
-		EXPECT_EQ(0, s.pid_lines);
+	/* (The harness's checks are two statements: never an if's body.) */
+	EXPECT_EQ(0, taken ? 0 : s.pid_lines);
 	close(buf);
 }
 
@@ -321,8 +322,8 @@ TEST(report_forged_comm)
 
 	if (geteuid())
 		SKIP(return, "needs root (debugfs)");
-	ASSERT_EQ(0, pipe2(up, O_CLOEXEC));
-	ASSERT_EQ(0, pipe2(down, O_CLOEXEC));
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
 	fflush(NULL);
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -444,7 +445,7 @@ TEST(mmap_dontneed)
 
 TEST(mmap_readonly_importer)
 {
-	int heap, ro, rw, imp, imp2;
+	int heap, ro, rw, imp, imp2, err;
 	uint32_t *p, *q;
 
 	imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
@@ -459,10 +460,10 @@ TEST(mmap_readonly_importer)
 
 	/* The importer's file is open for writing; the buffer is not. */
 	p = mmap(NULL, RO_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, imp, 0);
+	err = errno;
 	EXPECT_EQ(MAP_FAILED, p);
-	if (p == MAP_FAILED)
-		EXPECT_EQ(EACCES, errno);
-	else
+	EXPECT_EQ(EACCES, p == MAP_FAILED ? err : 0);
+	if (p != MAP_FAILED)
 		munmap(p, RO_LEN);
 	p = mmap(NULL, RO_LEN, PROT_READ, MAP_SHARED, imp, 0);
 	ASSERT_NE(MAP_FAILED, p) TH_LOG("%s", strerror(errno));
@@ -850,9 +851,10 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 	ASSERT_EQ(0, hear_tally(sock, &t));
 	ASSERT_EQ(0, t.step) TH_LOG("allocator step %d failed", t.step);
 	/* Nothing is charged before first use: each one succeeds or ENOMEM. */
-	for (i = 0; i < MEMCG_BUFS; i++)
+	for (i = 0; i < MEMCG_BUFS; i++) {
 		EXPECT_TRUE(!t.res[i] || t.res[i] == ENOMEM)
 			TH_LOG("buffer %d: %s", i, strerror(t.res[i]));
+	}
 	ksft_print_msg("%d of %d buffers of 8 MiB allocated under memory.max 32 MiB\n", t.ok,
 		       MEMCG_BUFS);
 	for (n = 0; n < t.ok; n++) {

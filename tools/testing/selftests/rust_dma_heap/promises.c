@@ -55,7 +55,11 @@
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_LEN 128
 
-/* SIGBUS, caught: an access that raises it fails the test, not the program. */
+/*
+ * SIGBUS, caught: an access that raises it fails the test, not the program.
+ * The accesses go through volatile pointers: each is made, in order (a
+ * word written and read back is read from the mapping).
+ */
 
 static sigjmp_buf bus_env;
 static volatile sig_atomic_t bus_armed;
@@ -244,6 +248,7 @@ static int scan_report(unsigned long long ino, long long pid, struct scan *s)
 #define FORGED_NAME "x\tfake\n4242\tz"
 #define FORGED_NAME_ESCAPED "x\\011fake\\0124242\\011z"
 #define FORGED_PID 4242
+_Static_assert(sizeof(FORGED_NAME) <= DMA_BUF_NAME_LEN, "the name fits, with its NUL");
 
 TEST(report_forged_name)
 {
@@ -254,7 +259,6 @@ TEST(report_forged_name)
 
 	if (geteuid())
 		SKIP(return, "needs root (debugfs)");
-	ASSERT_GT(DMA_BUF_NAME_LEN, sizeof(FORGED_NAME) - 1);
 	heap = rdh_open_heap("system", O_RDONLY);
 	ASSERT_LE(0, heap) TH_LOG("system: %s", strerror(errno));
 	buf = rdh_alloc(heap, 4 * KIB, O_RDWR | O_CLOEXEC, 0);
@@ -792,8 +796,8 @@ TEST_F_TIMEOUT(promise, carveout_overlap, 300)
 
 	if (!heap_exists("carveout@b0000000"))
 		SKIP(return, "no heap carveout@b0000000 on this machine");
-	self->reload = true;
 	ASSERT_EQ(0, rdh_unload_module());
+	self->reload = true;
 
 	/* The second half of carveout@b0000000's range: refused. */
 	kmsg = rdh_kmsg_mark();
@@ -830,7 +834,7 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 {
 	long long cur, left;
 	int sock = -1, fds[MEMCG_BUFS], i, n, err, status, mapped = 0;
-	char *maps[MEMCG_BUFS] = { NULL }, own[256];
+	char *maps[MEMCG_BUFS] = { NULL }, own[256], path[300];
 	struct tally t;
 	const char *why;
 	pid_t pid;
@@ -875,8 +879,9 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 	}
 	cur = cg_num(self->cg, "memory.current");
 	own_cgroup(own, sizeof(own));
-	ksft_print_msg("%d of %d mapped; memory.current of %s: %lld; this process is in %s\n",
-		       mapped, n, self->cg, cur, own);
+	snprintf(path, sizeof(path), CG_ROOT "%s", strcmp(own, "/") ? own : "");
+	ksft_print_msg("%d of %d mapped; memory.current of %s: %lld; this process is in %s (memory.current %lld)\n",
+		       mapped, n, self->cg, cur, own, cg_num(path, "memory.current"));
 	EXPECT_GE(4, mapped);
 	EXPECT_LE(3, mapped);
 	EXPECT_LE(mapped * AUTO_LEN, cur);

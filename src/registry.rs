@@ -350,7 +350,7 @@ pub(crate) struct Registry {
     _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
     nodes: KVec<Node<HeapFile>>,
-    _region: ChrdevRegion,
+    _region: Arc<ChrdevRegion>,
     _class: Arc<Class>,
 }
 
@@ -372,15 +372,14 @@ impl Registry {
                 pr_err!("a heap named {} exists already; skipped\n", heap.name());
                 continue;
             }
-            let minor = u32::try_from(built.len()).map_err(|_| ENOSPC)?;
-            let Some(devt) = region.devt(minor) else {
+            let Some(number) = region.take() else {
                 pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
                 continue;
             };
             let exports = Exports::new(heap.name(), &slabs)?;
             let file = Arc::new(HeapFile { heap, exports }, GFP_KERNEL)?;
             files.push(file.clone(), GFP_KERNEL)?;
-            built.push(Node::new(&class, devt, file)?, GFP_KERNEL)?;
+            built.push(Node::new(&class, number, file), GFP_KERNEL)?;
         }
         // Other drivers find the heaps from here on (not a reason to fail
         // either; a heap whose node the driver core refuses below stays
@@ -414,9 +413,7 @@ impl Registry {
             let name = node.data().heap.clone();
             if let Err(e) = node.publish(name.name()) {
                 pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
-                if !node.is_live() {
-                    continue;
-                }
+                continue;
             }
             // Capacity reserved above: cannot fail.
             let _ = nodes.push(node, GFP_KERNEL);

@@ -8,7 +8,12 @@
 //! a class of their own, as upstream's `dma-heap.c` does.
 
 use super::this_module;
-use core::{fmt, mem::ManuallyDrop, pin::Pin, ptr::NonNull};
+use super::ffi_helpers;
+use core::{
+    fmt,
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -16,8 +21,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     str::{CStr, CStrExt},
-    sync::Arc,
-    types::Opaque,
+    sync::{Arc, ArcBorrow},
 };
 
 /// A device class whose devices appear as `/dev/<class name>/<device name>`.
@@ -74,40 +78,70 @@ unsafe extern "C" fn devnode(
     }
 }
 
-/// A region of char device numbers.
+/// A region of char device numbers, each handed out once.
 ///
 /// # Invariants
 ///
-/// `base..base + count` were allocated by `alloc_chrdev_region`.
+/// `base..base + count` were allocated by `alloc_chrdev_region`; numbers
+/// below `base + next` were handed out as [`DevNumber`]s, each once.
 pub(crate) struct ChrdevRegion {
     base: bindings::dev_t,
     count: u32,
+    next: AtomicU32,
 }
 
 impl ChrdevRegion {
     /// Allocates `count` numbers under a dynamic major, shown as `name` in
     /// `/proc/devices`.
-    pub(crate) fn new(count: u32, name: &'static CStr) -> Result<Self> {
+    pub(crate) fn new(count: u32, name: &'static CStr) -> Result<Arc<Self>> {
         let mut base: bindings::dev_t = 0;
         // SAFETY: `base` is a valid out-pointer; `name` outlives the region.
         to_result(unsafe {
             bindings::alloc_chrdev_region(&mut base, 0, count, name.as_char_ptr())
         })?;
-        Ok(Self { base, count })
+        Ok(Arc::new(
+            Self {
+                base,
+                count,
+                next: AtomicU32::new(0),
+            },
+            GFP_KERNEL,
+        )?)
     }
 
-    /// The device number of `minor` (which must be below `count`).
-    pub(crate) fn devt(&self, minor: u32) -> Option<bindings::dev_t> {
-        // The region starts at minor 0 of its major, so adding works.
-        (minor < self.count).then(|| self.base + minor)
+    /// The next number of the region, never handed out before; `None` when
+    /// all are.
+    pub(crate) fn take(self: &Arc<Self>) -> Option<DevNumber> {
+        let minor = self
+            .next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.count).then_some(n + 1)
+            })
+            .ok()?;
+        // INVARIANT: counted as handed out above, once. The region starts
+        // at minor 0 of its major, so adding works.
+        Some(DevNumber {
+            devt: self.base + minor,
+            _region: self.clone(),
+        })
     }
 }
 
 impl Drop for ChrdevRegion {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new`, released only here.
+        // SAFETY: allocated in `new`, released only here; no number is in
+        // use (each `DevNumber` holds the region).
         unsafe { bindings::unregister_chrdev_region(self.base, self.count) };
     }
+}
+
+/// One char device number of a [`ChrdevRegion`], owned: only the region
+/// makes them, each number once, so no two nodes share one and no node
+/// uses a number that is not this module's.
+pub(crate) struct DevNumber {
+    devt: bindings::dev_t,
+    /// The region stays allocated while its numbers are used.
+    _region: Arc<ChrdevRegion>,
 }
 
 /// The most attributes a node's class device can have.
@@ -137,44 +171,42 @@ pub(crate) trait NodeOps: Send + Sync + 'static {
     }
 }
 
-/// The part of a node open files can reach: the cdev the VFS keeps
-/// pointers to, and the node's data, which each open file holds a
-/// reference on.
-///
-/// # Invariants
-///
-/// `cdev` was initialized with [`Node::<T>::FOPS`] and this module as owner;
-/// this memory is freed only once the cdev's kobject has no reference left
-/// (no open file, no open in flight, no inode pointing at it).
-#[pin_data]
-struct Shared<T: NodeOps> {
-    #[pin]
-    cdev: Opaque<bindings::cdev>,
-    data: Arc<T>,
-}
-
 /// One char device node `/dev/<class>/<name>` dispatching to `T`.
 ///
+/// Nothing of the node's own memory is reachable from the VFS: the char
+/// device is the kernel's (`cdev_alloc()`, freed by its kobject's release,
+/// however late that runs), and its parent is the node's class device,
+/// which it keeps alive (`cdev_set_parent()`). An open finds the node's
+/// data through the class device's driver data, under the device's lock,
+/// and takes a reference of its own; `Drop` empties that slot under the
+/// same lock, so an open that comes later (a file of the node still open
+/// keeps the char device reachable) finds nothing (`ENXIO`). No kobject
+/// release of this node runs module code.
+///
 /// # Invariants
 ///
-/// - Once `added`, `shared.cdev` is live in the char device map for
-///   `devt`; `device` is the class device made for it, if any. Both are
-///   torn down in `Drop`, device first.
-/// - Open files reach only their own reference on the data (their private
-///   data) and the cdev, whose memory outlives them (see [`Shared`]): a
-///   node may be dropped while files are open. Each open file holds a
-///   reference on this module (the cdev's and the fops' owner).
+/// - `published` is `None` until [`Self::publish`] succeeded once; then
+///   `device` is a class device of `class` made for `devt`, holding in its
+///   driver data a reference on `data` (`Arc::into_raw`) until `Drop`
+///   takes it back, and `cdev` a char device of the kernel's for `devt`
+///   alone, added with `device` as parent, with [`Self::FOPS`].
+/// - Open files hold a reference on `data` each (their private data) and
+///   one on this module (the fops' owner).
 pub(crate) struct Node<T: NodeOps> {
-    /// Dropped in `Drop`, unless a file still holds the cdev.
-    shared: ManuallyDrop<Pin<KBox<Shared<T>>>>,
-    devt: bindings::dev_t,
+    data: Arc<T>,
+    number: DevNumber,
     class: Arc<Class>,
-    added: bool,
-    device: *mut bindings::device,
+    published: Option<Published>,
 }
 
-// SAFETY: the C parts are only touched in construction and drop; `T` is
-// `Send + Sync`.
+/// What [`Node::publish`] made.
+struct Published {
+    device: NonNull<bindings::device>,
+    cdev: NonNull<bindings::cdev>,
+}
+
+// SAFETY: the C parts are only touched in construction and drop (the driver
+// core and the char device map lock themselves); `T` is `Send + Sync`.
 unsafe impl<T: NodeOps> Send for Node<T> {}
 // SAFETY: shared access only reads `data` (`T: Sync`).
 unsafe impl<T: NodeOps> Sync for Node<T> {}
@@ -238,68 +270,94 @@ impl<T: NodeOps> Node<T> {
     const GROUPS: &'static [*const bindings::attribute_group; 2] =
         &[Self::GROUP, core::ptr::null()];
 
-    /// Creates the node for `devt` in `class`, not yet visible: see
+    /// Creates the node with `number` in `class`, not yet visible: see
     /// [`Self::publish`].
-    pub(crate) fn new(class: &Arc<Class>, devt: bindings::dev_t, data: Arc<T>) -> Result<Self> {
-        let shared = KBox::pin_init(
-            try_pin_init!(Shared {
-                cdev <- Opaque::ffi_init(|slot: *mut bindings::cdev| {
-                    // SAFETY: `slot` is valid for writing; `cdev_init` zeroes
-                    // it fully before filling it in. The table is static.
-                    unsafe {
-                        bindings::cdev_init(slot, &Self::FOPS);
-                        (*slot).owner = this_module().as_ptr();
-                    }
-                }),
-                data,
-            }? Error),
-            GFP_KERNEL,
-        )?;
-        Ok(Self {
-            shared: ManuallyDrop::new(shared),
-            devt,
+    pub(crate) fn new(class: &Arc<Class>, number: DevNumber, data: Arc<T>) -> Self {
+        Self {
+            data,
+            number,
             class: class.clone(),
-            added: false,
-            device: core::ptr::null_mut(),
-        })
+            published: None,
+        }
     }
 
     /// The node's data.
     pub(crate) fn data(&self) -> &T {
-        &self.shared.data
+        &self.data
     }
 
-    /// Whether the node was added to the char device map (files may have
-    /// been opened on it).
-    pub(crate) fn is_live(&self) -> bool {
-        self.added
-    }
-
-    /// Makes the node `/dev/<class>/<name>` visible to userspace.
+    /// Makes the node `/dev/<class>/<name>` visible to userspace: its class
+    /// device, then its char device. `EBUSY` when it is published already;
+    /// on any failure nothing is left published.
     pub(crate) fn publish(&mut self, name: &CStr) -> Result {
-        // SAFETY: `cdev` was initialized in `new` and is not yet added; it
-        // is pinned and outlives its kobject references (see `Shared`).
-        to_result(unsafe { bindings::cdev_add(self.shared.cdev.get(), self.devt, 1) })?;
-        self.added = true;
-        // The attributes' data: the node's, which outlives the device
-        // (destroyed first in `Drop`, which removes its attributes and
-        // waits for their callbacks).
-        let drvdata = Arc::as_ptr(&self.shared.data).cast_mut();
+        if self.published.is_some() {
+            return Err(EBUSY);
+        }
+        let devt = self.number.devt;
+        // The device's reference on the data, taken back in `Drop` (or
+        // below, if the char device cannot be added).
+        let drvdata = Arc::into_raw(self.data.clone()).cast_mut();
         // SAFETY: the class is live (we hold it); `name` is NUL-terminated
-        // and formatted through "%s"; the groups are static.
+        // and formatted through "%s"; the groups are static; the driver
+        // data is set before the attributes appear.
         let dev = unsafe {
             bindings::device_create_with_groups(
                 self.class.ptr.as_ptr(),
                 core::ptr::null_mut(),
-                self.devt,
+                devt,
                 drvdata.cast(),
                 Self::GROUPS.as_ptr().cast_mut(),
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
         };
-        self.device = from_err_ptr(dev)?;
-        Ok(())
+        let device = match from_err_ptr(dev).and_then(|d| NonNull::new(d).ok_or(ENOMEM)) {
+            Ok(device) => device,
+            Err(e) => {
+                // SAFETY: the reference taken above; nobody else has it.
+                drop(unsafe { Arc::from_raw(drvdata) });
+                return Err(e);
+            }
+        };
+        match Self::add_cdev(device, devt) {
+            Ok(cdev) => {
+                // INVARIANT: both made for `devt`, the data referenced.
+                self.published = Some(Published { device, cdev });
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: our device, unregistered once; no char device
+                // reaches it. Its attributes are gone when this returns.
+                unsafe { bindings::device_unregister(device.as_ptr()) };
+                // SAFETY: the device's reference, taken above; its
+                // attributes, the only other readers, are gone.
+                drop(unsafe { Arc::from_raw(drvdata) });
+                Err(e)
+            }
+        }
+    }
+
+    /// A char device of the kernel's for `devt`, child of `device`, added.
+    fn add_cdev(device: NonNull<bindings::device>, devt: bindings::dev_t) -> Result<NonNull<bindings::cdev>> {
+        // SAFETY: process context; returns NULL or a new char device whose
+        // kobject's release (the kernel's) frees it.
+        let cdev = NonNull::new(unsafe { bindings::cdev_alloc() }).ok_or(ENOMEM)?;
+        let c = cdev.as_ptr();
+        // SAFETY: a new char device, ours until added; the fops are static;
+        // `device` is live and the char device takes a reference on it when
+        // added, put in its release.
+        let ret = unsafe {
+            (*c).ops = &Self::FOPS;
+            (*c).owner = this_module().as_ptr();
+            bindings::cdev_set_parent(c, &raw mut (*device.as_ptr()).kobj);
+            bindings::cdev_add(c, devt, 1)
+        };
+        if let Err(e) = to_result(ret) {
+            // SAFETY: not added: ours alone; the put frees it.
+            unsafe { bindings::kobject_put(&raw mut (*c).kobj) };
+            return Err(e);
+        }
+        Ok(cdev)
     }
 
     /// The index in `T::ATTRS` of the attribute `attr` of `ATTR_TABLE`.
@@ -407,23 +465,34 @@ impl<T: NodeOps> Node<T> {
         inode: *mut bindings::inode,
         file: *mut bindings::file,
     ) -> ffi::c_int {
-        // SAFETY: `i_cdev` is the cdev of a `Shared<T>`, whose memory lives
-        // at least as long as the reference `chrdev_open` holds on it.
-        let shared = unsafe {
-            &*kernel::container_of!(
-                (*inode)
-                    .__bindgen_anon_5
-                    .i_cdev
-                    .cast::<Opaque<bindings::cdev>>(),
-                Shared<T>,
-                cdev
-            )
+        // SAFETY: `i_cdev` is a char device `publish` added, held by
+        // `chrdev_open` for this call; its parent is the node's class
+        // device, which it holds.
+        let dev = unsafe {
+            let cdev = (*inode).__bindgen_anon_5.i_cdev;
+            kernel::container_of!((*cdev).kobj.parent, bindings::device, kobj)
+        };
+        // The node's data, if it is still there: `Drop` empties the slot
+        // under the same lock.
+        // SAFETY: a live device (above).
+        unsafe { ffi_helpers::rdh_device_lock(dev) };
+        // SAFETY: the device is locked; its driver data is NULL or the
+        // reference `publish` stored, which `Drop` takes back only under
+        // the lock.
+        let data = unsafe {
+            let raw = (*dev).driver_data.cast::<T>().cast_const();
+            (!raw.is_null()).then(|| Arc::from(ArcBorrow::from_raw(raw)))
+        };
+        // SAFETY: locked above.
+        unsafe { ffi_helpers::rdh_device_unlock(dev) };
+        let Some(data) = data else {
+            return ENXIO.to_errno();
         };
         // SAFETY: valid inode and file being opened.
         let ret = unsafe { bindings::nonseekable_open(inode, file) };
         if ret == 0 {
             // The file's own reference, given back in `release`.
-            let data = Arc::into_raw(shared.data.clone());
+            let data = Arc::into_raw(data);
             // SAFETY: `file` is being opened; its private data is ours.
             unsafe { (*file).private_data = data.cast_mut().cast() };
         }
@@ -464,33 +533,32 @@ impl<T: NodeOps> Node<T> {
 
 impl<T: NodeOps> Drop for Node<T> {
     fn drop(&mut self) {
-        if !self.device.is_null() {
-            // SAFETY: the device was created for `devt` in our live class.
-            unsafe { bindings::device_destroy(self.class.ptr.as_ptr(), self.devt) };
-        }
-        if !self.added {
-            // SAFETY: dropped only here; nothing else refers to it.
-            unsafe { ManuallyDrop::drop(&mut self.shared) };
+        let Some(Published { device, cdev }) = self.published.take() else {
             return;
+        };
+        let dev = device.as_ptr();
+        // SAFETY: our device (type invariant), unregistered only here:
+        // its attributes are removed, their callbacks done, when this
+        // returns. The char device still holds its memory.
+        unsafe { bindings::device_unregister(dev) };
+        // SAFETY: the device's memory is held by the char device (its
+        // parent); its driver data is the reference `publish` stored,
+        // taken back under the lock opens take.
+        let raw = unsafe {
+            ffi_helpers::rdh_device_lock(dev);
+            let raw = (*dev).driver_data.cast::<T>().cast_const();
+            (*dev).driver_data = core::ptr::null_mut();
+            ffi_helpers::rdh_device_unlock(dev);
+            raw
+        };
+        if !raw.is_null() {
+            // SAFETY: the reference `publish` stored; no open can reach it
+            // any more.
+            drop(unsafe { Arc::from_raw(raw) });
         }
-        let cdev = self.shared.cdev.get();
-        // SAFETY: the cdev was added; afterwards no new open finds it.
-        unsafe { bindings::cdev_del(cdev) };
-        // An open file (or an open in flight) still holds the cdev: its
-        // memory must outlive that reference, so it is left allocated (its
-        // kobject's release only unlinks it). Never the case at module
-        // exit: every open file holds a module reference.
-        // SAFETY: the cdev's kobject is initialized; taking a reference
-        // only succeeds while someone else holds one.
-        let kobj = unsafe { bindings::kobject_get_unless_zero(&raw mut (*cdev).kobj) };
-        if !kobj.is_null() {
-            // SAFETY: the reference just taken.
-            unsafe { bindings::kobject_put(kobj) };
-            return;
-        }
-        // SAFETY: dropped only here; no reference to the cdev is left and
-        // none can be taken (it is out of the char device map and its
-        // inodes were unlinked by its kobject's release).
-        unsafe { ManuallyDrop::drop(&mut self.shared) };
+        // SAFETY: added in `publish`, deleted only here: no new open finds
+        // it; the kernel frees it (and puts the device) when its last
+        // reference goes, however late. Not touched again.
+        unsafe { bindings::cdev_del(cdev.as_ptr()) };
     }
 }

@@ -443,3 +443,13 @@ void rdh_release_mem_region(phys_addr_t base, u64 size)
 {
 	release_mem_region(base, size);
 }
+
+void rdh_device_lock(struct device *dev)
+{
+	device_lock(dev);
+}
+
+void rdh_device_unlock(struct device *dev)
+{
+	device_unlock(dev);
+}

@@ -103,5 +103,7 @@ struct mem_cgroup *rdh_set_active_memcg(struct mem_cgroup *memcg);
 unsigned long rdh_memcg_margin(struct mem_cgroup *memcg);
 int rdh_request_mem_region(phys_addr_t base, u64 size, const char *name);
 void rdh_release_mem_region(phys_addr_t base, u64 size);
+void rdh_device_lock(struct device *dev);
+void rdh_device_unlock(struct device *dev);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

@@ -171,6 +171,8 @@ mod ffi_helpers {
             name: *const ffi::c_char,
         ) -> ffi::c_int;
         pub(super) fn rdh_release_mem_region(base: bindings::phys_addr_t, size: u64);
+        pub(super) fn rdh_device_lock(dev: *mut bindings::device);
+        pub(super) fn rdh_device_unlock(dev: *mut bindings::device);
     }
 }
 

@@ -13,6 +13,7 @@ use crate::wrappers::{
     dmabuf::{Exporter, MemoryRef},
     pages::PageRuns,
     reserved_mem::Chunk,
+    Zeroed,
 };
 use kernel::{
     new_mutex,
@@ -73,17 +74,18 @@ pub(crate) struct Memory {
 
 impl Memory {
     /// Memory of zeroed page runs.
-    pub(crate) fn pages(runs: PageRuns, charge: Charge) -> Self {
+    #[inline]
+    pub(crate) fn pages(runs: Zeroed<PageRuns>, charge: Charge) -> Self {
         Self {
-            backing: Backing::Pages(runs),
+            backing: Backing::Pages(runs.into_inner()),
             charge,
         }
     }
 
     /// Memory of a zeroed chunk of a no-map region.
-    pub(crate) fn chunk(chunk: Chunk, charge: Charge) -> Self {
+    pub(crate) fn chunk(chunk: Zeroed<Chunk>, charge: Charge) -> Self {
         Self {
-            backing: Backing::Chunk(chunk),
+            backing: Backing::Chunk(chunk.into_inner()),
             charge,
         }
     }

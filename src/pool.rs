@@ -15,9 +15,10 @@
 #![forbid(unsafe_code)]
 
 use crate::wrappers::{
-    pages::{BlockStack, PageRun, Recycle},
+    pages::{CleanBlocks, DirtyBlocks, PageRun, Recycle},
     pool_zeroing_param,
     shrinker::{flush_delayed, unbound_long_queue, Reclaim},
+    Dirty, Zeroed,
 };
 use kernel::{
     impl_has_delayed_work, new_delayed_work, new_mutex,
@@ -30,9 +31,9 @@ use kernel::{
 /// The blocks of one order.
 struct Blocks {
     /// Zeroed since their last user freed them.
-    clean: BlockStack,
+    clean: CleanBlocks,
     /// Freed, waiting for the worker.
-    dirty: BlockStack,
+    dirty: DirtyBlocks,
 }
 
 /// The pool's lists.
@@ -80,8 +81,8 @@ impl Pool {
         for &order in orders {
             blocks.push(
                 Blocks {
-                    clean: BlockStack::new(order),
-                    dirty: BlockStack::new(order),
+                    clean: CleanBlocks::new(order),
+                    dirty: DirtyBlocks::new(order),
                 },
                 GFP_KERNEL,
             )?;
@@ -113,28 +114,24 @@ impl Pool {
     /// A zeroed block of `order` from the pool, if it has one: a clean one,
     /// else a dirty one zeroed here (`EINTR` if the caller is killed
     /// meanwhile; the block is freed).
-    pub(crate) fn take(&self, order: u32) -> Result<Option<PageRun>> {
+    pub(crate) fn take(&self, order: u32) -> Result<Option<Zeroed<PageRun>>> {
         let Some(i) = self.index(order) else {
             return Ok(None);
         };
-        let (run, dirty) = {
+        let dirty = {
             let mut lists = self.lists.lock();
             let b = &mut lists.blocks[i];
-            let Some((run, dirty)) = b
-                .clean
-                .pop()
-                .map(|r| (r, false))
-                .or_else(|| b.dirty.pop().map(|r| (r, true)))
-            else {
+            if let Some(run) = b.clean.pop() {
+                lists.pages -= run.count();
+                return Ok(Some(run));
+            }
+            let Some(run) = b.dirty.pop() else {
                 return Ok(None);
             };
             lists.pages -= run.count();
-            (run, dirty)
+            run
         };
-        if dirty {
-            run.zero()?;
-        }
-        Ok(Some(run))
+        Ok(Some(dirty.zero()?))
     }
 
     /// The worker: zeroes dirty blocks, largest first, until none is left.
@@ -156,14 +153,15 @@ impl Pool {
                 };
                 run
             };
-            // A worker has no signal: zeroing runs to the end.
-            let zeroed = run.zero().is_ok();
             let count = run.count();
-            let mut lists = self.lists.lock();
             let i = self.index(run.order().unwrap_or(u32::MAX));
-            let kept = match i {
-                Some(i) if zeroed => lists.blocks[i].clean.push(run),
-                _ => Err(run),
+            // A worker has no signal: zeroing runs to the end (a failed one
+            // frees the block).
+            let zeroed = run.zero().ok();
+            let mut lists = self.lists.lock();
+            let kept = match (i, zeroed) {
+                (Some(i), Some(run)) => lists.blocks[i].clean.push(run).map_err(Some),
+                (_, run) => Err(run),
             };
             if let Err(run) = kept {
                 lists.pages -= count;
@@ -224,11 +222,12 @@ impl Reclaim for Pool {
         while freed < nr {
             let run = {
                 let mut lists = self.lists.lock();
-                let Some(run) = lists
-                    .blocks
-                    .iter_mut()
-                    .find_map(|b| b.dirty.pop().or_else(|| b.clean.pop()))
-                else {
+                let Some(run) = lists.blocks.iter_mut().find_map(|b| {
+                    b.dirty
+                        .pop()
+                        .map(Dirty::into_inner)
+                        .or_else(|| b.clean.pop().map(Zeroed::into_inner))
+                }) else {
                     break;
                 };
                 lists.pages -= run.count();

@@ -106,12 +106,10 @@ impl Heap for CarveoutHeap {
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
         let chunk = self.region.alloc(len)?;
         if chunk.has_pages() {
-            let run = PageRun::from_chunk(chunk)?;
-            run.zero()?;
+            let run = PageRun::from_chunk(chunk)?.zero()?;
             Ok(Memory::pages(PageRuns::one(run), charge))
         } else {
-            chunk.zero()?;
-            Ok(Memory::chunk(chunk, charge))
+            Ok(Memory::chunk(chunk.zero()?, charge))
         }
     }
 

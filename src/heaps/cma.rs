@@ -13,6 +13,7 @@ use crate::{
         cma::CmaArea,
         device::Devices,
         pages::{PageRun, PageRuns},
+        Zeroed,
     },
 };
 use kernel::{
@@ -75,15 +76,14 @@ impl CmaHeap {
 
 impl CmaHeap {
     /// `len` bytes of zeroed contiguous pages, charged to nobody yet.
-    fn run(&self, len: usize) -> Result<PageRun> {
+    fn run(&self, len: usize) -> Result<Zeroed<PageRun>> {
         // (More than the area holds fails at once in `cma_alloc`: no page
         // of the area is touched.)
         // Aligned to the buffer's own order, capped as upstream.
         let align = order_of(len).min(bindings::CONFIG_CMA_ALIGNMENT);
         let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
-        // A killed caller stops zeroing; dropping `run` releases it.
-        run.zero()?;
-        Ok(run)
+        // A killed caller stops zeroing; the run is released then.
+        run.zero()
     }
 
     /// `len` bytes of zeroed contiguous memory carrying a charge made

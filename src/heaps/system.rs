@@ -11,10 +11,10 @@ use crate::{
     pool::Pool,
     wrappers::{
         fatal_signal_pending, memcg_charges_current,
-        pages::{Effort, PageRun, PageRuns, RunVec},
+        pages::{Effort, PageRun, PageRuns, ZeroedRuns},
         pool_max_kb_param,
         shrinker::Shrinker,
-        totalram_pages,
+        totalram_pages, Zeroed,
     },
 };
 use kernel::{page::PAGE_SIZE, prelude::*, str::CStr, sync::Arc};
@@ -78,7 +78,7 @@ impl SystemHeap {
         remaining: usize,
         max_order: u32,
         pooled: bool,
-    ) -> Result<Option<(PageRun, u32)>> {
+    ) -> Result<Option<(Zeroed<PageRun>, u32)>> {
         for &order in ORDERS
             .iter()
             .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
@@ -103,7 +103,7 @@ impl SystemHeap {
     /// `runs`, back to the pool when freed if `pooled`. Inlined, as
     /// [`Self::alloc_largest`].
     #[inline(always)]
-    fn recycled(&self, runs: PageRuns, pooled: bool) -> PageRuns {
+    fn recycled(&self, runs: Zeroed<PageRuns>, pooled: bool) -> Zeroed<PageRuns> {
         if pooled {
             runs.recycled_by(self.pool.clone())
         } else {
@@ -116,7 +116,7 @@ impl SystemHeap {
     /// into its callers: returned, the runs would be copied by a call to
     /// `memcpy`.
     #[inline(always)]
-    pub(crate) fn pages(&self, len: usize) -> Result<PageRuns> {
+    pub(crate) fn pages(&self, len: usize) -> Result<Zeroed<PageRuns>> {
         // More than the machine has was refused already (`max_alloc` is at
         // most the RAM size), before reclaim could get involved (upstream
         // does not refuse it).
@@ -134,8 +134,8 @@ impl SystemHeap {
         let mut max_order = order;
         // Room for the rest in blocks of this order (more only when the
         // allocator runs out of them).
-        let mut runs = RunVec::with_capacity(1 + remaining.div_ceil(first.size()), GFP_KERNEL)?;
-        runs.push(first, GFP_KERNEL)?;
+        let mut runs = ZeroedRuns::with_capacity(1 + remaining.div_ceil(first.size()))?;
+        runs.push(first)?;
         while remaining > 0 {
             // A killed caller stops here; dropping `runs` frees all.
             if fatal_signal_pending() {
@@ -146,7 +146,7 @@ impl SystemHeap {
                 .ok_or(ENOMEM)?;
             remaining -= run.size();
             max_order = order;
-            runs.push(run, GFP_KERNEL)?;
+            runs.push(run)?;
         }
         Ok(self.recycled(PageRuns::new(runs), pooled))
     }

@@ -176,6 +176,67 @@ mod ffi_helpers {
     }
 }
 
+/// Memory that may still hold its previous user's bytes (pages from CMA, a
+/// reserved region or a pool's freed blocks): nothing can be made of it that
+/// a buffer accepts until [`Dirty::zero`] (on [`pages::PageRun`] and
+/// [`reserved_mem::Chunk`]) turns it into [`Zeroed`] memory.
+pub(crate) struct Dirty<T>(T);
+
+impl<T> Dirty<T> {
+    /// The memory, still not zeroed: to free it or to keep it among other
+    /// memory not zeroed (a pool's freed blocks).
+    #[inline]
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> core::ops::Deref for Dirty<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Memory every byte of which is zero since its previous user freed it (or
+/// that nobody used): made only by this layer, by zeroing [`Dirty`] memory
+/// or by an allocator that zeroes (`__GFP_ZERO`, a pool's cleaned blocks).
+/// The only form in which heaps can give memory to a buffer.
+///
+/// # Invariants
+///
+/// Every byte of the wrapped memory is zero and no user has seen it since.
+pub(crate) struct Zeroed<T>(T);
+
+impl<T> Zeroed<T> {
+    /// The memory, no longer promised zeroed (for a buffer to own).
+    #[inline]
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+
+    /// Promises `value` is zeroed.
+    ///
+    /// # Safety
+    ///
+    /// Every byte of `value`'s memory is zero and no user has seen it since
+    /// it was zeroed.
+    #[inline]
+    unsafe fn new_unchecked(value: T) -> Self {
+        // INVARIANT: the caller's promise.
+        Self(value)
+    }
+}
+
+impl<T> core::ops::Deref for Zeroed<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A kernel log warning, rate-limited (`pr_warn_ratelimited`), of at most
 /// 191 bytes (longer ones are cut).
 pub(crate) fn warn_ratelimited(args: core::fmt::Arguments<'_>) {

@@ -5,7 +5,7 @@
 
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 use super::cma::{self, CmaArea};
-use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk};
+use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk, Dirty, Zeroed};
 use core::{alloc::Layout, ptr::NonNull};
 use kernel::{
     alloc::{
@@ -110,7 +110,7 @@ impl PageRun {
     /// Allocates a zeroed buddy block of `2^order` pages, charged to the
     /// caller's memory cgroup when `account`; `None` when the allocator has
     /// none.
-    pub(crate) fn alloc_buddy(order: u32, effort: Effort, account: bool) -> Option<Self> {
+    pub(crate) fn alloc_buddy(order: u32, effort: Effort, account: bool) -> Option<Zeroed<Self>> {
         let mut gfp = match effort {
             Effort::Normal => gfp::ZEROED_USER,
             Effort::Opportunistic => gfp::ZEROED_USER_OPPORTUNISTIC,
@@ -124,17 +124,21 @@ impl PageRun {
         // INVARIANT: a non-NULL result is a block of `2^order` pages we own
         // (a buddy block never spans memory sections, so its `struct page`s
         // are contiguous); `__GFP_ZERO` zeroed it, highmem included.
-        NonNull::new(page).map(|first| Self {
-            first,
-            count: 1 << order,
-            source: Source::Buddy { order },
+        NonNull::new(page).map(|first| {
+            let run = Self {
+                first,
+                count: 1 << order,
+                source: Source::Buddy { order },
+            };
+            // SAFETY: `__GFP_ZERO` zeroed the block; it is new.
+            unsafe { Zeroed::new_unchecked(run) }
         })
     }
 
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
     /// Allocates `count` contiguous pages from a CMA area, aligned to
     /// `2^align_order` pages; not zeroed yet (see [`Self::zero`]).
-    pub(crate) fn alloc_cma(area: CmaArea, count: usize, align_order: u32) -> Option<Self> {
+    pub(crate) fn alloc_cma(area: CmaArea, count: usize, align_order: u32) -> Option<Dirty<Self>> {
         // SAFETY: `area` is a live CMA area (type invariant of `CmaArea`);
         // `cma_alloc` returns NULL or `count` pages we own. `no_warn`:
         // exhaustion is an expected answer (ENOMEM), not a kernel event.
@@ -143,37 +147,41 @@ impl PageRun {
         // INVARIANT: CMA hands out a contiguous pfn range; its `struct
         // page`s are contiguous in the memory map (as upstream's CMA heap
         // relies on).
-        NonNull::new(page).map(|first| Self {
-            first,
-            count,
-            source: Source::Cma(area),
+        NonNull::new(page).map(|first| {
+            Dirty(Self {
+                first,
+                count,
+                source: Source::Cma(area),
+            })
         })
     }
 
     /// The pages of a chunk of a region with `struct page`s; not zeroed
     /// yet (see [`Self::zero`]). `EINVAL` for a chunk of a no-map region.
-    pub(crate) fn from_chunk(chunk: Chunk) -> Result<Self> {
+    pub(crate) fn from_chunk(chunk: Dirty<Chunk>) -> Result<Dirty<Self>> {
         if !chunk.has_pages() {
             return Err(EINVAL);
         }
+        let chunk = chunk.into_inner();
         let pfn = ffi::c_ulong::try_from(chunk.pfn()).map_err(|_| EINVAL)?;
         // SAFETY: every pfn of a region with pages has a `struct page`
         // (invariant of `Region`).
         let first = unsafe { ffi_helpers::rdh_pfn_to_page(pfn) };
         // INVARIANT: the chunk is ours until dropped (with the run); the
         // region guarantees a virtually contiguous memory map.
-        Ok(Self {
+        Ok(Dirty(Self {
             first: NonNull::new(first).ok_or(EINVAL)?,
             count: chunk.len() / PAGE_SIZE,
             source: Source::Reserved {
                 _chunk: KBox::new(chunk, GFP_KERNEL)?,
             },
-        })
+        }))
     }
 
-    /// Zeroes every page (highmem-safe), 2 MiB at a time, stopping with
-    /// `EINTR` between them when the caller gets a fatal signal.
-    pub(crate) fn zero(&self) -> Result {
+    /// Zeroes every page (highmem-safe), 2 MiB at a time, yielding the CPU
+    /// and stopping with `EINTR` between them when the caller gets a fatal
+    /// signal. Only for a run nobody has seen yet (see [`Dirty::zero`]).
+    fn zero(&self) -> Result {
         const CHUNK: usize = 512;
         let mut i = 0;
         while i < self.count {
@@ -243,6 +251,15 @@ impl PageRun {
     /// The `struct page` of page `i` of the run (`i < count`).
     pub(super) fn page(&self, i: usize) -> *mut bindings::page {
         self.first.as_ptr().wrapping_add(i)
+    }
+}
+
+impl Dirty<PageRun> {
+    /// Zeroes the run (see [`PageRun::zero`]); on failure it is freed.
+    pub(crate) fn zero(self) -> Result<Zeroed<PageRun>> {
+        self.0.zero()?;
+        // SAFETY: every byte was just zeroed; nobody else has the run.
+        Ok(unsafe { Zeroed::new_unchecked(self.0) })
     }
 }
 
@@ -323,7 +340,25 @@ unsafe impl Allocator for MayFail {
 }
 
 /// A list of page runs that grows without invoking the OOM killer.
-pub(crate) type RunVec = Vec<PageRun, MayFail>;
+type RunVec = Vec<PageRun, MayFail>;
+
+/// A list of zeroed page runs (see [`RunVec`]), for [`PageRuns::new`].
+pub(crate) struct ZeroedRuns(RunVec);
+
+impl ZeroedRuns {
+    /// An empty list with room for `n` runs.
+    #[inline]
+    pub(crate) fn with_capacity(n: usize) -> Result<Self> {
+        Ok(Self(RunVec::with_capacity(n, GFP_KERNEL)?))
+    }
+
+    /// Appends `run`.
+    #[inline]
+    pub(crate) fn push(&mut self, run: Zeroed<PageRun>) -> Result {
+        self.0.push(run.into_inner(), GFP_KERNEL)?;
+        Ok(())
+    }
+}
 
 /// The runs of a buffer: one (every contiguous heap, and small system-heap
 /// buffers) is kept inline, saving an allocation on the hot path.
@@ -357,34 +392,56 @@ pub(crate) struct PageRuns {
 }
 
 impl PageRuns {
-    /// Wraps runs allocated (and zeroed) by a heap.
-    pub(crate) fn new(runs: RunVec) -> Self {
+    /// Wraps runs allocated and zeroed by a heap.
+    pub(crate) fn new(runs: ZeroedRuns) -> Zeroed<Self> {
+        let runs = runs.0;
         let len = runs.iter().map(PageRun::size).sum();
-        Self {
+        let this = Self {
             runs: RunList::Many(runs),
             len,
             recycler: None,
             write_combined: false,
-        }
+        };
+        // SAFETY: every run of `ZeroedRuns` was zeroed and unseen.
+        unsafe { Zeroed::new_unchecked(this) }
     }
 
-    /// Wraps a single run allocated (and zeroed) by a heap.
+    /// Wraps a single run allocated and zeroed by a heap.
     #[inline]
-    pub(crate) fn one(run: PageRun) -> Self {
-        Self {
+    pub(crate) fn one(run: Zeroed<PageRun>) -> Zeroed<Self> {
+        let run = run.into_inner();
+        let this = Self {
             len: run.size(),
             runs: RunList::One(run),
             recycler: None,
             write_combined: false,
-        }
+        };
+        // SAFETY: the run was zeroed and unseen.
+        unsafe { Zeroed::new_unchecked(this) }
     }
+}
 
+impl Zeroed<PageRuns> {
     /// The same runs, given to `recycler` when dropped.
     #[inline]
-    pub(crate) fn recycled_by(mut self, recycler: Arc<dyn Recycle>) -> Self {
-        self.recycler = Some(recycler);
-        self
+    pub(crate) fn recycled_by(self, recycler: Arc<dyn Recycle>) -> Self {
+        let mut runs = self.into_inner();
+        runs.recycler = Some(recycler);
+        // SAFETY: the same zeroed, unseen runs.
+        unsafe { Zeroed::new_unchecked(runs) }
     }
+
+    /// The same runs, with `f` applied to them in place (it may not read
+    /// or write their memory: it gets no access to it).
+    pub(super) fn map(self, f: impl FnOnce(&mut PageRuns) -> Result) -> Result<Self> {
+        let mut runs = self.into_inner();
+        f(&mut runs)?;
+        // SAFETY: `f` cannot reach the pages' bytes through `PageRuns`.
+        Ok(unsafe { Zeroed::new_unchecked(runs) })
+    }
+}
+
+impl PageRuns {
 
     /// Total size in bytes.
     pub(crate) fn len(&self) -> usize {
@@ -476,7 +533,7 @@ impl Drop for PageRuns {
 /// order `order` owned by the stack, uncharged, each linking to the next
 /// through `private` (0 after the last); each is counted in
 /// `NR_KERNEL_MISC_RECLAIMABLE`.
-pub(crate) struct BlockStack {
+struct BlockStack {
     head: Option<NonNull<bindings::page>>,
     len: usize,
     order: u32,
@@ -487,7 +544,7 @@ unsafe impl Send for BlockStack {}
 
 impl BlockStack {
     /// An empty stack of blocks of `order`.
-    pub(crate) const fn new(order: u32) -> Self {
+    const fn new(order: u32) -> Self {
         Self {
             head: None,
             len: 0,
@@ -496,13 +553,13 @@ impl BlockStack {
     }
 
     /// Blocks on the stack.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
     }
 
     /// Pushes `run`; gives it back when it is not an uncharged buddy block
     /// of the stack's order.
-    pub(crate) fn push(&mut self, run: PageRun) -> Result<(), PageRun> {
+    fn push(&mut self, run: PageRun) -> Result<(), PageRun> {
         if run.order() != Some(self.order) || run.memcg_charged() {
             return Err(run);
         }
@@ -522,7 +579,7 @@ impl BlockStack {
     }
 
     /// Pops the block pushed last.
-    pub(crate) fn pop(&mut self) -> Option<PageRun> {
+    fn pop(&mut self) -> Option<PageRun> {
         let page = self.head?;
         // SAFETY: `page` is the first block, owned by the stack (type
         // invariant): its `private` links the next; cleared before the block
@@ -548,5 +605,64 @@ impl BlockStack {
 impl Drop for BlockStack {
     fn drop(&mut self) {
         while self.pop().is_some() {}
+    }
+}
+
+/// Freed buddy blocks of one order (a pool's), their previous users' bytes
+/// still in them (see [`BlockStack`]).
+pub(crate) struct DirtyBlocks(BlockStack);
+
+impl DirtyBlocks {
+    /// An empty stack of blocks of `order`.
+    pub(crate) const fn new(order: u32) -> Self {
+        Self(BlockStack::new(order))
+    }
+
+    /// Blocks on the stack.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Pushes a freed `run`; gives it back when it is not an uncharged
+    /// buddy block of the stack's order.
+    pub(crate) fn push(&mut self, run: PageRun) -> Result<(), PageRun> {
+        self.0.push(run)
+    }
+
+    /// Pops the block pushed last, to be zeroed before anyone sees it.
+    pub(crate) fn pop(&mut self) -> Option<Dirty<PageRun>> {
+        self.0.pop().map(Dirty)
+    }
+}
+
+/// Zeroed buddy blocks of one order (a pool's, see [`BlockStack`]).
+///
+/// # Invariants
+///
+/// Every block on the stack is zeroed and unseen since.
+pub(crate) struct CleanBlocks(BlockStack);
+
+impl CleanBlocks {
+    /// An empty stack of blocks of `order`.
+    pub(crate) const fn new(order: u32) -> Self {
+        Self(BlockStack::new(order))
+    }
+
+    /// Pushes a zeroed `run`; gives it back when it is not an uncharged
+    /// buddy block of the stack's order.
+    pub(crate) fn push(&mut self, run: Zeroed<PageRun>) -> Result<(), Zeroed<PageRun>> {
+        // INVARIANT: zeroed and unseen, kept so on the stack.
+        self.0.push(run.into_inner()).map_err(|run| {
+            // SAFETY: the same run, given back untouched.
+            unsafe { Zeroed::new_unchecked(run) }
+        })
+    }
+
+    /// Pops the block pushed last.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Zeroed<PageRun>> {
+        // SAFETY: blocks on the stack are zeroed and unseen (type
+        // invariant).
+        self.0.pop().map(|run| unsafe { Zeroed::new_unchecked(run) })
     }
 }

@@ -11,7 +11,7 @@
 //! is dropped, so every operation that maps, zeroes or DMA-maps physical
 //! memory without `struct page` takes a `Chunk`, never an address.
 
-use super::ffi_helpers;
+use super::{ffi_helpers, Dirty, Zeroed};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -299,8 +299,9 @@ impl Region {
     }
 
     /// Takes the lowest run of `len` bytes (page-aligned, non-zero) of free
-    /// pages; `ENOMEM` when there is none. Not zeroed yet.
-    pub(crate) fn alloc(self: &Arc<Self>, len: usize) -> Result<Chunk> {
+    /// pages; `ENOMEM` when there is none. Not zeroed yet: its previous
+    /// user's bytes may still be there.
+    pub(crate) fn alloc(self: &Arc<Self>, len: usize) -> Result<Dirty<Chunk>> {
         if len == 0 || len % PAGE_SIZE != 0 || len > self.size {
             return Err(if len > self.size { ENOMEM } else { EINVAL });
         }
@@ -328,11 +329,11 @@ impl Region {
         drop(used);
         // INVARIANT: the pages were free and are now marked lent to this
         // chunk alone.
-        Ok(Chunk {
+        Ok(Dirty(Chunk {
             region: self.clone(),
             offset: start * PAGE_SIZE,
             len,
-        })
+        }))
     }
 }
 
@@ -400,8 +401,9 @@ impl Chunk {
     /// write-combined mapping (chunks with pages are zeroed as a
     /// [`super::pages::PageRun`]). `EINVAL` for a chunk with pages.
     /// 2 MiB at a time, yielding the CPU between them and stopping with
-    /// `EINTR` when the caller gets a fatal signal.
-    pub(crate) fn zero(&self) -> Result {
+    /// `EINTR` when the caller gets a fatal signal. Only for a chunk nobody
+    /// has seen yet (see [`Dirty::zero`]).
+    fn zero(&self) -> Result {
         const STEP: usize = 2 << 20;
         let addr = self.kernel_addr().ok_or(EINVAL)?;
         let mut done = 0;
@@ -419,6 +421,16 @@ impl Chunk {
             done += n;
         }
         Ok(())
+    }
+}
+
+impl Dirty<Chunk> {
+    /// Zeroes a chunk of a no-map region (see [`Chunk::zero`]); on failure
+    /// the chunk is given back.
+    pub(crate) fn zero(self) -> Result<Zeroed<Chunk>> {
+        self.0.zero()?;
+        // SAFETY: every byte was just zeroed; nobody else has the chunk.
+        Ok(unsafe { Zeroed::new_unchecked(self.0) })
     }
 }
 

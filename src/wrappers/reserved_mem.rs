@@ -13,6 +13,8 @@
 
 use super::{ffi_helpers, Dirty, Zeroed};
 use core::ptr::NonNull;
+#[cfg(CONFIG_OF_RESERVED_MEM)]
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     bindings,
     bitmap::BitmapVec,
@@ -200,8 +202,15 @@ impl Region {
 
     /// Every available `/reserved-memory` child compatible with
     /// `carved-out`, set up; a node that cannot be is logged and skipped.
+    /// Once per load of the module (`EBUSY` after): a region with pages
+    /// lies in System RAM, where no claim in the iomem tree can keep a
+    /// second region off its pages.
     #[cfg(CONFIG_OF_RESERVED_MEM)]
     pub(crate) fn from_device_tree() -> Result<KVec<Arc<Self>>> {
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        if TAKEN.swap(true, Ordering::Relaxed) {
+            return Err(EBUSY);
+        }
         let mut regions = KVec::new();
         for node in reserved_nodes()? {
             if !node.carved_out {

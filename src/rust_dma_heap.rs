@@ -73,8 +73,13 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
             )?;
             #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
             if uncached {
-                let heap = heaps::system_uncached::UncachedHeap::new(system.clone())?;
-                all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+                match heaps::system_uncached::UncachedHeap::new(system.clone()) {
+                    Ok(heap) => all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?,
+                    Err(e) if e == EOPNOTSUPP => {
+                        pr_info!("DMA bounces through swiotlb: system-uncached not registered\n")
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if module_parameters::system_heap.value() {
                 all.push(system.clone(), GFP_KERNEL)?;

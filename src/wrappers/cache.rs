@@ -28,7 +28,9 @@ unsafe impl Send for CacheCleaner {}
 unsafe impl Sync for CacheCleaner {}
 
 impl CacheCleaner {
-    /// A cleaner with a device named `name` (under `/sys/devices/faux/`).
+    /// A cleaner with a device named `name` (under `/sys/devices/faux/`);
+    /// `EOPNOTSUPP` where the DMA API bounces every mapping through a
+    /// software buffer (`swiotlb=force`), which cleans nothing.
     pub(crate) fn new(name: &CStr) -> Result<Self> {
         let reg = faux::Registration::new(name, None)?;
         let dev: &device::Device<device::Bound> = reg.as_ref().as_ref();
@@ -41,6 +43,12 @@ impl CacheCleaner {
         kernel::error::to_result(unsafe {
             ffi_helpers::rdh_dma_coerce_mask_and_coherent(dev, u64::MAX)
         })?;
+        // SAFETY: a live device of our own; a query of its DMA set-up.
+        if unsafe { ffi_helpers::rdh_dev_force_bounce(dev) } {
+            // Every mapping bounces (`swiotlb=force`): mapping the pages
+            // would copy them, not clean the caches over them.
+            return Err(EOPNOTSUPP);
+        }
         // INVARIANT: registered, mask set.
         Ok(Self { _reg: reg, dev })
     }

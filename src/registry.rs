@@ -289,7 +289,10 @@ impl fmt::Display for Escaped<'_> {
         let mut rest = self.0;
         while !rest.is_empty() {
             // The longest run that needs no escape, written at once.
-            let plain = rest.iter().position(|&b| needs_escape(b)).unwrap_or(rest.len());
+            let plain = rest
+                .iter()
+                .position(|&b| needs_escape(b))
+                .unwrap_or(rest.len());
             // Printable ASCII only: valid UTF-8.
             f.write_str(core::str::from_utf8(&rest[..plain]).map_err(|_| fmt::Error)?)?;
             if let Some(&b) = rest.get(plain) {

@@ -58,22 +58,22 @@ impl CacheCleaner {
     /// the DMA API cannot map them.
     pub(crate) fn write_combined(&self, runs: Zeroed<PageRuns>) -> Result<Zeroed<PageRuns>> {
         runs.map(|runs| {
-        let dir = DataDirection::Bidirectional.into();
-        for run in runs.runs() {
-            let phys = (run.pfn() as u64) << PAGE_SHIFT;
-            // SAFETY: a live device with a mask (type invariant); the run is
-            // memory we own, mapped and unmapped again at once: the map
-            // cleans the caches over it, the unmap invalidates them.
-            unsafe {
-                let addr = bindings::dma_map_phys(self.dev, phys, run.size(), dir, 0);
-                if ffi_helpers::rdh_dma_mapping_error(self.dev, addr) != 0 {
-                    return Err(ENOMEM);
+            let dir = DataDirection::Bidirectional.into();
+            for run in runs.runs() {
+                let phys = (run.pfn() as u64) << PAGE_SHIFT;
+                // SAFETY: a live device with a mask (type invariant); the run is
+                // memory we own, mapped and unmapped again at once: the map
+                // cleans the caches over it, the unmap invalidates them.
+                unsafe {
+                    let addr = bindings::dma_map_phys(self.dev, phys, run.size(), dir, 0);
+                    if ffi_helpers::rdh_dma_mapping_error(self.dev, addr) != 0 {
+                        return Err(ENOMEM);
+                    }
+                    bindings::dma_unmap_phys(self.dev, addr, run.size(), dir, 0);
                 }
-                bindings::dma_unmap_phys(self.dev, addr, run.size(), dir, 0);
             }
-        }
-        runs.set_write_combined();
-        Ok(())
+            runs.set_write_combined();
+            Ok(())
         })
     }
 }

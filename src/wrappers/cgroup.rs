@@ -240,9 +240,8 @@ impl MemCgroup {
     pub(crate) fn room(&self) -> usize {
         // SAFETY: a cgroup we hold (type invariant); reads its counters.
         let pages = unsafe { ffi_helpers::rdh_memcg_margin(self.ptr.as_ptr()) };
-        usize::try_from(pages)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(kernel::page::PAGE_SIZE)
+        // CAST: `c_ulong` is `usize` on every kernel architecture.
+        (pages as usize).saturating_mul(kernel::page::PAGE_SIZE)
     }
 
     /// Runs `f` with the memory it allocates with `__GFP_ACCOUNT` charged

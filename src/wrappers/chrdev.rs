@@ -7,8 +7,8 @@
 //! mode, and udev rules match heaps by `SUBSYSTEM=="dma_heap"`, so heaps get
 //! a class of their own, as upstream's `dma-heap.c` does.
 
-use super::this_module;
 use super::ffi_helpers;
+use super::this_module;
 use core::{
     fmt,
     ptr::NonNull,
@@ -338,7 +338,10 @@ impl<T: NodeOps> Node<T> {
     }
 
     /// A char device of the kernel's for `devt`, child of `device`, added.
-    fn add_cdev(device: NonNull<bindings::device>, devt: bindings::dev_t) -> Result<NonNull<bindings::cdev>> {
+    fn add_cdev(
+        device: NonNull<bindings::device>,
+        devt: bindings::dev_t,
+    ) -> Result<NonNull<bindings::cdev>> {
         // SAFETY: process context; returns NULL or a new char device whose
         // kobject's release (the kernel's) frees it.
         let cdev = NonNull::new(unsafe { bindings::cdev_alloc() }).ok_or(ENOMEM)?;

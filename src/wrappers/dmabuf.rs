@@ -13,8 +13,14 @@
 //! (see [`Resv`]): no lock of this layer's on those paths.
 
 use super::{
-    device::Devices, dma_dir_from_raw, err_ptr, ffi_helpers, pages::PageRuns, reserved_mem::Chunk,
-    sgtable::SgTable, slab::Slab, vma::{Fault, UserMapping}, vmalloc::KernelMap,
+    device::Devices,
+    dma_dir_from_raw, err_ptr, ffi_helpers,
+    pages::PageRuns,
+    reserved_mem::Chunk,
+    sgtable::SgTable,
+    slab::Slab,
+    vma::{Fault, UserMapping},
+    vmalloc::KernelMap,
 };
 use core::{cell::UnsafeCell, fmt, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{

@@ -442,7 +442,6 @@ impl Zeroed<PageRuns> {
 }
 
 impl PageRuns {
-
     /// Total size in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -663,6 +662,8 @@ impl CleanBlocks {
     pub(crate) fn pop(&mut self) -> Option<Zeroed<PageRun>> {
         // SAFETY: blocks on the stack are zeroed and unseen (type
         // invariant).
-        self.0.pop().map(|run| unsafe { Zeroed::new_unchecked(run) })
+        self.0
+            .pop()
+            .map(|run| unsafe { Zeroed::new_unchecked(run) })
     }
 }

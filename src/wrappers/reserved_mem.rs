@@ -117,7 +117,9 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // SAFETY: claimed in `new` (type invariant), released only here.
-        unsafe { ffi_helpers::rdh_release_mem_region(self.base as bindings::phys_addr_t, self.size) };
+        unsafe {
+            ffi_helpers::rdh_release_mem_region(self.base as bindings::phys_addr_t, self.size)
+        };
     }
 }
 
@@ -151,14 +153,16 @@ impl Region {
         let claim = if d.no_map {
             // SAFETY: the name moves into the region with the claim, which
             // is dropped first (field order); its heap buffer does not move.
-            Some(unsafe { Claim::new(d.base, d.size, &d.name) }.inspect_err(|_| {
-                pr_err!(
-                    "{}: [{:#x}, {:#x}) is claimed already (by this module or a driver)\n",
-                    &*d.name,
-                    d.base,
-                    end
-                )
-            })?)
+            Some(
+                unsafe { Claim::new(d.base, d.size, &d.name) }.inspect_err(|_| {
+                    pr_err!(
+                        "{}: [{:#x}, {:#x}) is claimed already (by this module or a driver)\n",
+                        &*d.name,
+                        d.base,
+                        end
+                    )
+                })?,
+            )
         } else {
             None
         };
@@ -473,7 +477,10 @@ fn reserved_nodes() -> Result<KVec<ReservedNode>> {
     let mut nodes = KVec::new();
     // SAFETY: a NUL-terminated path; no options wanted.
     let root = unsafe {
-        bindings::of_find_node_opts_by_path(c"/reserved-memory".as_char_ptr(), core::ptr::null_mut())
+        bindings::of_find_node_opts_by_path(
+            c"/reserved-memory".as_char_ptr(),
+            core::ptr::null_mut(),
+        )
     };
     if root.is_null() {
         return Ok(nodes);
@@ -494,8 +501,12 @@ fn reserved_nodes() -> Result<KVec<ReservedNode>> {
         // SAFETY: `child` is a held node; the names are NUL-terminated.
         let (compatible, carved_out, no_map) = unsafe {
             (
-                !bindings::of_find_property(child, c"compatible".as_char_ptr(), core::ptr::null_mut())
-                    .is_null(),
+                !bindings::of_find_property(
+                    child,
+                    c"compatible".as_char_ptr(),
+                    core::ptr::null_mut(),
+                )
+                .is_null(),
                 bindings::of_device_is_compatible(child, c"carved-out".as_char_ptr()) > 0,
                 !bindings::of_find_property(child, c"no-map".as_char_ptr(), core::ptr::null_mut())
                     .is_null(),

@@ -41,7 +41,10 @@ impl<'v, 'm> UserMapping<'v, 'm> {
     /// private data is borrowed for `'m` and outlives every mapping of it.
     /// `ops` handles faults in it by mapping the same memory again, through
     /// [`Fault`] only.
-    pub(super) unsafe fn new(vma: &'v VmaNew, ops: &'static bindings::vm_operations_struct) -> Self {
+    pub(super) unsafe fn new(
+        vma: &'v VmaNew,
+        ops: &'static bindings::vm_operations_struct,
+    ) -> Self {
         Self {
             vma,
             ops,

@@ -40,6 +40,7 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,19 +58,20 @@
 
 /*
  * SIGBUS, caught: an access that raises it fails the test, not the program.
- * The accesses go through volatile pointers: each is made, in order (a
- * word written and read back is read from the mapping).
+ * The accesses are relaxed atomics: each is made, in order (a word written
+ * and read back is read from the mapping).
  */
 
 static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
+static atomic_int bus_armed;
+
+#define LOAD(p)		__atomic_load_n(p, __ATOMIC_RELAXED)
+#define STORE(p, v)	__atomic_store_n(p, v, __ATOMIC_RELAXED)
 
 static void on_sigbus(int sig)
 {
-	if (bus_armed) {
-		bus_armed = 0;
+	if (atomic_exchange(&bus_armed, 0))
 		siglongjmp(bus_env, 1);
-	}
 	/* Not ours: the default action, when the access is retried. */
 	signal(sig, SIG_DFL);
 }
@@ -89,49 +91,49 @@ static int catch_sigbus(void)
  * Words @p[0..@n) against word i = i ^ @seed, written so first when
  * @write: the first that differs, @n when none does, or SIGBUSED.
  */
-static long words(volatile uint32_t *p, size_t n, uint32_t seed, bool write)
+static long words(uint32_t *p, size_t n, uint32_t seed, bool write)
 {
 	size_t i;
 
 	if (sigsetjmp(bus_env, 1))
 		return SIGBUSED;
-	bus_armed = 1;
+	atomic_store(&bus_armed, 1);
 	if (write)
 		for (i = 0; i < n; i++)
-			p[i] = i ^ seed;
+			STORE(&p[i], (uint32_t)(i ^ seed));
 	for (i = 0; i < n; i++)
-		if (p[i] != (uint32_t)(i ^ seed))
+		if (LOAD(&p[i]) != (uint32_t)(i ^ seed))
 			break;
-	bus_armed = 0;
+	atomic_store(&bus_armed, 0);
 	return i;
 }
 
 /* The first of @n words of @p that is not zero, @n if none, or SIGBUSED. */
-static long nonzero_word(const volatile uint32_t *p, size_t n)
+static long nonzero_word(const uint32_t *p, size_t n)
 {
 	size_t i;
 
 	if (sigsetjmp(bus_env, 1))
 		return SIGBUSED;
-	bus_armed = 1;
+	atomic_store(&bus_armed, 1);
 	for (i = 0; i < n; i++)
-		if (p[i])
+		if (LOAD(&p[i]))
 			break;
-	bus_armed = 0;
+	atomic_store(&bus_armed, 0);
 	return i;
 }
 
 /* Write a byte to each page of @p: 0, or SIGBUSED. */
-static long touch_pages(volatile char *p, size_t len)
+static long touch_pages(char *p, size_t len)
 {
 	size_t i;
 
 	if (sigsetjmp(bus_env, 1))
 		return SIGBUSED;
-	bus_armed = 1;
+	atomic_store(&bus_armed, 1);
 	for (i = 0; i < len; i += PAGE)
-		p[i] = 1;
-	bus_armed = 0;
+		STORE(&p[i], 1);
+	atomic_store(&bus_armed, 0);
 	return 0;
 }
 

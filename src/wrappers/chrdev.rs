@@ -356,8 +356,13 @@ impl<T: NodeOps> Node<T> {
             bindings::cdev_add(c, devt, 1)
         };
         if let Err(e) = to_result(ret) {
-            // SAFETY: not added: ours alone; the put frees it.
-            unsafe { bindings::kobject_put(&raw mut (*c).kobj) };
+            // SAFETY: not added: ours alone, and it took no reference on
+            // its parent, which its release would put: unlinked first. The
+            // put frees it.
+            unsafe {
+                (*c).kobj.parent = core::ptr::null_mut();
+                bindings::kobject_put(&raw mut (*c).kobj);
+            }
             return Err(e);
         }
         Ok(cdev)

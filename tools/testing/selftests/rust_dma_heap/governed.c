@@ -52,7 +52,7 @@
 #define KIB (1LL << 10)
 #define MIB (1LL << 20)
 
-#define CG_ROOT "/sys/fs/cgroup"
+#define CG_ROOT RDH_CG_ROOT
 #define DT_RESERVED "/proc/device-tree/reserved-memory"
 #define MEM_ACCOUNTING "/sys/module/rust_dma_heap/parameters/mem_accounting"
 
@@ -250,22 +250,6 @@ static void cg_file(char *buf, size_t len, const char *cg, const char *file)
 	snprintf(buf, len, "%s/%s", cg, file);
 }
 
-static int cg_set(const char *cg, const char *file, const char *text)
-{
-	char path[256];
-
-	cg_file(path, sizeof(path), cg, file);
-	return rdh_write_text(path, text);
-}
-
-static long long cg_num(const char *cg, const char *file)
-{
-	char path[256];
-
-	cg_file(path, sizeof(path), cg, file);
-	return num_file(path);
-}
-
 static long long cg_keyed(const char *cg, const char *file, const char *key)
 {
 	char path[256];
@@ -277,22 +261,7 @@ static long long cg_keyed(const char *cg, const char *file, const char *key)
 /* Move the calling process into @cg. */
 static int cg_join(const char *cg)
 {
-	return cg_set(cg, "cgroup.procs", "0\n");
-}
-
-/* Remove @cg once its processes are gone (up to 5 s): 0 or -errno. */
-static int cg_remove(const char *cg)
-{
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		if (!rmdir(cg) || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			return -errno;
-		usleep(100000);
-	}
-	return -EBUSY;
+	return rdh_cg_set(cg, "cgroup.procs", "0\n");
 }
 
 /*
@@ -748,7 +717,7 @@ FIXTURE_TEARDOWN_PARENT(gov)
 	for (i = 0; i < MAX_CGROUPS; i++) {
 		if (!self->cg[i][0])
 			continue;
-		EXPECT_EQ(0, cg_remove(self->cg[i])) TH_LOG("rmdir %s", self->cg[i]);
+		EXPECT_EQ(0, rdh_cg_remove(self->cg[i])) TH_LOG("rmdir %s", self->cg[i]);
 	}
 	for (i = 0; i < self->n; i++) {
 		EXPECT_EQ(0, self->max_alloc_saved[i] ?
@@ -841,8 +810,8 @@ TEST_F_TIMEOUT(gov, memcg_limit_enomem_no_oom, 300)
 	oom_before = keyed_value("/proc/vmstat", "oom_kill");
 	ASSERT_LE(0, oom_before);
 	ASSERT_EQ(0, cg_make(self->cg[0], "memcg"));
-	ASSERT_EQ(0, cg_set(self->cg[0], "memory.max", "67108864\n"));
-	ASSERT_EQ(MEMCG_MAX, cg_num(self->cg[0], "memory.max"));
+	ASSERT_EQ(0, rdh_cg_set(self->cg[0], "memory.max", "67108864\n"));
+	ASSERT_EQ(MEMCG_MAX, rdh_cg_num(self->cg[0], "memory.max"));
 
 	h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, h);
@@ -1063,7 +1032,7 @@ TEST_F_TIMEOUT(gov, dmem_max_per_cgroup, 300)
 	ASSERT_EQ(0, cg_make(self->cg[0], "dmem-a"));
 	ASSERT_EQ(0, cg_make(self->cg[1], "dmem-b"));
 	snprintf(limit, sizeof(limit), "%s %lld\n", region, DMEM_LIMIT);
-	ASSERT_EQ(0, cg_set(cga, "dmem.max", limit));
+	ASSERT_EQ(0, rdh_cg_set(cga, "dmem.max", limit));
 	ASSERT_EQ(DMEM_LIMIT, cg_keyed(cga, "dmem.max", region));
 	ASSERT_EQ(LLONG_MAX, cg_keyed(cgb, "dmem.max", region));
 	ASSERT_EQ(0, cg_keyed(cga, "dmem.current", region));

@@ -53,7 +53,7 @@
 #define KIB (1LL << 10)
 #define MIB (1LL << 20)
 
-#define CG_ROOT "/sys/fs/cgroup"
+#define CG_ROOT RDH_CG_ROOT
 #define CG_LEN 128
 
 /*
@@ -540,43 +540,12 @@ static const char *cg_unavailable(const char *ctl, int *err)
 	return NULL;
 }
 
-static void cg_file(char *buf, size_t len, const char *cg, const char *file)
-{
-	snprintf(buf, len, "%s/%s", cg, file);
-}
-
-static int cg_set(const char *cg, const char *file, const char *text)
-{
-	char path[256];
-
-	cg_file(path, sizeof(path), cg, file);
-	return rdh_write_text(path, text);
-}
-
-/* A cgroup file holding one number (memory.current), or -errno. */
-static long long cg_num(const char *cg, const char *file)
-{
-	char path[256], text[64], *end;
-	long long v;
-	int ret;
-
-	cg_file(path, sizeof(path), cg, file);
-	ret = rdh_read_text(path, text, sizeof(text));
-	if (ret)
-		return ret;
-	if (!strcmp(text, "max"))
-		return LLONG_MAX;
-	errno = 0;
-	v = strtoll(text, &end, 10);
-	return errno || end == text || *end ? -EPROTO : v;
-}
-
 /* Line @key of a keyed cgroup file (dmem.current), or -1. */
 static long long cg_keyed(const char *cg, const char *file, const char *key)
 {
 	char path[256];
 
-	cg_file(path, sizeof(path), cg, file);
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
 	return rdh_keyed(key, path, ' ');
 }
 
@@ -597,29 +566,14 @@ static long long cg_keyed_wait(const char *cg, const char *file, const char *key
 /* Wait up to 2 s for @file to read below @limit: the last value. */
 static long long cg_num_below(const char *cg, const char *file, long long limit)
 {
-	long long v = cg_num(cg, file);
+	long long v = rdh_cg_num(cg, file);
 	int i;
 
 	for (i = 0; i < 20 && (v < 0 || v >= limit); i++) {
 		usleep(100000);
-		v = cg_num(cg, file);
+		v = rdh_cg_num(cg, file);
 	}
 	return v;
-}
-
-/* Remove @cg once its processes are gone (up to 5 s): 0 or -errno. */
-static int cg_remove(const char *cg)
-{
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		if (!rmdir(cg) || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			return -errno;
-		usleep(100000);
-	}
-	return -EBUSY;
 }
 
 /* The calling process's cgroup (v2), relative to the root, in @buf. */
@@ -654,11 +608,10 @@ static int allocator(int sock, const char *cg, long long size, int count)
 {
 	struct tally t = { 0 };
 	int heap, fds[MAX_BUFS], i, fd;
-	char path[256], c;
+	char c;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	cg_file(path, sizeof(path), cg, "cgroup.procs");
-	if (rdh_write_text(path, "0\n"))
+	if (rdh_cg_set(cg, "cgroup.procs", "0\n"))
 		t.step = 1;
 	heap = t.step ? -1 : rdh_open_heap("auto", O_RDONLY);
 	if (!t.step && heap < 0)
@@ -712,7 +665,7 @@ FIXTURE_TEARDOWN_PARENT(promise)
 	if (self->child > 0)
 		kill(self->child, SIGKILL);
 	/* (The harness's checks are two statements: never an if's body.) */
-	EXPECT_EQ(0, self->cg[0] ? cg_remove(self->cg) : 0) TH_LOG("rmdir %s", self->cg);
+	EXPECT_EQ(0, self->cg[0] ? rdh_cg_remove(self->cg) : 0) TH_LOG("rmdir %s", self->cg);
 	if (self->reload) {
 		rdh_unload_module();
 		EXPECT_EQ(0, rdh_load_module("")) TH_LOG("loading the module back");
@@ -724,6 +677,23 @@ static int cg_make(char *cg, const char *tag)
 {
 	snprintf(cg, CG_LEN, CG_ROOT "/rdh-promises-%s", tag);
 	return mkdir(cg, 0755) && errno != EEXIST ? -errno : 0;
+}
+
+/*
+ * Tell the allocator @pid to go (and close the socket, should the word not
+ * arrive), wait for it: its exit status, 0 when it went well, or -errno.
+ */
+static int stop_allocator(int sock, pid_t pid, pid_t *child)
+{
+	int status, sent = send(sock, "x", 1, MSG_NOSIGNAL);
+
+	close(sock);
+	if (waitpid(pid, &status, 0) != pid)
+		return -errno;
+	*child = 0;
+	if (sent != 1)
+		return -EPIPE;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /*
@@ -757,26 +727,6 @@ static pid_t start_allocator(pid_t *child, const char *cg, long long size, int c
 
 /* The carve-out parameter */
 
-/* Whether a kernel log record since rdh_kmsg_mark() has @needle; closes @fd. */
-static bool kmsg_since(int fd, const char *needle)
-{
-	char rec[2048];
-	bool found = false;
-	ssize_t n;
-
-	if (fd < 0)
-		return false;
-	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
-		if (n <= 0)
-			continue;
-		rec[n] = '\0';
-		if (strstr(rec, needle))
-			found = true;
-	}
-	close(fd);
-	return found;
-}
-
 static bool heap_exists(const char *name)
 {
 	char path[256];
@@ -804,7 +754,7 @@ TEST_F_TIMEOUT(promise, carveout_overlap, 300)
 	/* The second half of carveout@b0000000's range: refused. */
 	kmsg = rdh_kmsg_mark();
 	EXPECT_EQ(-EBUSY, rdh_load_module(OVERLAP));
-	EXPECT_TRUE(kmsg_since(kmsg, OVERLAP ": overlaps"));
+	EXPECT_TRUE(rdh_kmsg_scan(kmsg, OVERLAP ": overlaps"));
 	EXPECT_EQ(-1, rdh_module_refcnt());
 
 	/* Inside spare@a0000000, reserved with no heap: a heap of its own. */
@@ -835,7 +785,7 @@ TEST_F_TIMEOUT(promise, carveout_overlap, 300)
 TEST_F_TIMEOUT(promise, auto_memcg, 300)
 {
 	long long cur, left;
-	int sock = -1, fds[MEMCG_BUFS], i, n, err, status, mapped = 0;
+	int sock = -1, fds[MEMCG_BUFS], i, n, err, mapped = 0;
 	char *maps[MEMCG_BUFS] = { NULL }, own[256], path[300];
 	struct tally t;
 	const char *why;
@@ -849,8 +799,8 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 	ASSERT_EQ(0, err) TH_LOG("memory not in %s/cgroup.subtree_control", CG_ROOT);
 	ASSERT_EQ(0, catch_sigbus());
 	ASSERT_EQ(0, cg_make(self->cg, "memcg"));
-	ASSERT_EQ(0, cg_set(self->cg, "memory.max", "33554432\n"));
-	ASSERT_EQ(MEMCG_MAX, cg_num(self->cg, "memory.max"));
+	ASSERT_EQ(0, rdh_cg_set(self->cg, "memory.max", "33554432\n"));
+	ASSERT_EQ(MEMCG_MAX, rdh_cg_num(self->cg, "memory.max"));
 
 	pid = start_allocator(&self->child, self->cg, AUTO_LEN, MEMCG_BUFS, &sock);
 	ASSERT_LT(0, pid) TH_LOG("%s", strerror(-pid));
@@ -879,11 +829,11 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 		EXPECT_EQ(0, touch_pages(maps[i], AUTO_LEN)) TH_LOG("buffer %d: SIGBUS", i);
 		mapped++;
 	}
-	cur = cg_num(self->cg, "memory.current");
+	cur = rdh_cg_num(self->cg, "memory.current");
 	own_cgroup(own, sizeof(own));
 	snprintf(path, sizeof(path), CG_ROOT "%s", strcmp(own, "/") ? own : "");
 	ksft_print_msg("%d of %d mapped; memory.current of %s: %lld; this process is in %s (memory.current %lld)\n",
-		       mapped, n, self->cg, cur, own, cg_num(path, "memory.current"));
+		       mapped, n, self->cg, cur, own, rdh_cg_num(path, "memory.current"));
 	EXPECT_GE(4, mapped);
 	EXPECT_LE(3, mapped);
 	EXPECT_LE(mapped * AUTO_LEN, cur);
@@ -893,17 +843,11 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 			munmap(maps[i], AUTO_LEN);
 		close(fds[i]);
 	}
-	/* The word to go (and the socket's end, should it not arrive). */
-	EXPECT_EQ(1, send(sock, "x", 1, MSG_NOSIGNAL)) TH_LOG("%s", strerror(errno));
-	close(sock);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	self->child = 0;
-	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
-		TH_LOG("allocator: status %#x", status);
+	EXPECT_EQ(0, stop_allocator(sock, pid, &self->child));
 	left = cg_num_below(self->cg, "memory.current", MIB);
 	EXPECT_LE(0, left);
 	EXPECT_GT(MIB, left);
-	EXPECT_EQ(0, cg_remove(self->cg));
+	EXPECT_EQ(0, rdh_cg_remove(self->cg));
 	self->cg[0] = '\0';
 }
 
@@ -913,7 +857,7 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 TEST_F_TIMEOUT(promise, auto_dmem, 300)
 {
 	long long mem0, mem1, slack;
-	int sock = -1, fds[2], i, n, err, status;
+	int sock = -1, fds[2], i, n, err;
 	char limit[64], chosen[64];
 	struct tally t;
 	const char *why;
@@ -935,7 +879,7 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	ASSERT_EQ(0, catch_sigbus());
 	ASSERT_EQ(0, cg_make(self->cg, "dmem"));
 	snprintf(limit, sizeof(limit), "%s %lld\n", DMEM_REGION, DMEM_MAX);
-	ASSERT_EQ(0, cg_set(self->cg, "dmem.max", limit));
+	ASSERT_EQ(0, rdh_cg_set(self->cg, "dmem.max", limit));
 	ASSERT_EQ(DMEM_MAX, cg_keyed(self->cg, "dmem.max", DMEM_REGION));
 	ASSERT_EQ(0, cg_keyed(self->cg, "dmem.current", DMEM_REGION));
 
@@ -955,7 +899,7 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	}
 
 	/* The CPU first: system pages; the reservation goes back... */
-	mem0 = cg_num(self->cg, "memory.current");
+	mem0 = rdh_cg_num(self->cg, "memory.current");
 	ASSERT_LE(0, mem0);
 	p = mmap(NULL, AUTO_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
 	ASSERT_NE(MAP_FAILED, p) TH_LOG("%s", strerror(errno));
@@ -969,7 +913,7 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	 * pages (MEMCG_CHARGE_BATCH, 64 pages, plus a page of slab bytes):
 	 * each reading may be off by that much per CPU.
 	 */
-	mem1 = cg_num(self->cg, "memory.current");
+	mem1 = rdh_cg_num(self->cg, "memory.current");
 	slack = sysconf(_SC_NPROCESSORS_ONLN) * (64 + 1) * (long long)PAGE;
 	ksft_print_msg("memory.current of %s: %lld -> %lld (slack %lld)\n", self->cg, mem0,
 		       mem1, slack);
@@ -978,15 +922,9 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	munmap(p, AUTO_LEN);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
-	/* The word to go (and the socket's end, should it not arrive). */
-	EXPECT_EQ(1, send(sock, "x", 1, MSG_NOSIGNAL)) TH_LOG("%s", strerror(errno));
-	close(sock);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	self->child = 0;
-	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
-		TH_LOG("allocator: status %#x", status);
+	EXPECT_EQ(0, stop_allocator(sock, pid, &self->child));
 	EXPECT_EQ(0, cg_keyed_wait(self->cg, "dmem.current", DMEM_REGION, 0));
-	EXPECT_EQ(0, cg_remove(self->cg));
+	EXPECT_EQ(0, rdh_cg_remove(self->cg));
 	self->cg[0] = '\0';
 }
 

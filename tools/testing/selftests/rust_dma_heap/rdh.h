@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -290,13 +291,15 @@ static inline int rdh_mdev_scan(void)
 	return WEXITSTATUS(status);
 }
 
-/* Whether a kernel log record since boot contains @needle. */
-static inline bool rdh_kmsg_has(const char *needle)
+/*
+ * Whether a kernel log record read from @fd (a non-blocking /dev/kmsg, from
+ * where it stands) to the end contains @needle; closes @fd.
+ */
+static inline bool rdh_kmsg_scan(int fd, const char *needle)
 {
 	char rec[2048];
 	bool found = false;
 	ssize_t n;
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 
 	if (fd < 0)
 		return false;
@@ -309,6 +312,59 @@ static inline bool rdh_kmsg_has(const char *needle)
 	}
 	close(fd);
 	return found;
+}
+
+/* Whether a kernel log record since boot contains @needle. */
+static inline bool rdh_kmsg_has(const char *needle)
+{
+	return rdh_kmsg_scan(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), needle);
+}
+
+#define RDH_CG_ROOT "/sys/fs/cgroup"
+
+/* Write @text to file @file of cgroup @cg (a path): 0 or -errno. */
+static inline int rdh_cg_set(const char *cg, const char *file, const char *text)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	return rdh_write_text(path, text);
+}
+
+/*
+ * A cgroup file holding one number (memory.current, memory.max; "max" is
+ * LLONG_MAX), or -errno.
+ */
+static inline long long rdh_cg_num(const char *cg, const char *file)
+{
+	char path[512], text[64], *end;
+	long long v;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	ret = rdh_read_text(path, text, sizeof(text));
+	if (ret)
+		return ret;
+	if (!strcmp(text, "max"))
+		return LLONG_MAX;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	return errno || end == text || *end ? -EPROTO : v;
+}
+
+/* Remove cgroup @cg once its processes are gone (up to 5 s): 0 or -errno. */
+static inline int rdh_cg_remove(const char *cg)
+{
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		if (!rmdir(cg) || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		usleep(100000);
+	}
+	return -EBUSY;
 }
 
 /* The module under test: RDH_KO, or where the runner puts it. */

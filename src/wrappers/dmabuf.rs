@@ -79,6 +79,9 @@ pub(crate) struct Attachment {
     dev: NonNull<bindings::device>,
     /// The dma-buf it is attached to.
     dmabuf: NonNull<bindings::dma_buf>,
+    /// The importer takes tables without `struct page`s (it declared
+    /// `allow_peer2peer`: it uses only the DMA addresses).
+    peer2peer: bool,
     /// Built at the first map, kept until detach: the dma-buf core holds a
     /// pointer to it while mapped. Only touched through [`Resv`] (and by
     /// `detach`, once the core has taken the attachment off its list).
@@ -700,6 +703,24 @@ impl<T: Exporter> Exported<T> {
         Err(EIO)
     }
 
+    /// `EIO` for an importer that did not declare it takes tables without
+    /// `struct page`s (`allow_peer2peer`): memory outside the kernel's
+    /// memory map has none, and an importer that calls `sg_page()` on its
+    /// table would get NULL. A log line names the device.
+    fn refuse_pageless(&self, att: &Attachment) -> Error {
+        let mut dev = Devices::none();
+        // SAFETY: `att` is attached (it is being mapped): live until
+        // detach, after this call.
+        if unsafe { dev.push(att.dev) }.is_ok() {
+            super::warn_ratelimited(fmt!(
+                "rust_dma_heap: {}: {} is not a peer2peer importer: memory without struct page refused\n",
+                self.exports.name.to_str().unwrap_or("?"),
+                dev.names(),
+            ));
+        }
+        EIO
+    }
+
     /// A table of the buffer's memory (`EINVAL` while it has none) for
     /// `att`'s device, kept in `att`.
     fn table(&self, att: &Attachment) -> Result<SgTable> {
@@ -749,10 +770,10 @@ impl<T: Exporter> Exported<T> {
                 if self.data.checks_devices() {
                     self.admit(att, memory)?;
                 }
-                if let MemoryRef::Pages(runs) = memory {
-                    if runs.write_combined() {
-                        self.refuse_bouncing(att)?;
-                    }
+                match memory {
+                    MemoryRef::Pages(runs) if runs.write_combined() => self.refuse_bouncing(att)?,
+                    MemoryRef::Chunk(_) if !att.peer2peer => return Err(self.refuse_pageless(att)),
+                    _ => {}
                 }
                 let t = self.table(att)?;
                 if t.len() != self.size {
@@ -959,6 +980,9 @@ impl<T: Exporter> VTable<T> {
             dev,
             // SAFETY: called by the dma-buf core on our live dma-buf.
             dmabuf: unsafe { Self::live(dmabuf) },
+            // SAFETY: the new attachment, filled in by the core before
+            // `attach`.
+            peer2peer: unsafe { (*att).peer2peer },
             table: UnsafeCell::new(None),
         };
         // SAFETY: called by the dma-buf core on our live dma-buf.

@@ -4,7 +4,8 @@
  * faux device): attach, DMA map (one entry for contiguous heaps), CPU
  * access with mapped attachments, vmap (twice: refcounted, same address)
  * reading what userspace wrote and writing what userspace then reads, two
- * attachments at once, detach while mapped, a limited DMA mask.
+ * attachments at once, detach while mapped, a limited DMA mask, memory
+ * without struct page refused to a static (not peer2peer) importer.
  */
 #include "rdh.h"
 #include "rdh_importer.h"
@@ -17,6 +18,8 @@ FIXTURE(imp) {
 FIXTURE_VARIANT(imp) {
 	const char *name;
 	bool contiguous;
+	/* No struct page behind the memory (no-map carve-out). */
+	bool pageless;
 };
 
 FIXTURE_VARIANT_ADD(imp, system) { .name = "system" };
@@ -24,7 +27,9 @@ FIXTURE_VARIANT_ADD(imp, system_uncached) { .name = "system-uncached" };
 FIXTURE_VARIANT_ADD(imp, default_cma_region) { .name = "default_cma_region", .contiguous = true };
 FIXTURE_VARIANT_ADD(imp, linux_cma) { .name = "linux,cma", .contiguous = true };
 FIXTURE_VARIANT_ADD(imp, video) { .name = "video", .contiguous = true };
-FIXTURE_VARIANT_ADD(imp, carveout_nomap) { .name = "carveout@b0000000", .contiguous = true };
+FIXTURE_VARIANT_ADD(imp, carveout_nomap) {
+	.name = "carveout@b0000000", .contiguous = true, .pageless = true,
+};
 FIXTURE_VARIANT_ADD(imp, carveout_mapped) { .name = "carveout@b4000000", .contiguous = true };
 
 FIXTURE_SETUP(imp)
@@ -152,6 +157,27 @@ TEST_F(imp, limited_dma_mask_32bit)
 	ASSERT_EQ(0, check(self->imp, &req));
 	EXPECT_EQ(0, req.map_err);
 	EXPECT_GE(0xffffffffULL, req.dma_addr + (1 << 20) - 1);
+	close(buf);
+}
+
+/*
+ * Memory without struct page (a no-map carve-out) maps only for an
+ * importer that declared allow_peer2peer (it uses DMA addresses, never
+ * sg_page()): a static importer gets EIO, and the buffer stays usable.
+ */
+TEST_F(imp, static_importer_needs_pages)
+{
+	struct rdh_import req = { .seed = 5, .flags = RDH_IMPORT_MAP_ONLY | RDH_IMPORT_NO_P2P };
+	int buf = filled(self->heap, 1 << 20, req.seed);
+
+	ASSERT_LE(0, buf);
+	req.fd = buf;
+	ASSERT_EQ(0, check(self->imp, &req));
+	EXPECT_EQ(variant->pageless ? EIO : 0, req.map_err);
+	req.flags = RDH_IMPORT_MAP_ONLY;
+	req.map_err = -1;
+	ASSERT_EQ(0, check(self->imp, &req));
+	EXPECT_EQ(0, req.map_err);
 	close(buf);
 }
 

@@ -19,6 +19,12 @@
 #define RDH_IMPORT_MAP_RETRY	(1 << 3)
 /* Attach, map, time one CPU-access sync pair (begin + end), unmap, detach. */
 #define RDH_IMPORT_TIME_SYNC	(1 << 4)
+/*
+ * Attach as an importer that did not declare allow_peer2peer (a static
+ * dma_buf_attach(): it may call sg_page() on its table). Without it the
+ * importer attaches with allow_peer2peer: it uses only DMA addresses.
+ */
+#define RDH_IMPORT_NO_P2P	(1 << 5)
 
 struct rdh_import {
 	__s32 fd;		/* in: the dma-buf */

@@ -68,8 +68,28 @@ static void check_words(struct rdh_import *req, u32 *words, size_t n)
 		words[i] = ~((u32)i ^ req->seed);
 }
 
+static void invalidate_mappings(struct dma_buf_attachment *attach)
+{
+	/* Never called: the heaps' exporter never moves a buffer. */
+}
+
+/* An importer that uses only DMA addresses: tables without pages do. */
+static const struct dma_buf_attach_ops p2p_ops = {
+	.allow_peer2peer = true,
+	.invalidate_mappings = invalidate_mappings,
+};
+
+/* Attach @dev to @dmabuf as a peer2peer importer, or as a static one. */
+static struct dma_buf_attachment *attach(struct dma_buf *dmabuf, struct device *dev, bool p2p)
+{
+	if (p2p)
+		return dma_buf_dynamic_attach(dmabuf, dev, &p2p_ops, NULL);
+	return dma_buf_attach(dmabuf, dev);
+}
+
 static int import_check(struct rdh_import *req)
 {
+	bool p2p = !(req->flags & RDH_IMPORT_NO_P2P);
 	struct device *dev = &fdev->dev;
 	struct dma_buf_attachment *a, *b = NULL;
 	struct sg_table *sgt, *sgt_b = NULL;
@@ -95,7 +115,7 @@ static int import_check(struct rdh_import *req)
 		return PTR_ERR(dmabuf);
 	req->size = dmabuf->size;
 
-	a = dma_buf_attach(dmabuf, dev);
+	a = attach(dmabuf, dev, p2p);
 	if (IS_ERR(a)) {
 		ret = PTR_ERR(a);
 		goto put;
@@ -130,7 +150,7 @@ static int import_check(struct rdh_import *req)
 	}
 
 	if (req->flags & RDH_IMPORT_TWICE) {
-		b = dma_buf_attach(dmabuf, dev);
+		b = attach(dmabuf, dev, p2p);
 		if (IS_ERR(b)) {
 			ret = PTR_ERR(b);
 			b = NULL;
@@ -249,7 +269,7 @@ static int heap_buffer_check(struct rdh_heap_req *req, struct dma_buf *dmabuf)
 	if (ret)
 		return ret;
 	/* As a driver does: mapped for its device first, then read. */
-	a = dma_buf_attach(dmabuf, &fdev->dev);
+	a = attach(dmabuf, &fdev->dev, true);
 	if (IS_ERR(a))
 		return PTR_ERR(a);
 	sgt = dma_buf_map_attachment_unlocked(a, DMA_BIDIRECTIONAL);

@@ -110,7 +110,7 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
         for heap in heaps::carveout::CarveoutHeap::from_device_tree()? {
             all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        if let Some(heap) = heaps::carveout::CarveoutHeap::from_param(wrappers::carveout_param())? {
+        if let Some(heap) = heaps::carveout::CarveoutHeap::from_param()? {
             all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
         }
     }

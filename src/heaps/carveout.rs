@@ -13,7 +13,7 @@ use crate::{
     wrappers::{
         cgroup::DmemRegion,
         pages::{PageRun, PageRuns},
-        reserved_mem::Region,
+        reserved_mem::{carveout_param, Region},
     },
 };
 use kernel::{
@@ -55,40 +55,12 @@ impl CarveoutHeap {
     }
 
     /// The heap of the `carveout=<size>@<base>` parameter, if set.
-    pub(crate) fn from_param(param: &CStr) -> Result<Option<Self>> {
-        let text = param.to_str().map_err(|_| EINVAL)?.trim();
-        if text.is_empty() {
-            return Ok(None);
+    pub(crate) fn from_param() -> Result<Option<Self>> {
+        match Region::from_param(carveout_param())? {
+            Some(region) => Ok(Some(Self::new(region)?)),
+            None => Ok(None),
         }
-        let (size, base) = text.split_once('@').ok_or(EINVAL)?;
-        let (size, base) = (parse_size(size)?, parse_size(base)?);
-        if size == 0 || base.checked_add(size).is_none() {
-            return Err(EINVAL);
-        }
-        let name = CString::try_from_fmt(fmt!("carveout@{:x}", base))?;
-        let region = Region::from_param(name, text, base, size)?;
-        Ok(Some(Self::new(region)?))
     }
-}
-
-/// `memparse()`-like: decimal or `0x` hex, optional K/M/G suffix.
-fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (digits, shift) = match s.as_bytes().last() {
-        Some(b'k' | b'K') => (&s[..s.len() - 1], 10),
-        Some(b'm' | b'M') => (&s[..s.len() - 1], 20),
-        Some(b'g' | b'G') => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
-    };
-    let v = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => digits.parse::<u64>(),
-    }
-    .map_err(|_| EINVAL)?;
-    v.checked_mul(1 << shift).ok_or(EINVAL)
 }
 
 impl Heap for CarveoutHeap {

@@ -327,11 +327,6 @@ pub(crate) fn memcg_charges_current() -> bool {
     unsafe { ffi_helpers::rdh_memcg_charges_current() }
 }
 
-/// The `carveout` module parameter (declared in `helpers.c`).
-pub(crate) fn carveout_param() -> &'static CStr {
-    // SAFETY: as for `class_name_param`: a static, read-only parameter.
-    unsafe { CStr::from_char_ptr(ffi_helpers::rdh_carveout_param()) }
-}
 
 /// Converts a raw DMA direction from C into the Rust enum.
 fn dma_dir_from_raw(dir: bindings::dma_data_direction) -> kernel::dma::DataDirection {

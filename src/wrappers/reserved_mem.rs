@@ -235,18 +235,27 @@ impl Region {
         Ok(regions)
     }
 
-    /// A region over `[base, base + size)` named by the `carveout=`
-    /// parameter: memory the kernel describes (it has a memory map) but
-    /// does not use as RAM (reserved, no-map). Device registers and
-    /// ordinary RAM are refused (`EINVAL`). Root vouches, as with `mem=`,
-    /// that nothing else uses the range.
-    /// `param` is the parameter's text, for the log.
-    pub(crate) fn from_param(
-        name: CString,
-        param: &str,
-        base: u64,
-        size: u64,
-    ) -> Result<Arc<Self>> {
+    /// The region `carveout=<size>@<base>` names (`None` when the
+    /// parameter is empty): memory the kernel describes (it has a memory
+    /// map) but does not use as RAM (reserved, no-map). Sizes and addresses
+    /// as the kernel's command line takes them (`memparse()`: K, M, G
+    /// suffixes; `0x` hex). A malformed parameter, device registers and
+    /// ordinary RAM are refused (`EINVAL`), memory the device tree gave a
+    /// driver or a range claimed already (`EBUSY`). Root vouches, as with
+    /// `mem=`, that nothing else uses the range; no other physical range
+    /// can be named.
+    pub(crate) fn from_param(param: CarveoutParam) -> Result<Option<Arc<Self>>> {
+        let text = param.0.to_str().map_err(|_| EINVAL)?;
+        let param = text.trim();
+        if param.is_empty() {
+            return Ok(None);
+        }
+        let (size, base) = param.split_once('@').ok_or(EINVAL)?;
+        let (size, base) = (memparse(size)?, memparse(base)?);
+        if size == 0 {
+            return Err(EINVAL);
+        }
+        let name = CString::try_from_fmt(fmt!("carveout@{:x}", base))?;
         let last = base
             .checked_add(size)
             .and_then(|e| e.checked_sub(1))
@@ -293,6 +302,7 @@ impl Region {
             size,
             no_map: true,
         })
+        .map(Some)
     }
 
     /// The region's name (the device tree node's, or `carveout@<base>`).
@@ -348,6 +358,43 @@ impl Region {
             len,
         }))
     }
+}
+
+/// The `carveout` module parameter (declared in `helpers.c`), as root wrote
+/// it: the only way to name a physical range for a [`Region`] outside the
+/// device tree.
+pub(crate) struct CarveoutParam(&'static CStr);
+
+/// The `carveout` module parameter.
+pub(crate) fn carveout_param() -> CarveoutParam {
+    // SAFETY: `rdh_carveout_param` returns the parameter's static,
+    // NUL-terminated buffer; it is read-only (0444) once the module is
+    // loaded, so it neither changes nor goes away while the module lives.
+    CarveoutParam(unsafe { CStr::from_char_ptr(ffi_helpers::rdh_carveout_param()) })
+}
+
+/// A size or address as the kernel's command line writes it (`memparse()`:
+/// decimal, `0x` hex or `0` octal, with an optional K, M, G, T, P or E
+/// suffix), the whole of `text`; `EINVAL` otherwise.
+fn memparse(text: &str) -> Result<u64> {
+    let mut buf = [0u8; 32];
+    let text = text.trim().as_bytes();
+    if text.is_empty() || text.len() >= buf.len() {
+        return Err(EINVAL);
+    }
+    buf[..text.len()].copy_from_slice(text);
+    let start = buf.as_ptr().cast::<ffi::c_char>();
+    let mut end = start.cast_mut();
+    // SAFETY: `buf` is NUL-terminated (zeroed past the text); `memparse`
+    // reads up to the first byte that is not part of a number and stores
+    // where it stopped, inside `buf`.
+    let v = unsafe { bindings::memparse(start, &mut end) };
+    // CAST: both point into `buf`; `end` is at or after `start`.
+    let used = (end as usize).wrapping_sub(start as usize);
+    if used != text.len() {
+        return Err(EINVAL);
+    }
+    Ok(v)
 }
 
 /// A write-combined kernel mapping of a whole no-map region.

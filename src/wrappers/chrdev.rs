@@ -255,15 +255,14 @@ impl<T: NodeOps> Node<T> {
         ptrs
     };
 
-    /// The attribute group of every node's class device.
-    const GROUP: &'static bindings::attribute_group = &bindings::attribute_group {
-        __bindgen_anon_2: bindings::attribute_group__bindgen_ty_2 {
-            attrs: Self::ATTR_PTRS.as_ptr().cast_mut(),
-        },
-        __bindgen_anon_1: bindings::attribute_group__bindgen_ty_1 {
-            is_visible: Some(Self::is_visible),
-        },
-        ..pin_init::zeroed()
+    /// The attribute group of every node's class device. (Fields are
+    /// assigned, not listed: with `CONFIG_CFI`, `is_visible` and
+    /// `is_visible_const` are two fields of a struct, not one union.)
+    const GROUP: &'static bindings::attribute_group = &{
+        let mut group: bindings::attribute_group = pin_init::zeroed();
+        group.__bindgen_anon_2.attrs = Self::ATTR_PTRS.as_ptr().cast_mut();
+        group.__bindgen_anon_1.is_visible = Some(Self::is_visible);
+        group
     };
 
     /// The NULL-terminated groups `device_create_with_groups` takes.

@@ -2,8 +2,8 @@
 /*
  * The registry as userspace and udev see it, and the module's lifetime:
  * sysfs class, node mode, unload refused while a buffer or node is in use,
- * reload under another class name, heaps disabled at load time, a load
- * that fails while another thread opens every node, and RDH_MODULE_CYCLES
+ * reload under another class name, heaps disabled at load time, loads
+ * that fail while another thread opens every node, and RDH_MODULE_CYCLES
  * (default 100) unload/reload cycles that leave no memory or kmemleak
  * report behind.
  *
@@ -208,9 +208,10 @@ static void *open_every_node(void *arg)
 
 /*
  * A load that fails (a bad carveout=, found after the other heaps were set
- * up) while another thread opens every node in a loop, 100 times: no node
- * may ever be visible during a load that fails (a file opened then would
- * outlive the module's code), and nothing may warn.
+ * up) while another thread opens every node in a loop, RDH_FAILED_LOADS
+ * (default 100) times: no node may ever be visible during a load that
+ * fails (a file opened then would outlive the module's code), and nothing
+ * may warn.
  */
 FIXTURE(loads) {
 	int unused;
@@ -227,10 +228,13 @@ FIXTURE_TEARDOWN(loads)
 /* A load takes about a second on the debug kernel (KASAN under TCG). */
 TEST_F_TIMEOUT(loads, failed_load_publishes_nothing, 1200)
 {
+	const char *env = getenv("RDH_FAILED_LOADS");
+	int loads = env && *env ? atoi(env) : 100, kmsg, i, bad;
 	struct opener o = { 0 };
 	pthread_t t;
 	char first[2048];
-	int kmsg, i, bad;
+
+	ASSERT_LT(0, loads);
 
 	o.names = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
 	ASSERT_NE(NULL, o.names);
@@ -239,13 +243,13 @@ TEST_F_TIMEOUT(loads, failed_load_publishes_nothing, 1200)
 	ASSERT_EQ(0, rdh_unload_module());
 	kmsg = rdh_kmsg_mark();
 	ASSERT_EQ(0, pthread_create(&t, NULL, open_every_node, &o));
-	for (i = 0; i < 100; i++)
+	for (i = 0; i < loads; i++)
 		/* The start of QEMU virt's RAM: refused. */
 		ASSERT_EQ(-EINVAL, rdh_load_module("carveout=1M@0x40000000")) TH_LOG("load %d", i);
 	atomic_store(&o.stop, true);
 	pthread_join(t, NULL);
-	ksft_print_msg("100 failed loads: %ld opens of %d nodes tried, %ld succeeded, %ld buffers\n",
-		       atomic_load(&o.tries), o.n, atomic_load(&o.opened),
+	ksft_print_msg("%d failed loads: %ld opens of %d nodes tried, %ld succeeded, %ld buffers\n",
+		       loads, atomic_load(&o.tries), o.n, atomic_load(&o.opened),
 		       atomic_load(&o.allocated));
 	free(o.names);
 	EXPECT_EQ(0, atomic_load(&o.opened));

@@ -78,8 +78,12 @@ impl<T: Show> KernelFile<T> {
             )
         };
         if ret != 0 {
-            // SAFETY: the reference `kobject_create_and_add` gave us.
-            unsafe { bindings::kobject_put(dir.as_ptr()) };
+            // SAFETY: the reference `kobject_create_and_add` gave us; the
+            // directory leaves sysfs before its (maybe late) release.
+            unsafe {
+                bindings::kobject_del(dir.as_ptr());
+                bindings::kobject_put(dir.as_ptr());
+            }
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: created, with the file.
@@ -116,13 +120,16 @@ impl<T: Show> KernelFile<T> {
 impl<T: Show> Drop for KernelFile<T> {
     fn drop(&mut self) {
         // SAFETY: created in `new`; removing the file waits for running
-        // `show`s, so `attr` may go afterwards; then our reference is put.
+        // `show`s, so `attr` may go afterwards; the directory leaves sysfs
+        // now (its name is free for the next load even while a reference
+        // delays its release), then our reference is put.
         unsafe {
             bindings::sysfs_remove_file_ns(
                 self.dir.as_ptr(),
                 &raw const (*self.attr.kattr.get()).attr,
                 core::ptr::null(),
             );
+            bindings::kobject_del(self.dir.as_ptr());
             bindings::kobject_put(self.dir.as_ptr());
         }
     }

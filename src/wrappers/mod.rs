@@ -327,7 +327,6 @@ pub(crate) fn memcg_charges_current() -> bool {
     unsafe { ffi_helpers::rdh_memcg_charges_current() }
 }
 
-
 /// Converts a raw DMA direction from C into the Rust enum.
 fn dma_dir_from_raw(dir: bindings::dma_data_direction) -> kernel::dma::DataDirection {
     use kernel::dma::DataDirection;

@@ -18,6 +18,15 @@
 #include "rdh.h"
 #include "../kselftest_harness.h"
 
+/*
+ * Most tests here unload and load the module, which takes seconds on the
+ * debug kernel (KASAN under TCG, and each unload waits for the module's
+ * kobject release, which DEBUG_KOBJECT_RELEASE makes 1-3 s late): the
+ * harness's 30 s is not enough for a test of several loads there.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
 
 static bool exists(const char *path)
 {

@@ -195,19 +195,6 @@ static long long now_ns(void)
 
 /* cgroups */
 
-static bool has_word(const char *text, const char *word)
-{
-	size_t n = strlen(word);
-	const char *p = text;
-
-	while ((p = strstr(p, word))) {
-		if ((p == text || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
-			return true;
-		p += n;
-	}
-	return false;
-}
-
 /*
  * Whether child cgroups get the memory and dmem controllers (the guest's
  * init enables them; turned on here too, which changes nothing when they
@@ -221,12 +208,12 @@ static const char *cg_unavailable(bool *enabled)
 	*enabled = false;
 	if (rdh_read_text(CG_ROOT "/cgroup.controllers", text, sizeof(text)))
 		return "no cgroup v2 at " CG_ROOT;
-	if (!has_word(text, "memory") || !has_word(text, "dmem"))
+	if (!rdh_has_word(text, "memory") || !rdh_has_word(text, "dmem"))
 		return "cgroup v2 without the memory and dmem controllers";
 	rdh_write_text(CG_ROOT "/cgroup.subtree_control", "+memory");
 	rdh_write_text(CG_ROOT "/cgroup.subtree_control", "+dmem");
 	if (!rdh_read_text(CG_ROOT "/cgroup.subtree_control", text, sizeof(text)))
-		*enabled = has_word(text, "memory") && has_word(text, "dmem");
+		*enabled = rdh_has_word(text, "memory") && rdh_has_word(text, "dmem");
 	return NULL;
 }
 
@@ -602,32 +589,23 @@ static int hear(int sock, struct note *n)
 
 static int agent_start(struct agent *a, const char *cg, agent_fn fn, void *arg)
 {
-	pid_t pid;
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	fflush(NULL);
+	int sock = -1;
 	/*
 	 * The fixture is shared with the harness's parent (teardown_parent):
 	 * only the parent side may write it, so the child never sees a->pid.
 	 */
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return -errno;
-	}
+	pid_t pid = rdh_fork_connected(&sock);
+
+	if (pid < 0)
+		return pid;
 	if (!pid) {
-		close(sv[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (cg && cg_join(cg))
 			_exit(AGENT_NO_CGROUP);
-		_exit(fn(sv[1], arg));
+		_exit(fn(sock, arg));
 	}
-	close(sv[1]);
 	a->pid = pid;
-	a->sock = sv[0];
+	a->sock = sock;
 	return 0;
 }
 

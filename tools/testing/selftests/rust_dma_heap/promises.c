@@ -505,19 +505,6 @@ TEST(mmap_readonly_importer)
 
 /* cgroups */
 
-static bool has_word(const char *text, const char *word)
-{
-	size_t n = strlen(word);
-	const char *p = text;
-
-	while ((p = strstr(p, word))) {
-		if ((p == text || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
-			return true;
-		p += n;
-	}
-	return false;
-}
-
 /*
  * Whether children of the root cgroup get controller @ctl (turned on
  * here): NULL when they do, else why a test is skipped; -EPROTO in *@err
@@ -530,12 +517,12 @@ static const char *cg_unavailable(const char *ctl, int *err)
 	*err = 0;
 	if (rdh_read_text(CG_ROOT "/cgroup.controllers", text, sizeof(text)))
 		return "no cgroup v2 at " CG_ROOT;
-	if (!has_word(text, ctl))
+	if (!rdh_has_word(text, ctl))
 		return "a cgroup controller is missing";
 	snprintf(plus, sizeof(plus), "+%s", ctl);
 	rdh_write_text(CG_ROOT "/cgroup.subtree_control", plus);
 	if (rdh_read_text(CG_ROOT "/cgroup.subtree_control", text, sizeof(text)) ||
-	    !has_word(text, ctl))
+	    !rdh_has_word(text, ctl))
 		*err = -EPROTO;
 	return NULL;
 }
@@ -703,25 +690,12 @@ static int stop_allocator(int sock, pid_t pid, pid_t *child)
 static pid_t start_allocator(pid_t *child, const char *cg, long long size, int count,
 			     int *sock)
 {
-	pid_t pid;
-	int sv[2];
+	pid_t pid = rdh_fork_connected(sock);
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return -errno;
-	}
-	if (!pid) {
-		close(sv[0]);
-		_exit(allocator(sv[1], cg, size, count));
-	}
-	close(sv[1]);
-	*child = pid;
-	*sock = sv[0];
+	if (!pid)
+		_exit(allocator(*sock, cg, size, count));
+	if (pid > 0)
+		*child = pid;
 	return pid;
 }
 

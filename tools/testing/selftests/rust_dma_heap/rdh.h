@@ -320,6 +320,44 @@ static inline bool rdh_kmsg_has(const char *needle)
 	return rdh_kmsg_scan(open("/dev/kmsg", O_RDONLY | O_NONBLOCK), needle);
 }
 
+/*
+ * Fork a child connected to the caller by a SOCK_SEQPACKET socket pair: the
+ * child gets 0 and its end in *@sock (it should end with _exit()), the
+ * caller the child's pid and the other end; -errno on failure.
+ */
+static inline pid_t rdh_fork_connected(int *sock)
+{
+	pid_t pid;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	close(pid ? sv[1] : sv[0]);
+	*sock = pid ? sv[0] : sv[1];
+	return pid;
+}
+
+/* Whether space-separated @text (cgroup.controllers) has the word @word. */
+static inline bool rdh_has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p = text;
+
+	while ((p = strstr(p, word))) {
+		if ((p == text || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
 #define RDH_CG_ROOT "/sys/fs/cgroup"
 
 /* Write @text to file @file of cgroup @cg (a path): 0 or -errno. */

@@ -251,23 +251,6 @@ static int cg_join(const char *cg)
 	return rdh_cg_set(cg, "cgroup.procs", "0\n");
 }
 
-/*
- * Wait up to 2 s for cgroup file @file's line @key to read @want; returns
- * the last value read.
- */
-static long long cg_keyed_wait(const char *cg, const char *file, const char *key,
-			       long long want)
-{
-	long long v = cg_keyed(cg, file, key);
-	int i;
-
-	for (i = 0; i < 20 && v != want; i++) {
-		usleep(100000);
-		v = cg_keyed(cg, file, key);
-	}
-	return v;
-}
-
 /* Heaps and their regions */
 
 enum kind { SYSTEM, CMA, CARVEOUT };
@@ -1042,12 +1025,12 @@ TEST_F_TIMEOUT(gov, dmem_max_per_cgroup, 300)
 	EXPECT_EQ(0, n.v[0]) TH_LOG("receiving: %s", strerror(-n.v[0]));
 	EXPECT_EQ(MIB, n.v[1]);
 	/* The buffer B holds stays charged to A, where it was allocated. */
-	EXPECT_EQ(MIB, cg_keyed_wait(cga, "dmem.current", region, MIB));
-	EXPECT_EQ(0, cg_keyed_wait(cgb, "dmem.current", region, 0));
+	EXPECT_EQ(MIB, rdh_cg_keyed_wait(cga, "dmem.current", region, MIB));
+	EXPECT_EQ(0, rdh_cg_keyed_wait(cgb, "dmem.current", region, 0));
 	/* B drops the last reference: A is uncharged. */
 	ASSERT_EQ(0, say(b->sock, 0, 0, 0, 0));
 	ASSERT_EQ(0, hear(b->sock, &n));
-	EXPECT_EQ(0, cg_keyed_wait(cga, "dmem.current", region, 0));
+	EXPECT_EQ(0, rdh_cg_keyed_wait(cga, "dmem.current", region, 0));
 	ASSERT_EQ(0, say(b->sock, 0, 0, 0, 0));
 	EXPECT_TRUE(exited_ok(agent_wait(b)));
 }

@@ -536,20 +536,6 @@ static long long cg_keyed(const char *cg, const char *file, const char *key)
 	return rdh_keyed(key, path, ' ');
 }
 
-/* Wait up to 2 s for line @key of @file to read @want: the last value. */
-static long long cg_keyed_wait(const char *cg, const char *file, const char *key,
-			       long long want)
-{
-	long long v = cg_keyed(cg, file, key);
-	int i;
-
-	for (i = 0; i < 20 && v != want; i++) {
-		usleep(100000);
-		v = cg_keyed(cg, file, key);
-	}
-	return v;
-}
-
 /* Wait up to 2 s for @file to read below @limit: the last value. */
 static long long cg_num_below(const char *cg, const char *file, long long limit)
 {
@@ -880,7 +866,7 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	EXPECT_EQ(0, touch_pages(p, AUTO_LEN)) TH_LOG("SIGBUS");
 	ASSERT_EQ(0, rdh_buffer_memory(fds[0], chosen, sizeof(chosen)));
 	EXPECT_STREQ("system", chosen);
-	EXPECT_EQ(AUTO_LEN, cg_keyed_wait(self->cg, "dmem.current", DMEM_REGION, AUTO_LEN));
+	EXPECT_EQ(AUTO_LEN, rdh_cg_keyed_wait(self->cg, "dmem.current", DMEM_REGION, AUTO_LEN));
 	/*
 	 * ...and the pages are charged to the allocator's memory cgroup. A
 	 * charge may come from or leave pages in a CPU's stock of precharged
@@ -897,7 +883,7 @@ TEST_F_TIMEOUT(promise, auto_dmem, 300)
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	EXPECT_EQ(0, stop_allocator(sock, pid, &self->child));
-	EXPECT_EQ(0, cg_keyed_wait(self->cg, "dmem.current", DMEM_REGION, 0));
+	EXPECT_EQ(0, rdh_cg_keyed_wait(self->cg, "dmem.current", DMEM_REGION, 0));
 	EXPECT_EQ(0, rdh_cg_remove(self->cg));
 	self->cg[0] = '\0';
 }

@@ -390,6 +390,26 @@ static inline long long rdh_cg_num(const char *cg, const char *file)
 	return errno || end == text || *end ? -EPROTO : v;
 }
 
+/*
+ * Wait up to 2 s for line @key of numeric keyed cgroup file @file of @cg
+ * (dmem.current) to read @want: the last value read (-1 if none).
+ */
+static inline long long rdh_cg_keyed_wait(const char *cg, const char *file, const char *key,
+					  long long want)
+{
+	char path[512];
+	long long v;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	v = rdh_keyed(key, path, ' ');
+	for (i = 0; i < 20 && v != want; i++) {
+		usleep(100000);
+		v = rdh_keyed(key, path, ' ');
+	}
+	return v;
+}
+
 /* Remove cgroup @cg once its processes are gone (up to 5 s): 0 or -errno. */
 static inline int rdh_cg_remove(const char *cg)
 {

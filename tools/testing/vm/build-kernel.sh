@@ -7,7 +7,8 @@
 # those changes. Prints the build directory on stdout.
 #
 # Usage: build-kernel.sh [VARIANT]   (VARIANT: main, the default; upstream;
-#        main+debug: main with configs/debug.config, built with clang)
+#        main+debug: main with configs/debug.config; upstream and
+#        main+debug are built with clang, see variant_llvm in lib.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -37,7 +38,7 @@ key=$({
 	rustc --version
 	bindgen --version
 	"${CROSS_COMPILE}gcc" --version | head -n1
-	[ ${#llvm[@]} -eq 0 ] || clang-19 --version | head -n1
+	[ ${#llvm[@]} -eq 0 ] || "clang-$LLVM_VER" --version | head -n1
 } | sha256sum | cut -c1-12)
 OUT=$CACHE/build/$KVER-$ARCH-$VARIANT-$key
 

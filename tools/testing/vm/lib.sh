@@ -30,14 +30,21 @@ x86_64)
 	;;
 esac
 export ARCH CROSS_COMPILE
-export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+# One LLVM: clang 22 matches rustc 1.95's LLVM, which cross-language
+# inlining (CONFIG_RUST_INLINE_HELPERS) and LTO need; bindgen's libclang too.
+LLVM_VER=22
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-$LLVM_VER/lib}
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# Extra make arguments of a kernel variant: the debug kernel is built with
-# clang, as Rust needs for KASAN; its modules must be too.
+# Extra make arguments of a kernel variant. The main kernel is gcc-built,
+# as distributions build theirs. The upstream kernel is Android-shaped
+# (clang, ThinLTO, kCFI, shadow call stacks, inlined helpers; see
+# configs/upstream.config) and the debug kernel needs clang for Rust with
+# KASAN: both use the clang whose LLVM is rustc's. A kernel's modules are
+# built with its compiler.
 variant_llvm() {
 	case "$1" in
-	*debug*) echo "LLVM=-19" ;;
+	*debug* | *upstream*) echo "LLVM=-$LLVM_VER" ;;
 	esac
 }
 

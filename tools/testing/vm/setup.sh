@@ -30,13 +30,13 @@ missing_pkgs() {
 	done
 }
 
-add_suite() { # name suite
+add_suite() { # name suite [uri]
 	local f=/etc/apt/sources.list.d/rust-dma-heap-$1.sources
 	[ -f "$f" ] && return 1
 	log "adding apt suite $2 (pinned low: nothing upgrades from it unasked)"
 	$SUDO tee "$f" >/dev/null <<EOT
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: ${3:-http://deb.debian.org/debian}
 Suites: $2
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -66,6 +66,13 @@ need_qemu=$(missing_pkgs $QEMU_PKGS)
 if [ -n "$need$need_qemu" ]; then
 	if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
 		add_suite bookworm-backports bookworm-backports || true
+	fi
+	# clang/lld/llvm 22 (rustc's LLVM) are in bookworm's security suite,
+	# which a Debian install normally lists; where it is missing it is
+	# added pinned low like the others (nothing else offers clang-22, so
+	# it still installs).
+	if ! grep -rqs 'bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		add_suite bookworm-security bookworm-security http://deb.debian.org/debian-security || true
 	fi
 	apt_update
 	[ -z "$need" ] || step "apt-get install $(echo $need)" "$CACHE/logs/apt.log" apt_install $need

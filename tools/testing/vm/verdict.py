@@ -21,7 +21,8 @@ BEGIN = re.compile(r"^### RDH-BEGIN (\S+)")
 END = re.compile(r"^### RDH-END (\S+) rc=(\d+)")
 # Printed by the kernel, never by a passing test.
 KERNEL_BAD = re.compile(
-    r"WARNING:|BUG:|Oops|Call trace|Kernel panic|refcount_t:|"
+    r"WARNING:|BUG:|kernel BUG at|Oops|Call trace|Kernel panic|refcount_t:|"
+    r"CFI failure|corrupted shadow stack|Kernel stack overflow|"
     r"unreferenced object|new suspected memory leak|memory leak(?! detector)|KASAN:|UBSAN:|"
     r"possible circular locking|inconsistent lock state|"
     r"sleeping function called from invalid context|list_add corruption|"

@@ -11,7 +11,12 @@ benchmark printed and writes, into OUTDIR:
   bench.md   the same as a markdown table, sizes in KiB/MiB, times in us
   bench.png  ratio per op and size, one panel per heap kind
 
-Usage: report.py CONSOLE_LOG OUTDIR [--title TEXT]
+With several logs (one per boot), each row is the median over the boots:
+times are the medians of each boot's medians, the ratio the median of the
+boots' ratios (a ratio compares two heaps measured in one boot), and
+bench.md adds each boot's ratio.
+
+Usage: report.py CONSOLE_LOG... OUTDIR [--title TEXT]
 """
 
 import argparse
@@ -44,6 +49,26 @@ def parse(path):
     return rows
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def combine(boots):
+    """One row per (heap, op, size) of the first boot: medians over boots."""
+    rows, per_boot = [], {}
+    keyed = [{(h, o, sz): (u, r, q) for h, o, sz, u, r, q in b} for b in boots]
+    for heap, op, size, *_ in boots[0]:
+        vals = [k[(heap, op, size)] for k in keyed if (heap, op, size) in k]
+        up = median([v[0] for v in vals])
+        rust = median([v[1] for v in vals])
+        ratio = median([v[2] for v in vals])
+        rows.append((heap, op, size, round(up), round(rust), ratio))
+        per_boot[(heap, op, size)] = [v[2] for v in vals]
+    return rows, per_boot
+
+
 def write_csv(rows, path):
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -52,14 +77,19 @@ def write_csv(rows, path):
             w.writerow([heap, op, size, up, rust, f"{ratio:.2f}"])
 
 
-def write_md(rows, path, title):
+def write_md(rows, path, title, per_boot=None):
     floor = {size: up for heap, op, size, up, _r, _q in rows if (heap, op) == ("cpu", "memset")}
+    boots = len(next(iter(per_boot.values()))) if per_boot else 1
     out = [f"# {title}", "",
            "Medians; ratio = rust / upstream (below 1.00: ours is faster).",
            "`sg_entries` are scatterlist entry counts, not times; `memset` is",
-           "the guest's memset of the same size (the zeroing floor).", "",
-           "| heap | op | size | upstream | rust | ratio | memset floor |",
-           "|---|---|---|---:|---:|---:|---:|"]
+           "the guest's memset of the same size (the zeroing floor)."]
+    if boots > 1:
+        out += [f"Over {boots} boots: times are medians of the boots' medians, the",
+                "ratio the median of the boots' ratios (each boot's in the last column)."]
+    out += ["", "| heap | op | size | upstream | rust | ratio | memset floor |"
+            + (" boots |" if boots > 1 else ""),
+            "|---|---|---|---:|---:|---:|---:|" + ("---|" if boots > 1 else "")]
     for heap, op, size, up, rust, ratio in rows:
         if heap == "cpu":
             continue
@@ -68,7 +98,10 @@ def write_md(rows, path, title):
         else:
             u, r = f"{up / 1000:.1f} us", f"{rust / 1000:.1f} us"
         fl = f"{floor[size] / 1000:.1f} us" if size in floor else ""
-        out.append(f"| {heap} | {op} | {human_size(size)} | {u} | {r} | {ratio:.2f} | {fl} |")
+        line = f"| {heap} | {op} | {human_size(size)} | {u} | {r} | {ratio:.2f} | {fl} |"
+        if boots > 1:
+            line += " " + " ".join(f"{q:.2f}" for q in per_boot[(heap, op, size)]) + " |"
+        out.append(line)
     out += ["", "| cpu | size | time |", "|---|---|---:|"]
     for heap, op, size, up, _r, _q in rows:
         if (heap, op) == ("cpu", "memset"):
@@ -112,17 +145,23 @@ def write_png(rows, path, title):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("log")
-    ap.add_argument("outdir")
+    ap.add_argument("paths", nargs="+", metavar="CONSOLE_LOG... OUTDIR")
     ap.add_argument("--title", default="rust-dma-heap vs upstream C heaps")
     args = ap.parse_args()
-    rows = parse(args.log)
-    if not rows:
-        print(f"no RDH-BENCH lines in {args.log}", file=sys.stderr)
-        return 1
+    if len(args.paths) < 2:
+        ap.error("need at least one console log and the output directory")
+    *logs, args.outdir = args.paths
+    boots = []
+    for log in logs:
+        b = parse(log)
+        if not b:
+            print(f"no RDH-BENCH lines in {log}", file=sys.stderr)
+            return 1
+        boots.append(b)
+    rows, per_boot = combine(boots)
     os.makedirs(args.outdir, exist_ok=True)
     write_csv(rows, os.path.join(args.outdir, "bench.csv"))
-    write_md(rows, os.path.join(args.outdir, "bench.md"), args.title)
+    write_md(rows, os.path.join(args.outdir, "bench.md"), args.title, per_boot)
     write_png(rows, os.path.join(args.outdir, "bench.png"), args.title)
     worst = max((r for r in rows if r[0] != "cpu" and r[1] != "sg_entries"), key=lambda r: r[5])
     print(f"{len(rows)} medians -> {args.outdir}/bench.{{csv,md,png}}; "

@@ -29,10 +29,10 @@ use kernel::{
     ffi,
     fs::file::FileDescriptorReservation,
     mm::virt::VmaNew,
-    new_mutex,
+    new_spinlock,
     prelude::*,
     str::{CStr, CStrExt, CString},
-    sync::{Arc, Mutex},
+    sync::{Arc, SpinLock},
     types::Opaque,
 };
 
@@ -114,8 +114,10 @@ impl Resv {
     /// guard's lifetime, whose reservation lock this thread does not hold.
     unsafe fn lock(dmabuf: NonNull<bindings::dma_buf>) -> Self {
         // SAFETY: a live dma-buf (caller), so its `resv` is valid; the lock
-        // is not ours yet (caller).
-        unsafe { ffi_helpers::rdh_dma_resv_lock((*dmabuf.as_ptr()).resv) };
+        // is not ours yet (caller). Without an acquire context the lock
+        // cannot fail (`-EDEADLK` needs one, `-EINTR` the interruptible
+        // variant).
+        unsafe { bindings::dma_resv_lock((*dmabuf.as_ptr()).resv, core::ptr::null_mut()) };
         // INVARIANT: taken here, released in `drop`.
         Self {
             dmabuf,
@@ -214,7 +216,7 @@ impl Drop for Resv {
     fn drop(&mut self) {
         if self.owned {
             // SAFETY: taken by this guard (type invariant).
-            unsafe { ffi_helpers::rdh_dma_resv_unlock((*self.dmabuf.as_ptr()).resv) };
+            unsafe { bindings::dma_resv_unlock((*self.dmabuf.as_ptr()).resv) };
         }
     }
 }
@@ -309,7 +311,10 @@ pub(crate) struct Exports<T: Exporter> {
     name: CString,
     slabs: Arc<Slabs<T>>,
     #[pin]
-    ledger: Mutex<Ledger>,
+    /// A spinlock: held for a few stores at export and release (a mutex
+    /// costs an atomic and a call more per buffer), and by reports, which
+    /// only format (nothing under it sleeps).
+    ledger: SpinLock<Ledger>,
     #[pin]
     head: Opaque<bindings::list_head>,
 }
@@ -358,7 +363,7 @@ impl<T: Exporter> Exports<T> {
             pin_init!(Self {
                 name,
                 slabs: slabs.clone(),
-                ledger <- new_mutex!(Ledger {
+                ledger <- new_spinlock!(Ledger {
                     count: 0,
                     used: 0,
                     peak: 0,

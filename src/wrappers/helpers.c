@@ -211,19 +211,9 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 	sg_dma_len(sg) = len;
 }
 
-void rdh_dma_resv_lock(struct dma_resv *obj)
-{
-	dma_resv_lock(obj, NULL);
-}
-
 bool rdh_dma_resv_trylock(struct dma_resv *obj)
 {
 	return dma_resv_trylock(obj);
-}
-
-void rdh_dma_resv_unlock(struct dma_resv *obj)
-{
-	dma_resv_unlock(obj);
 }
 
 void rdh_warn_ratelimited(const char *msg)

@@ -63,9 +63,7 @@ mod ffi_helpers {
             end: *mut bindings::phys_addr_t,
         );
         pub(super) fn rdh_dev_name(dev: *const bindings::device) -> *const ffi::c_char;
-        pub(super) fn rdh_dma_resv_lock(obj: *mut bindings::dma_resv);
         pub(super) fn rdh_dma_resv_trylock(obj: *mut bindings::dma_resv) -> bool;
-        pub(super) fn rdh_dma_resv_unlock(obj: *mut bindings::dma_resv);
         pub(super) fn rdh_warn_ratelimited(msg: *const ffi::c_char);
         pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;
         pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;

@@ -34,6 +34,9 @@ cases=(
 	"lockdep report|1|${good/rust_dma_heap: loaded/WARNING: possible circular locking dependency detected}"
 	"kmemleak start is fine|0|${good/rust_dma_heap: loaded/kmemleak: Kernel memory leak detector initialized (mem pool available: 1)}"
 	"oops on console|1|${good/\#\#\# RDH-DONE/[    2.0] Internal error: Oops: 96000004}"
+	"kCFI report|1|${good/rust_dma_heap: loaded/CFI failure at dma_buf_release+0x50/0xc0 (target: x+0x0/0xd0 [rust_dma_heap]; expected type: 0x5e3d944f)}"
+	"BUG_ON|1|${good/rust_dma_heap: loaded/kernel BUG at mm/slub.c:1!}"
+	"shadow call stack|1|${good/rust_dma_heap: loaded/Kernel panic - not syncing: corrupted shadow stack detected inside scheduler}"
 )
 n=0 fail=0
 echo "TAP version 13"

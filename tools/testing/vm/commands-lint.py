@@ -30,6 +30,7 @@ GUEST = {"tools/testing/vm/initramfs/init", "tools/testing/vm/bench/trace.sh",
 COMMAND_VARS = {
     "CROSS_COMPILE": ["aarch64-linux-gnu-", ""],
     "QEMU": ["qemu-system-aarch64", "qemu-system-x86_64"],
+    "LLVM_VER": ["22"],
 }
 # Variables that name a directory of the project, the kernel tree or the
 # bench's work areas: a command under them is a script, not a dependency.

@@ -15,11 +15,13 @@ use crate::wrappers::{
     reserved_mem::Chunk,
     Zeroed,
 };
+use core::mem::ManuallyDrop;
 use kernel::{
     new_mutex,
     prelude::*,
     str::CStr,
     sync::{Arc, Mutex, SetOnce},
+    try_init,
 };
 
 /// What a buffer's memory is charged to.
@@ -133,10 +135,46 @@ struct Chosen {
 }
 
 /// A buffer's memory: allocated with it, or at its first use (boxed: the
-/// common case stays small, and moving a buffer copies only what it holds).
+/// common case stays small).
 enum Contents {
+    /// Not written yet: only while the buffer is being built (see
+    /// [`Buffer::now`]).
+    Empty,
     Now(Memory),
     Deferred(Pin<KBox<Deferred>>),
+}
+
+/// Where a heap writes a new buffer's memory: in place, in the buffer's
+/// own object (a [`Memory`] is larger than what the kernel's arm64 Rust
+/// target moves without a call to `memcpy`).
+///
+/// # Invariants
+///
+/// The slot holds [`Contents::Empty`] (nothing to drop).
+pub(crate) struct MemorySlot<'a>(&'a mut Contents);
+
+/// Proof that a [`MemorySlot`] was written (only its methods make one).
+pub(crate) struct Filled(());
+
+impl MemorySlot<'_> {
+    /// Writes `memory` over the empty slot: nothing to drop there (type
+    /// invariant), so no call to drop it.
+    #[inline(always)]
+    fn fill(self, memory: Memory) -> Filled {
+        let _empty = ManuallyDrop::new(core::mem::replace(self.0, Contents::Now(memory)));
+        Filled(())
+    }
+
+    /// Writes zeroed page runs, charged as `charge` says.
+    #[inline]
+    pub(crate) fn pages(self, runs: Zeroed<PageRuns>, charge: Charge) -> Filled {
+        self.fill(Memory::pages(runs, charge))
+    }
+
+    /// Writes a zeroed chunk of a no-map region, charged as `charge` says.
+    pub(crate) fn chunk(self, chunk: Zeroed<Chunk>, charge: Charge) -> Filled {
+        self.fill(Memory::chunk(chunk, charge))
+    }
 }
 
 /// The memory of a buffer that gets it at its first use, charged to the
@@ -167,14 +205,21 @@ pub(crate) struct Buffer {
 }
 
 impl Buffer {
-    /// A buffer of `memory`, allocated and zeroed by a heap for the
-    /// current task.
-    pub(crate) fn new(memory: Memory) -> Self {
-        let owner = Owner::current(memory.dmem_charged());
-        Self {
-            contents: Contents::Now(memory),
-            owner,
-        }
+    /// A buffer for the current task whose memory `alloc` writes, in
+    /// place, into the buffer's own object (allocated and zeroed by a
+    /// heap).
+    #[inline]
+    pub(crate) fn now(
+        alloc: impl FnOnce(MemorySlot<'_>) -> Result<Filled>,
+    ) -> impl Init<Self, Error> {
+        try_init!(Self {
+            contents: Contents::Empty,
+            _: {
+                // INVARIANT: just emptied.
+                let Filled(()) = alloc(MemorySlot(contents))?;
+            },
+            owner: Owner::current(matches!(contents, Contents::Now(m) if m.dmem_charged())),
+        })
     }
 
     /// A buffer of `len` bytes (page-aligned, non-zero) for the current
@@ -206,6 +251,7 @@ impl Buffer {
     /// Its memory, if it has memory yet.
     fn memory(&self) -> Option<&Memory> {
         match &self.contents {
+            Contents::Empty => None,
             Contents::Now(memory) => Some(memory),
             Contents::Deferred(d) => d.chosen.as_ref().map(|c| &c.memory),
         }
@@ -214,6 +260,7 @@ impl Buffer {
     /// Size in bytes.
     pub(crate) fn len(&self) -> usize {
         match &self.contents {
+            Contents::Empty => 0,
             Contents::Now(memory) => memory.len(),
             Contents::Deferred(d) => d.len,
         }
@@ -228,7 +275,7 @@ impl Buffer {
     /// from, `-` before.
     pub(crate) fn chosen_from(&self) -> Option<&str> {
         match &self.contents {
-            Contents::Now(_) => None,
+            Contents::Empty | Contents::Now(_) => None,
             Contents::Deferred(d) => Some(
                 d.chosen
                     .as_ref()
@@ -252,6 +299,10 @@ impl Buffer {
 }
 
 impl Exporter for Buffer {
+    fn len(&self) -> usize {
+        Buffer::len(self)
+    }
+
     fn memory(&self) -> Option<MemoryRef<'_>> {
         let memory = Buffer::memory(self)?;
         Some(match &memory.backing {

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use crate::{
-    buffer::Buffer,
+    buffer::{Buffer, Choose},
     heaps::Heap,
     wrappers::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
@@ -50,10 +50,15 @@ const VALID_HEAP_FLAGS: u64 = 0;
 /// The file side of one heap node.
 struct HeapFile {
     heap: Arc<dyn Heap>,
+    /// What chooses its buffers' memory at their first use, for a heap
+    /// that defers it (asked once: [`Heap::deferred`]).
+    deferred: Option<Arc<dyn Choose>>,
     exports: Arc<Exports<Buffer>>,
 }
 
-/// `struct dma_heap_allocation_data`, in native byte order.
+/// `struct dma_heap_allocation_data` (`include/uapi/linux/dma-heap.h`).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes)]
 struct AllocationData {
     len: u64,
     fd: u32,
@@ -61,18 +66,12 @@ struct AllocationData {
     heap_flags: u64,
 }
 
-impl AllocationData {
-    fn parse(b: &[u8]) -> Self {
-        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-        Self {
-            len: u64_at(0),
-            fd: u32_at(8),
-            fd_flags: u32_at(12),
-            heap_flags: u64_at(16),
-        }
-    }
-}
+const _: () = assert!(core::mem::size_of::<AllocationData>() == ALLOC_DATA_SIZE);
+
+/// The argument as the kernel copies it: a 24-byte struct of 8-byte
+/// alignment (a byte array would be read a byte at a time: the kernel's
+/// arm64 Rust target forbids unaligned loads).
+type AllocationWords = [u64; 3];
 
 impl HeapFile {
     /// `dma_heap_ioctl_allocate()`: validates, allocates and exports. The
@@ -103,12 +102,18 @@ impl HeapFile {
         if len as u64 > self.heap.usage().max_alloc() {
             return Err(ENOMEM);
         }
-        let buffer = match self.heap.deferred() {
-            Some(chooser) => Buffer::deferred(len, chooser)?,
-            None => Buffer::new(self.heap.allocate(len, fd_flags, heap_flags)?),
-        };
-        let size = buffer.len();
-        DmaBuf::export(&self.exports, buffer, size, fd_flags)
+        match &self.deferred {
+            Some(chooser) => DmaBuf::export(
+                &self.exports,
+                Buffer::deferred(len, chooser.clone()),
+                fd_flags,
+            ),
+            None => DmaBuf::export(
+                &self.exports,
+                Buffer::now(|slot| self.heap.allocate(len, fd_flags, heap_flags, slot)),
+                fd_flags,
+            ),
+        }
     }
 }
 
@@ -193,55 +198,57 @@ impl NodeOps for HeapFile {
         if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC || _IOC_NR(cmd) != DMA_HEAP_ALLOC_NR {
             return Err(ENOTTY);
         }
-        let kdir = _IOC_READ | _IOC_WRITE;
         let user_size = _IOC_SIZE(cmd);
-        let in_size = if _IOC_DIR(cmd) & kdir & _IOC_WRITE != 0 {
+        let in_size = if _IOC_DIR(cmd) & _IOC_WRITE != 0 {
             user_size
         } else {
             0
         };
-        let out_size = if _IOC_DIR(cmd) & kdir & _IOC_READ != 0 {
+        let out_size = if _IOC_DIR(cmd) & _IOC_READ != 0 {
             user_size
         } else {
             0
         };
-        let ksize = in_size.max(out_size).max(ALLOC_DATA_SIZE);
-
-        // On the stack for the size userspace uses today (zeroing 24 bytes
-        // is three stores; a larger array is a call to `memset`); other
-        // sizes, older or newer than ours, in a zeroed vector. (An unused
-        // empty `KVec` would still cost a call to the allocator when
-        // dropped: it is only made for those.)
-        // Today's size is read and written as one typed value (one call
-        // into the kernel's `_copy_{from,to}_user`; a slice goes through
-        // the kernel crate and a helper first).
-        let mut reader = UserSlice::new(UserPtr::from_addr(arg), in_size).reader();
-        let mut stack = [0u8; ALLOC_DATA_SIZE];
-        let mut heap: KVec<u8>;
-        let kdata: &mut [u8] = if ksize == ALLOC_DATA_SIZE {
-            if in_size == ALLOC_DATA_SIZE {
-                stack = reader.read()?;
-            } else {
-                reader.read_slice(&mut stack[..in_size])?;
-            }
-            &mut stack
-        } else {
-            heap = KVec::new();
-            heap.resize(ksize, 0, GFP_KERNEL)?;
-            reader.read_slice(&mut heap[..in_size])?;
-            &mut heap
-        };
-
-        let data = AllocationData::parse(&kdata[..ALLOC_DATA_SIZE]);
+        let user = UserPtr::from_addr(arg);
+        if in_size != ALLOC_DATA_SIZE || out_size != ALLOC_DATA_SIZE {
+            return self.ioctl_resized(user, in_size, out_size);
+        }
+        // Today's `DMA_HEAP_IOCTL_ALLOC`: one typed value each way (one
+        // call into the kernel's `_copy_{from,to}_user`).
+        let words: AllocationWords = UserSlice::new(user, in_size).reader().read()?;
+        let mut data: AllocationData = zerocopy::transmute!(words);
         let (dmabuf, fd) = self.allocate(&data)?;
-        kdata[8..12].copy_from_slice(&fd.reserved_fd().to_ne_bytes());
+        data.fd = fd.reserved_fd();
+        let words: AllocationWords = zerocopy::transmute!(data);
         // On a failed copy-out, dropping `fd` and `dmabuf` un-reserves the
         // fd and frees the buffer: nothing leaks.
-        let mut writer = UserSlice::new(UserPtr::from_addr(arg), out_size).writer();
-        match <&[u8; ALLOC_DATA_SIZE]>::try_from(&kdata[..out_size]) {
-            Ok(today) => writer.write(today)?,
-            Err(_) => writer.write_slice(&kdata[..out_size])?,
-        }
+        UserSlice::new(user, out_size).writer().write(&words)?;
+        dmabuf.install(fd);
+        Ok(0)
+    }
+}
+
+impl HeapFile {
+    /// The ioctl for an argument smaller or larger than today's struct:
+    /// read into a zeroed vector, only what the caller's size covers
+    /// written back.
+    fn ioctl_resized(&self, user: UserPtr, in_size: usize, out_size: usize) -> Result<isize> {
+        let mut kdata = KVec::new();
+        kdata.resize(in_size.max(out_size).max(ALLOC_DATA_SIZE), 0u8, GFP_KERNEL)?;
+        UserSlice::new(user, in_size)
+            .reader()
+            .read_slice(&mut kdata[..in_size])?;
+        let head: [u8; ALLOC_DATA_SIZE] =
+            kdata[..ALLOC_DATA_SIZE].try_into().map_err(|_| EINVAL)?;
+        let mut data: AllocationData = zerocopy::transmute!(head);
+        let (dmabuf, fd) = self.allocate(&data)?;
+        data.fd = fd.reserved_fd();
+        let head: [u8; ALLOC_DATA_SIZE] = zerocopy::transmute!(data);
+        kdata[..ALLOC_DATA_SIZE].copy_from_slice(&head);
+        // As above, nothing leaks on a failed copy-out.
+        UserSlice::new(user, out_size)
+            .writer()
+            .write_slice(&kdata[..out_size])?;
         dmabuf.install(fd);
         Ok(0)
     }
@@ -380,7 +387,15 @@ impl Registry {
                 continue;
             };
             let exports = Exports::new(heap.name(), &slabs)?;
-            let file = Arc::new(HeapFile { heap, exports }, GFP_KERNEL)?;
+            let deferred = heap.deferred();
+            let file = Arc::new(
+                HeapFile {
+                    heap,
+                    deferred,
+                    exports,
+                },
+                GFP_KERNEL,
+            )?;
             files.push(file.clone(), GFP_KERNEL)?;
             built.push(Node::new(&class, number, file), GFP_KERNEL)?;
         }

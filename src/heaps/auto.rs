@@ -31,7 +31,7 @@
 
 use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
 use crate::{
-    buffer::{Charge, Choose, Memory},
+    buffer::{Charge, Choose, Filled, Memory, MemorySlot},
     wrappers::{device::Devices, warn_ratelimited},
 };
 use kernel::{prelude::*, str::CStr, sync::Arc};
@@ -79,7 +79,7 @@ impl Choose for Sources {
     ) -> Result<(Memory, &'static CStr)> {
         if !devices.need_contiguous() {
             // The CPU first, or every device behind a merging IOMMU.
-            return Ok((self.system.allocate(len, 0, 0)?, c"system"));
+            return Ok((self.system.memory(len)?, c"system"));
         }
         let mut err = ENOMEM;
         for heap in self.cma.iter().filter(|h| h.reachable_by(devices)) {
@@ -113,8 +113,16 @@ impl Heap for AutoHeap {
 
     /// Not called for `auto` buffers (see [`Heap::deferred`]): memory as
     /// the system heap would give it.
-    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Memory> {
-        self.sources.system.allocate(len, fd_flags, heap_flags)
+    fn allocate(
+        &self,
+        len: usize,
+        fd_flags: u32,
+        heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled> {
+        self.sources
+            .system
+            .allocate(len, fd_flags, heap_flags, slot)
     }
 
     fn contiguous(&self) -> bool {

@@ -9,7 +9,7 @@
 
 use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory},
+    buffer::{Charge, Filled, MemorySlot},
     wrappers::{
         cgroup::DmemRegion,
         pages::{PageRun, PageRuns},
@@ -72,16 +72,22 @@ impl Heap for CarveoutHeap {
         &self.usage
     }
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+    fn allocate(
+        &self,
+        len: usize,
+        _fd_flags: u32,
+        _heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled> {
         // Charged first; the charge and the chunk go back when dropped, on
         // every path.
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
         let chunk = self.region.alloc(len)?;
         if chunk.has_pages() {
             let run = PageRun::from_chunk(chunk)?.zero()?;
-            Ok(Memory::pages(PageRuns::one(run), charge))
+            Ok(slot.pages(PageRuns::one(run), charge))
         } else {
-            Ok(Memory::chunk(chunk.zero()?, charge))
+            Ok(slot.chunk(chunk.zero()?, charge))
         }
     }
 

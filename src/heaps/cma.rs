@@ -7,7 +7,7 @@
 
 use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory},
+    buffer::{Charge, Filled, Memory, MemorySlot},
     wrappers::{
         cgroup::DmemRegion,
         cma::CmaArea,
@@ -138,11 +138,17 @@ impl Heap for CmaHeap {
         &self.usage
     }
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+    fn allocate(
+        &self,
+        len: usize,
+        _fd_flags: u32,
+        _heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled> {
         // Charged before any page is taken; dropped (uncharged) on every
         // failure below.
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
-        Ok(Memory::pages(PageRuns::one(self.run(len)?), charge))
+        Ok(slot.pages(PageRuns::one(self.run(len)?), charge))
     }
 
     fn contiguous(&self) -> bool {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Heap backends: each turns a length into zeroed [`Memory`]. A new kind
-//! of heap is a new file here.
+//! Heap backends: each turns a length into zeroed
+//! [`Memory`](crate::buffer::Memory), written in place into the new
+//! buffer. A new kind of heap is a new file here.
 
 #![forbid(unsafe_code)]
 
-use crate::buffer::{Choose, Memory};
+use crate::buffer::{Choose, Filled, MemorySlot};
 use kernel::{
     prelude::*,
     str::CStr,
@@ -37,9 +38,15 @@ pub(crate) trait Heap: Send + Sync {
     fn usage(&self) -> &Usage;
 
     /// Allocates `len` bytes (page-aligned, non-zero, at most
-    /// [`Usage::max_alloc`]), zeroed. `fd_flags`
-    /// and `heap_flags` are validated already.
-    fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<Memory>;
+    /// [`Usage::max_alloc`]), zeroed, into `slot` (the new buffer's own
+    /// object). `fd_flags` and `heap_flags` are validated already.
+    fn allocate(
+        &self,
+        len: usize,
+        fd_flags: u32,
+        heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled>;
 
     /// Whether each buffer is one physically contiguous range.
     fn contiguous(&self) -> bool;

@@ -7,7 +7,7 @@
 
 use super::{Heap, Usage};
 use crate::{
-    buffer::{Charge, Memory},
+    buffer::{Charge, Filled, Memory, MemorySlot},
     pool::Pool,
     wrappers::{
         fatal_signal_pending, memcg_charges_current,
@@ -56,6 +56,12 @@ impl SystemHeap {
             _shrinker: Shrinker::register(c"rust-dma-heap-pool", pool.clone())?,
             pool,
         })
+    }
+
+    /// `len` bytes (page-aligned, non-zero) of zeroed memory, as a buffer
+    /// of this heap has (for the heaps that choose from it).
+    pub(crate) fn memory(&self, len: usize) -> Result<Memory> {
+        Ok(Memory::pages(self.pages(len)?, self.charge()))
     }
 
     /// What the buffers are charged to.
@@ -161,8 +167,14 @@ impl Heap for SystemHeap {
         &self.usage
     }
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
-        Ok(Memory::pages(self.pages(len)?, self.charge()))
+    fn allocate(
+        &self,
+        len: usize,
+        _fd_flags: u32,
+        _heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled> {
+        Ok(slot.pages(self.pages(len)?, self.charge()))
     }
 
     fn contiguous(&self) -> bool {

@@ -11,7 +11,10 @@
 #![forbid(unsafe_code)]
 
 use super::{system::SystemHeap, Heap, Usage};
-use crate::{buffer::Memory, wrappers::cache::CacheCleaner};
+use crate::{
+    buffer::{Filled, MemorySlot},
+    wrappers::cache::CacheCleaner,
+};
 use kernel::{prelude::*, str::CStr, sync::Arc};
 
 /// The `system-uncached` heap: pages (and the pool, and the memory
@@ -42,9 +45,15 @@ impl Heap for UncachedHeap {
         &self.usage
     }
 
-    fn allocate(&self, len: usize, _fd_flags: u32, _heap_flags: u64) -> Result<Memory> {
+    fn allocate(
+        &self,
+        len: usize,
+        _fd_flags: u32,
+        _heap_flags: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<Filled> {
         let runs = self.cleaner.write_combined(self.system.pages(len)?)?;
-        Ok(Memory::pages(runs, self.system.charge()))
+        Ok(slot.pages(runs, self.system.charge()))
     }
 
     fn contiguous(&self) -> bool {

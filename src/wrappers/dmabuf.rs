@@ -48,6 +48,9 @@ pub(crate) enum MemoryRef<'a> {
 /// What a dma-buf's private data implements: it owns the buffer's memory.
 /// Dropping it (with the last reference) is `release`.
 pub(crate) trait Exporter: Send + Sync + Sized + 'static {
+    /// The buffer's size in bytes (fixed: the dma-buf's size).
+    fn len(&self) -> usize;
+
     /// The buffer's memory, `None` while it has none yet (see
     /// [`Self::populate`]). Once `Some`, always the same memory: this
     /// layer builds every table and mapping from it and drops them all
@@ -515,24 +518,31 @@ pub(crate) struct DmaBuf {
 }
 
 impl DmaBuf {
-    /// Exports `data` as a dma-buf of `size` bytes whose file gets
-    /// `fd_flags`. This module owns the dma-buf: it cannot be unloaded
-    /// while the buffer lives.
+    /// Exports the buffer `data` initializes, in place in its object (a
+    /// buffer built and moved would be copied by a call to `memcpy`), as a
+    /// dma-buf of its size whose file gets `fd_flags`. This module owns
+    /// the dma-buf: it cannot be unloaded while the buffer lives.
     pub(crate) fn export<T: Exporter>(
         exports: &Arc<Exports<T>>,
-        data: T,
-        size: usize,
+        data: impl Init<T, Error>,
         fd_flags: u32,
     ) -> Result<Self> {
         let priv_ = exports.slabs.buffers.alloc_uninit()?;
         let p = priv_.as_ptr();
-        // SAFETY: a new object, ours: each field but `links` (opaque, set
-        // when linked) is written once, in place (a whole `Exported` built
-        // and moved would be copied by a call to `memcpy`). The reference
-        // on `exports` is taken only now that the object is there
-        // (`destroy` gives it back).
+        // SAFETY: a new object, ours, uninitialized: `data` is written in
+        // place; on failure the initializer leaves it uninitialized, and
+        // the object goes back unused.
+        if let Err(e) = unsafe { data.__init(&raw mut (*p).data) } {
+            // SAFETY: from this cache, nothing in it to drop.
+            unsafe { exports.slabs.buffers.free_uninit(priv_) };
+            return Err(e);
+        }
+        // SAFETY: `data` is initialized (above).
+        let size = unsafe { (*p).data.len() };
+        // SAFETY: each other field but `links` (opaque, set when linked)
+        // is written once, in place. The reference on `exports` is taken
+        // only now that the object is there (`destroy` gives it back).
         unsafe {
-            (&raw mut (*p).data).write(data);
             (&raw mut (*p).size).write(size);
             (&raw mut (*p).state).write(UnsafeCell::new(State {
                 vmaps: 0,
@@ -640,10 +650,18 @@ impl<T: Exporter> Exported<T> {
     /// The buffer's memory; if it has none yet, chosen now (under the
     /// dma-buf's reservation lock, `resv`) for the attached devices (`dma`)
     /// or for the CPU.
+    #[inline]
     fn choose<'s>(&'s self, resv: &Resv, dma: bool) -> Result<MemoryRef<'s>> {
-        if let Some(memory) = self.data.memory() {
-            return Ok(memory);
+        match self.data.memory() {
+            Some(memory) => Ok(memory),
+            None => self.populate(resv, dma),
         }
+    }
+
+    /// The buffer's memory, chosen now (see [`Self::choose`]); out of line:
+    /// once per buffer at most.
+    #[inline(never)]
+    fn populate<'s>(&'s self, resv: &Resv, dma: bool) -> Result<MemoryRef<'s>> {
         let mut devices = Devices::none();
         if dma {
             let mut pushed = Ok(());

@@ -143,18 +143,6 @@ void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
 	sg_set_page(sg, page, len, offset);
 }
 
-void rdh_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
-				  enum dma_data_direction dir)
-{
-	dma_sync_sgtable_for_cpu(dev, sgt, dir);
-}
-
-void rdh_dma_sync_sgtable_for_device(struct device *dev, struct sg_table *sgt,
-				     enum dma_data_direction dir)
-{
-	dma_sync_sgtable_for_device(dev, sgt, dir);
-}
-
 void *rdh_vmap(struct page **pages, unsigned int count, bool wc)
 {
 	return vmap(pages, count, VM_MAP,

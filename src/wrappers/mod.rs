@@ -134,16 +134,6 @@ mod ffi_helpers {
             len: ffi::c_uint,
             offset: ffi::c_uint,
         );
-        pub(super) fn rdh_dma_sync_sgtable_for_cpu(
-            dev: *mut bindings::device,
-            sgt: *mut bindings::sg_table,
-            dir: bindings::dma_data_direction,
-        );
-        pub(super) fn rdh_dma_sync_sgtable_for_device(
-            dev: *mut bindings::device,
-            sgt: *mut bindings::sg_table,
-            dir: bindings::dma_data_direction,
-        );
         pub(super) fn rdh_vmap(
             pages: *mut *mut bindings::page,
             count: ffi::c_uint,

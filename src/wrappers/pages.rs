@@ -264,6 +264,7 @@ impl Dirty<PageRun> {
 }
 
 impl Drop for PageRun {
+    #[inline]
     fn drop(&mut self) {
         match &self.source {
             // SAFETY: by the type invariant we own this block of this order.
@@ -385,14 +386,25 @@ pub(crate) struct PageRuns {
     len: usize,
     /// Where the runs go when dropped (freed otherwise).
     recycler: Option<Arc<dyn Recycle>>,
-    /// Mapped write-combined by every CPU mapping, with no cache upkeep
-    /// (set only by [`super::cache::CacheCleaner`], once no CPU cache holds
-    /// a line of the pages).
-    write_combined: bool,
+    /// Write-combined for every CPU mapping, with no cache upkeep (set
+    /// only by [`super::cache::CacheCleaner`], once no CPU cache holds a
+    /// line of the pages).
+    caching: Caching,
+}
+
+/// How CPU mappings of a buffer's pages are made. A word, not a `bool`:
+/// the struct then has no padding, which every move would copy with a
+/// call to `memcpy`.
+#[repr(usize)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caching {
+    Cached = 0,
+    WriteCombined = 1,
 }
 
 impl PageRuns {
     /// Wraps runs allocated and zeroed by a heap.
+    #[inline]
     pub(crate) fn new(runs: ZeroedRuns) -> Zeroed<Self> {
         let runs = runs.0;
         let len = runs.iter().map(PageRun::size).sum();
@@ -400,7 +412,7 @@ impl PageRuns {
             runs: RunList::Many(runs),
             len,
             recycler: None,
-            write_combined: false,
+            caching: Caching::Cached,
         };
         // SAFETY: every run of `ZeroedRuns` was zeroed and unseen.
         unsafe { Zeroed::new_unchecked(this) }
@@ -414,7 +426,7 @@ impl PageRuns {
             len: run.size(),
             runs: RunList::One(run),
             recycler: None,
-            write_combined: false,
+            caching: Caching::Cached,
         };
         // SAFETY: the run was zeroed and unseen.
         unsafe { Zeroed::new_unchecked(this) }
@@ -466,13 +478,13 @@ impl PageRuns {
 
     /// Whether CPU mappings are write-combined (no cache upkeep).
     pub(crate) fn write_combined(&self) -> bool {
-        self.write_combined
+        self.caching == Caching::WriteCombined
     }
 
     /// Marks the runs write-combined: for the cache cleaner, once it has
     /// cleaned them.
     pub(super) fn set_write_combined(&mut self) {
-        self.write_combined = true;
+        self.caching = Caching::WriteCombined;
     }
 
     /// The path of the memory cgroup the pages are charged to (that of
@@ -508,6 +520,7 @@ impl PageRuns {
 }
 
 impl Drop for PageRuns {
+    #[inline]
     fn drop(&mut self) {
         let Some(recycler) = self.recycler.take() else {
             return;

@@ -281,31 +281,46 @@ impl SgTable {
     /// Gives the CPU ownership of a mapped table's memory; no-op when not
     /// mapped or not cached (no CPU cache holds that memory).
     pub(super) fn sync_for_cpu(&self, dir: DataDirection) {
-        if self.mapped.is_some() && self.cached() {
-            // SAFETY: the table is mapped for this live device.
-            unsafe {
-                ffi_helpers::rdh_dma_sync_sgtable_for_cpu(
-                    self.raw_dev(),
-                    self.table.get(),
-                    dir.into(),
-                )
-            };
-        }
+        self.sync(dir, true);
     }
 
     /// Gives the device back ownership of a mapped table's memory; no-op
     /// when not mapped or not cached.
     pub(super) fn sync_for_device(&self, dir: DataDirection) {
-        if self.mapped.is_some() && self.cached() {
-            // SAFETY: the table is mapped for this live device.
-            unsafe {
-                ffi_helpers::rdh_dma_sync_sgtable_for_device(
-                    self.raw_dev(),
-                    self.table.get(),
-                    dir.into(),
-                )
-            };
+        self.sync(dir, false);
+    }
+
+    /// `dma_sync_sgtable_for_{cpu,device}()` (inline in C): nothing for a
+    /// device whose syncs the DMA layer skips (`dma_dev_need_sync()`).
+    #[inline]
+    fn sync(&self, dir: DataDirection, for_cpu: bool) {
+        if self.mapped.is_none() || !self.cached() {
+            return;
         }
+        #[cfg(CONFIG_DMA_NEED_SYNC)]
+        {
+            let dev = self.raw_dev();
+            let skip = 1 << bindings::struct_device_flags_DEV_FLAG_DMA_SKIP_SYNC;
+            // SAFETY: the device is live (type invariant); `flags` is read
+            // once, as `test_bit()` reads it.
+            let flags = unsafe { core::ptr::read_volatile(&raw const (*dev).flags[0]) };
+            if flags & skip != 0 && !cfg!(CONFIG_DMA_API_DEBUG) {
+                return;
+            }
+            let table = self.table.get();
+            // SAFETY: the table is mapped for this live device; its CPU
+            // list and `orig_nents` are the ones it was mapped with.
+            unsafe {
+                let (sgl, nents) = ((*table).sgl, (*table).orig_nents as ffi::c_int);
+                if for_cpu {
+                    bindings::__dma_sync_sg_for_cpu(dev, sgl, nents, dir.into());
+                } else {
+                    bindings::__dma_sync_sg_for_device(dev, sgl, nents, dir.into());
+                }
+            }
+        }
+        #[cfg(not(CONFIG_DMA_NEED_SYNC))]
+        let _ = (dir, for_cpu);
     }
 }
 

@@ -88,6 +88,18 @@ impl<T> Slab<T> {
             bindings::kmem_cache_free(self.cache.as_ptr(), ptr.as_ptr().cast());
         }
     }
+
+    /// Gives back the memory of an object that was never initialized.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from [`Self::alloc_uninit`] on this cache, hold
+    /// nothing that needs dropping, and not have been freed; nothing may
+    /// use it afterwards.
+    pub(crate) unsafe fn free_uninit(&self, ptr: NonNull<T>) {
+        // SAFETY: an object of this cache, ours (caller).
+        unsafe { bindings::kmem_cache_free(self.cache.as_ptr(), ptr.as_ptr().cast()) };
+    }
 }
 
 impl<T> Drop for Slab<T> {

@@ -746,6 +746,7 @@ impl<T: Exporter> Exported<T> {
 
     /// A table of the buffer's memory (`EINVAL` while it has none) for
     /// `att`'s device, kept in `att`.
+    #[inline]
     fn table(&self, att: &Attachment) -> Result<SgTable> {
         let memory = self.data.memory().ok_or(EINVAL)?;
         let dev = att.dev;

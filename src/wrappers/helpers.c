@@ -137,12 +137,6 @@ unsigned long rdh_page_to_pfn(struct page *page)
 	return page_to_pfn(page);
 }
 
-void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
-		     unsigned int len, unsigned int offset)
-{
-	sg_set_page(sg, page, len, offset);
-}
-
 void *rdh_vmap(struct page **pages, unsigned int count, bool wc)
 {
 	return vmap(pages, count, VM_MAP,

@@ -50,8 +50,6 @@ bool rdh_page_highmem(struct page *page);
 void *rdh_page_address(struct page *page);
 void rdh_clear_highpage(struct page *page);
 unsigned long rdh_page_to_pfn(struct page *page);
-void rdh_sg_set_page(struct scatterlist *sg, struct page *page,
-		     unsigned int len, unsigned int offset);
 void *rdh_vmap(struct page **pages, unsigned int count, bool wc);
 void rdh_vunmap(const void *addr);
 void rdh_flush_kernel_vmap_range(void *addr, int size);

@@ -128,12 +128,6 @@ mod ffi_helpers {
         pub(super) fn rdh_pte_mkdirty(pte: bindings::pte_t) -> bindings::pte_t;
         pub(super) fn rdh_pte_pgprot(pte: bindings::pte_t) -> bindings::pgprot_t;
         pub(super) fn rdh_carveout_param() -> *const ffi::c_char;
-        pub(super) fn rdh_sg_set_page(
-            sg: *mut bindings::scatterlist,
-            page: *mut bindings::page,
-            len: ffi::c_uint,
-            offset: ffi::c_uint,
-        );
         pub(super) fn rdh_vmap(
             pages: *mut *mut bindings::page,
             count: ffi::c_uint,

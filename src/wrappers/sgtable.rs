@@ -83,6 +83,7 @@ impl SgTable {
     ///
     /// `runs` must stay alive, unchanged, and `dev` must stay a live
     /// device, for as long as the table does.
+    #[inline]
     pub(crate) unsafe fn pages(runs: &PageRuns, dev: NonNull<bindings::device>) -> Result<Self> {
         let nents = runs
             .runs()
@@ -101,7 +102,7 @@ impl SgTable {
                 // the same way); the page lies in a live run with `len`
                 // bytes from it (`MAX_SEGMENT` fits `u32`).
                 unsafe {
-                    ffi_helpers::rdh_sg_set_page(sg, run.page(off / PAGE_SIZE), len as u32, 0);
+                    sg_set_page(sg, run.page(off / PAGE_SIZE), len as u32);
                     sg = bindings::sg_next(sg);
                 }
                 off += len;
@@ -249,6 +250,7 @@ impl SgTable {
     }
 
     /// Undoes `map`; does nothing when not mapped.
+    #[inline]
     pub(super) fn unmap(&mut self) {
         let Some(dir) = self.mapped.take() else {
             return;
@@ -321,6 +323,25 @@ impl SgTable {
         }
         #[cfg(not(CONFIG_DMA_NEED_SYNC))]
         let _ = (dir, for_cpu);
+    }
+}
+
+/// `sg_set_page(sg, page, len, 0)` (inline in C): points `sg` at `len`
+/// bytes from the start of `page`, keeping the entry's chain and end marks.
+///
+/// # Safety
+///
+/// `sg` is a valid entry of a table being built, not a chain link; `page`
+/// starts `len` bytes of physically contiguous pages.
+#[inline]
+unsafe fn sg_set_page(sg: *mut bindings::scatterlist, page: *mut bindings::page, len: u32) {
+    let marks = (bindings::SG_CHAIN | bindings::SG_END) as usize;
+    // SAFETY: `sg` is valid (caller); a `struct page` is word-aligned, so
+    // its address leaves the mark bits free, as `sg_assign_page()` checks.
+    unsafe {
+        (*sg).page_link = ((*sg).page_link as usize & marks | page as usize) as ffi::c_ulong;
+        (*sg).offset = 0;
+        (*sg).length = len;
     }
 }
 

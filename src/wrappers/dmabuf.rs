@@ -744,11 +744,16 @@ impl<T: Exporter> Exported<T> {
         EIO
     }
 
-    /// A table of the buffer's memory (`EINVAL` while it has none) for
-    /// `att`'s device, kept in `att`.
+    /// A table of `memory`, the buffer's, for `att`'s device, built in
+    /// `slot` (empty, `att`'s) and kept there; `EINVAL` when the memory is
+    /// not the dma-buf's size.
     #[inline]
-    fn table(&self, att: &Attachment) -> Result<SgTable> {
-        let memory = self.data.memory().ok_or(EINVAL)?;
+    fn table_in<'t>(
+        &self,
+        slot: &'t mut Option<SgTable>,
+        att: &Attachment,
+        memory: MemoryRef<'_>,
+    ) -> Result<&'t mut SgTable> {
         let dev = att.dev;
         // SAFETY: the memory is borrowed from `data`, which never changes
         // once set and is dropped after every table (type invariant): the
@@ -757,8 +762,13 @@ impl<T: Exporter> Exported<T> {
         // which drops the attachment and its table.
         unsafe {
             match memory {
-                MemoryRef::Pages(runs) => SgTable::pages(runs, dev),
-                MemoryRef::Chunk(chunk) => SgTable::chunk(chunk, dev),
+                MemoryRef::Pages(runs) if runs.len() == self.size => {
+                    SgTable::pages_in(slot, runs, dev)
+                }
+                MemoryRef::Chunk(chunk) if chunk.len() == self.size => {
+                    Ok(slot.insert(SgTable::chunk(chunk, dev)?))
+                }
+                _ => Err(EINVAL),
             }
         }
     }
@@ -799,11 +809,7 @@ impl<T: Exporter> Exported<T> {
                     MemoryRef::Chunk(_) if !att.peer2peer => return Err(self.refuse_pageless(att)),
                     _ => {}
                 }
-                let t = self.table(att)?;
-                if t.len() != self.size {
-                    return Err(EINVAL);
-                }
-                empty.insert(t)
+                self.table_in(empty, att, memory)?
             }
         };
         table.map(dir)?;

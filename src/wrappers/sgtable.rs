@@ -28,8 +28,10 @@ enum Memory {
 ///
 /// # Invariants
 ///
-/// - `table` was initialized by `sg_alloc_table` and is freed in `Drop`.
-///   The header is inline (no allocation of its own): a table may move
+/// - `table` was initialized by `sg_alloc_table` with `entries` entries
+///   and is freed in `Drop`; or, only inside [`SgTable::pages_in`] while
+///   it is built, it is all zero with `entries == 0` (nothing allocated,
+///   nothing freed). The header is inline (no allocation of its own): a table may move
 ///   until it is mapped; the dma-buf layer maps a table only where it stays
 ///   until unmapped (its attachment's slot), since the importer holds a
 ///   pointer to the header in between.
@@ -77,23 +79,56 @@ fn alloc_table(nents: usize) -> Result<Opaque<bindings::sg_table>> {
 
 impl SgTable {
     /// A table with one entry per run of `runs` (runs longer than
-    /// [`MAX_SEGMENT`] take several), for `dev`.
+    /// [`MAX_SEGMENT`] take several), for `dev`, built in `slot` (where it
+    /// stays: a table built and moved would be copied by a call to
+    /// `memcpy`). On failure `slot` is empty.
     ///
     /// # Safety
     ///
     /// `runs` must stay alive, unchanged, and `dev` must stay a live
     /// device, for as long as the table does.
     #[inline]
-    pub(crate) unsafe fn pages(runs: &PageRuns, dev: NonNull<bindings::device>) -> Result<Self> {
-        let nents = runs
+    pub(crate) unsafe fn pages_in<'s>(
+        slot: &'s mut Option<Self>,
+        runs: &PageRuns,
+        dev: NonNull<bindings::device>,
+    ) -> Result<&'s mut Self> {
+        let nents: usize = runs
             .runs()
             .iter()
             .map(|r| r.size().div_ceil(MAX_SEGMENT))
             .sum();
-        let table = alloc_table(nents)?;
-        let entries = nents as ffi::c_uint;
+        let entries = ffi::c_uint::try_from(nents).map_err(|_| ENOMEM)?;
+        if entries == 0 {
+            return Err(EINVAL);
+        }
+        // INVARIANT: empty (zeroed, no entries) until allocated below.
+        let header = slot
+            .insert(Self {
+                table: Opaque::zeroed(),
+                dev,
+                mapped: None,
+                memory: Memory::Pages {
+                    write_combined: runs.write_combined(),
+                },
+                len: runs.len(),
+                entries: 0,
+            })
+            .table
+            .get();
+        // SAFETY: the header is zeroed memory for a `struct sg_table`; on
+        // failure `sg_alloc_table` frees what it took and leaves no list.
+        if let Err(e) =
+            errno(unsafe { bindings::sg_alloc_table(header, entries, bindings::GFP_KERNEL) })
+        {
+            // An empty table: its drop frees nothing.
+            *slot = None;
+            return Err(e);
+        }
+        let t = slot.as_mut().ok_or(EINVAL)?;
+        t.entries = entries;
         // SAFETY: the table was just allocated with `nents` entries.
-        let mut sg = unsafe { (*table.get()).sgl };
+        let mut sg = unsafe { (*t.table.get()).sgl };
         for run in runs.runs() {
             let mut off = 0;
             while off < run.size() {
@@ -110,16 +145,7 @@ impl SgTable {
         }
         // INVARIANT: every entry set above; not mapped; the caller keeps
         // the runs alive.
-        Ok(Self {
-            table,
-            dev,
-            mapped: None,
-            memory: Memory::Pages {
-                write_combined: runs.write_combined(),
-            },
-            len: runs.len(),
-            entries,
-        })
+        Ok(t)
     }
 
     /// A table for a chunk of a reserved region without `struct page`, for
@@ -153,11 +179,6 @@ impl SgTable {
     /// The device.
     fn raw_dev(&self) -> *mut bindings::device {
         self.dev.as_ptr()
-    }
-
-    /// Bytes the table describes: all of its memory.
-    pub(super) fn len(&self) -> usize {
-        self.len
     }
 
     /// The raw table, for the importer (valid as long as `self`).

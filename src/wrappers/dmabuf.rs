@@ -830,25 +830,25 @@ impl<T: Exporter> Exported<T> {
     ///
     /// `dmabuf` must be this buffer's live dma-buf, whose reservation lock
     /// this thread does not hold.
+    #[inline]
     unsafe fn cpu_access(
         &self,
         dmabuf: NonNull<bindings::dma_buf>,
         dir: DataDirection,
         begin: bool,
     ) -> Result {
-        let cached = match self.data.memory() {
-            Some(MemoryRef::Pages(runs)) => !runs.write_combined(),
-            Some(MemoryRef::Chunk(_)) => false,
-            // The first CPU use of a buffer without memory: chosen now,
-            // nothing mapped yet to sync.
-            None => true,
-        };
-        if !cached {
-            return Ok(());
+        let memory = self.data.memory();
+        match memory {
+            Some(MemoryRef::Pages(runs)) if runs.write_combined() => return Ok(()),
+            Some(MemoryRef::Chunk(_)) => return Ok(()),
+            _ => {}
         }
         // SAFETY: as the caller promises.
         let mut resv = unsafe { Resv::lock(dmabuf) };
-        if self.data.memory().is_none() {
+        // The first CPU use of a buffer without memory: chosen now (unless
+        // another use came first: once set, memory never changes), nothing
+        // mapped yet to sync.
+        if memory.is_none() && self.data.memory().is_none() {
             return self.choose(&resv, false).map(|_| ());
         }
         if let Some(km) = &resv.state(self)?.kmap {

@@ -24,7 +24,10 @@ use kernel::{
     impl_has_delayed_work, new_delayed_work, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     workqueue::{DelayedWork, WorkItem},
 };
 
@@ -40,12 +43,10 @@ struct Blocks {
 ///
 /// # Invariants
 ///
-/// `pages` is the number of pages on all stacks and of the block the worker
-/// is zeroing; `queued` is true from the time the worker is queued until it
-/// finds no dirty block.
+/// `queued` is true from the time the worker is queued until it finds no
+/// dirty block.
 struct Lists {
     blocks: KVec<Blocks>,
-    pages: usize,
     queued: bool,
 }
 
@@ -58,6 +59,11 @@ pub(crate) struct Pool {
     /// lock, one to unlock.
     #[pin]
     lists: Mutex<Lists>,
+    /// The number of pages on all stacks and of the block the worker is
+    /// zeroing. Changed only under `lists`' lock (see [`Pool::add`]); read
+    /// without it as a hint: an allocation skips an empty pool's lock, the
+    /// shrinker and sysfs count without taking it.
+    pages: Atomic<usize>,
     #[pin]
     work: DelayedWork<Pool>,
 }
@@ -93,9 +99,9 @@ impl Pool {
                 max_pages: max_bytes / PAGE_SIZE,
                 lists <- new_mutex!(Lists {
                     blocks,
-                    pages: 0,
                     queued: false,
                 }),
+                pages: Atomic::new(0),
                 work <- new_delayed_work!("rust_dma_heap::Pool::work"),
             }),
             GFP_KERNEL,
@@ -108,7 +114,14 @@ impl Pool {
 
     /// Bytes in the pool.
     pub(crate) fn bytes(&self) -> usize {
-        self.lists.lock().pages * PAGE_SIZE
+        self.pages.load(Relaxed) * PAGE_SIZE
+    }
+
+    /// Counts `delta` pages more (or fewer) in the pool; `_lists` shows its
+    /// lock is held, so a load and a store suffice.
+    fn add(&self, _lists: &Lists, delta: isize) {
+        let pages = self.pages.load(Relaxed).wrapping_add_signed(delta);
+        self.pages.store(pages, Relaxed);
     }
 
     /// A zeroed block of `order` from the pool, if it has one: a clean one,
@@ -118,17 +131,22 @@ impl Pool {
         let Some(i) = self.index(order) else {
             return Ok(None);
         };
+        // An empty pool (after the shrinker, or before the first free) is
+        // not locked.
+        if self.pages.load(Relaxed) == 0 {
+            return Ok(None);
+        }
         let dirty = {
             let mut lists = self.lists.lock();
             let b = &mut lists.blocks[i];
             if let Some(run) = b.clean.pop() {
-                lists.pages -= run.count();
+                self.add(&lists, -(run.count() as isize));
                 return Ok(Some(run));
             }
             let Some(run) = b.dirty.pop() else {
                 return Ok(None);
             };
-            lists.pages -= run.count();
+            self.add(&lists, -(run.count() as isize));
             run
         };
         Ok(Some(dirty.zero()?))
@@ -164,7 +182,7 @@ impl Pool {
                 (_, run) => Err(run),
             };
             if let Err(run) = kept {
-                lists.pages -= count;
+                self.add(&lists, -(count as isize));
                 drop(lists);
                 drop(run);
             }
@@ -188,9 +206,10 @@ impl Recycle for Pool {
                 let count = run.count();
                 // Over the limit, or refused (charged to a memory cgroup):
                 // freed here.
-                if lists.pages + count <= self.max_pages && lists.blocks[i].dirty.push(run).is_ok()
+                if self.pages.load(Relaxed) + count <= self.max_pages
+                    && lists.blocks[i].dirty.push(run).is_ok()
                 {
-                    lists.pages += count;
+                    self.add(&lists, count as isize);
                 }
             }
             let dirty = lists.blocks.iter().any(|b| b.dirty.len() > 0);
@@ -214,7 +233,7 @@ impl Recycle for Pool {
 
 impl Reclaim for Pool {
     fn count(&self) -> usize {
-        self.lists.lock().pages
+        self.pages.load(Relaxed)
     }
 
     fn scan(&self, nr: usize) -> usize {
@@ -230,7 +249,7 @@ impl Reclaim for Pool {
                 }) else {
                     break;
                 };
-                lists.pages -= run.count();
+                self.add(&lists, -(run.count() as isize));
                 run
             };
             freed += run.count();

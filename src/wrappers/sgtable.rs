@@ -118,9 +118,8 @@ impl SgTable {
             .get();
         // SAFETY: the header is zeroed memory for a `struct sg_table`; on
         // failure `sg_alloc_table` frees what it took and leaves no list.
-        if let Err(e) =
-            errno(unsafe { bindings::sg_alloc_table(header, entries, bindings::GFP_KERNEL) })
-        {
+        let allocated = unsafe { bindings::sg_alloc_table(header, entries, bindings::GFP_KERNEL) };
+        if let Err(e) = errno(allocated) {
             // An empty table: its drop frees nothing.
             *slot = None;
             return Err(e);
@@ -356,11 +355,11 @@ impl SgTable {
 /// starts `len` bytes of physically contiguous pages.
 #[inline]
 unsafe fn sg_set_page(sg: *mut bindings::scatterlist, page: *mut bindings::page, len: u32) {
-    let marks = (bindings::SG_CHAIN | bindings::SG_END) as usize;
+    let marks = (bindings::SG_CHAIN | bindings::SG_END) as ffi::c_ulong;
     // SAFETY: `sg` is valid (caller); a `struct page` is word-aligned, so
     // its address leaves the mark bits free, as `sg_assign_page()` checks.
     unsafe {
-        (*sg).page_link = ((*sg).page_link as usize & marks | page as usize) as ffi::c_ulong;
+        (*sg).page_link = ((*sg).page_link & marks) | page as ffi::c_ulong;
         (*sg).offset = 0;
         (*sg).length = len;
     }

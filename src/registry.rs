@@ -127,6 +127,17 @@ impl KernelHeap for HeapFile {
     }
 }
 
+#[cfg(CONFIG_DMABUF_HEAPS)]
+impl crate::wrappers::dma_heap::Provide for HeapFile {
+    fn name(&self) -> &CStr {
+        self.heap.name()
+    }
+
+    fn allocate(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+        self.buffer(len, fd_flags, heap_flags)
+    }
+}
+
 /// The heaps other drivers find by name (the in-kernel API).
 struct Index(KVec<Arc<HeapFile>>);
 
@@ -349,42 +360,64 @@ impl Show for Pools {
     }
 }
 
-/// All heaps of one class.
+/// All heaps of the module, served either as nodes of its own class or
+/// through the kernel's dma-heap framework.
 ///
 /// Fields drop in order: the in-kernel API's index, the debugfs file,
 /// nodes (no file can be open: the module is going away), then the device
-/// numbers, then the class.
+/// numbers, then the class. (A registry that serves through the framework
+/// is never dropped: the module is pinned.)
 pub(crate) struct Registry {
     _kapi: Option<Published>,
     _pools: Option<KernelFile<Pools>>,
     _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
-    nodes: KVec<Node<HeapFile>>,
-    _region: Arc<ChrdevRegion>,
-    _class: Arc<Class>,
+    _nodes: KVec<Node<HeapFile>>,
+    _own: Option<(Arc<ChrdevRegion>, Arc<Class>)>,
+    served: usize,
 }
 
 impl Registry {
-    /// Creates the class `class_name` (`/dev/<class_name>/`) with a node
-    /// per heap of `heaps`, every one built before the first is published:
-    /// once a node is visible the module must load (a file may be open on
-    /// it), so nothing fails after that. A heap whose name is taken, or
-    /// whose node cannot be published, is logged and skipped; `ENODEV`
-    /// when no node at all could be.
-    pub(crate) fn new(class_name: &'static CStr, heaps: KVec<Arc<dyn Heap>>) -> Result<Self> {
-        let class = Class::new(class_name)?;
-        let region = ChrdevRegion::new(MAX_HEAPS, class_name)?;
+    /// Serves every heap of `heaps`: as a node of the class `class_name`
+    /// (`/dev/<class_name>/`), or, when `provider`, through the kernel's
+    /// dma-heap framework (`/dev/dma_heap/`, where the module then stays
+    /// for good). Every heap is built before the first is published: once
+    /// one is visible the module must load (a file may be open on it, the
+    /// framework keeps pointers into it), so nothing fails after that. A
+    /// heap whose name is taken, or that cannot be published, is logged
+    /// and skipped; `ENODEV` when none at all could be. The debugfs report
+    /// and `/sys/kernel/<class_name>/` are named after `class_name` in both
+    /// cases.
+    pub(crate) fn new(
+        class_name: &'static CStr,
+        heaps: KVec<Arc<dyn Heap>>,
+        provider: bool,
+    ) -> Result<Self> {
+        let own = if provider {
+            None
+        } else {
+            Some((
+                ChrdevRegion::new(MAX_HEAPS, class_name)?,
+                Class::new(class_name)?,
+            ))
+        };
         let mut built: KVec<Node<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
-        let mut files = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
+        let mut files: KVec<Arc<HeapFile>> = KVec::with_capacity(heaps.len(), GFP_KERNEL)?;
         let slabs = Slabs::new()?;
         for heap in heaps {
-            if built.iter().any(|n| n.data().heap.name() == heap.name()) {
+            if files.iter().any(|f| f.heap.name() == heap.name()) {
                 pr_err!("a heap named {} exists already; skipped\n", heap.name());
                 continue;
             }
-            let Some(number) = region.take() else {
-                pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
-                continue;
+            let number = match &own {
+                Some((region, _)) => match region.take() {
+                    Some(number) => Some(number),
+                    None => {
+                        pr_err!("more than {} heaps: {} skipped\n", MAX_HEAPS, heap.name());
+                        continue;
+                    }
+                },
+                None => None,
             };
             let exports = Exports::new(heap.name(), &slabs)?;
             let deferred = heap.deferred();
@@ -397,7 +430,19 @@ impl Registry {
                 GFP_KERNEL,
             )?;
             files.push(file.clone(), GFP_KERNEL)?;
-            built.push(Node::new(&class, number, file), GFP_KERNEL)?;
+            if let (Some((_, class)), Some(number)) = (&own, number) {
+                built.push(Node::new(class, number, file), GFP_KERNEL)?;
+            }
+        }
+        let mut exports = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+        let mut pools = KVec::new();
+        let mut serve = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+        for file in &files {
+            exports.push(file.exports.clone(), GFP_KERNEL)?;
+            if file.heap.pool().is_some() {
+                pools.push(file.heap.clone(), GFP_KERNEL)?;
+            }
+            serve.push(file.clone(), GFP_KERNEL)?;
         }
         // Other drivers find the heaps from here on (not a reason to fail
         // either; a heap whose node the driver core refuses below stays
@@ -407,16 +452,8 @@ impl Registry {
             .and_then(|index| Published::new(index))
             .inspect_err(|e| pr_warn!("in-kernel API not available: {e:?}\n"))
             .ok();
-        // Nothing can fail from here on but a node's own publication.
+        // Nothing can fail from here on but a heap's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
-        let mut exports = KVec::with_capacity(built.len(), GFP_KERNEL)?;
-        let mut pools = KVec::new();
-        for node in &built {
-            exports.push(node.data().exports.clone(), GFP_KERNEL)?;
-            if node.data().heap.pool().is_some() {
-                pools.push(node.data().heap.clone(), GFP_KERNEL)?;
-            }
-        }
         // (Like debugfs, not a reason to fail.)
         let pools = KernelFile::new(class_name, c"total_pools_kb", Pools(pools))
             .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}/total_pools_kb: {e:?}\n"))
@@ -427,16 +464,21 @@ impl Registry {
             debugfs.read_callback_file(c"buffers", exports, &write_buffers),
             GFP_KERNEL,
         )?;
-        for mut node in built {
-            let name = node.data().heap.clone();
-            if let Err(e) = node.publish(name.name()) {
-                pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
-                continue;
+        let served = if provider {
+            Self::provide(serve)
+        } else {
+            for mut node in built {
+                let name = node.data().heap.clone();
+                if let Err(e) = node.publish(name.name()) {
+                    pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
+                    continue;
+                }
+                // Capacity reserved above: cannot fail.
+                let _ = nodes.push(node, GFP_KERNEL);
             }
-            // Capacity reserved above: cannot fail.
-            let _ = nodes.push(node, GFP_KERNEL);
-        }
-        if nodes.is_empty() {
+            nodes.len()
+        };
+        if served == 0 {
             return Err(ENODEV);
         }
         Ok(Self {
@@ -444,14 +486,44 @@ impl Registry {
             _pools: pools,
             _buffers: buffers,
             _debugfs: debugfs,
-            nodes,
-            _region: region,
-            _class: class,
+            _nodes: nodes,
+            _own: own,
+            served,
         })
     }
 
-    /// How many heaps have a node.
+    /// Adds every heap of `files` to the kernel's dma-heap framework (a
+    /// name it has already is logged and skipped); how many it took.
+    #[cfg(CONFIG_DMABUF_HEAPS)]
+    fn provide(files: KVec<Arc<HeapFile>>) -> usize {
+        let mut served = 0;
+        for file in files {
+            let name = file.heap.clone();
+            let added = if crate::wrappers::dma_heap::taken(name.name()) {
+                Err(EEXIST)
+            } else {
+                crate::wrappers::dma_heap::add(file)
+            };
+            match added {
+                Ok(()) => served += 1,
+                Err(e) if e == EEXIST => pr_info!(
+                    "the kernel has a heap named {} already: ours not added\n",
+                    name.name()
+                ),
+                Err(e) => pr_err!("heap {}: not added ({:?})\n", name.name(), e),
+            }
+        }
+        served
+    }
+
+    /// Without the kernel's framework there is nothing to add to.
+    #[cfg(not(CONFIG_DMABUF_HEAPS))]
+    fn provide(_files: KVec<Arc<HeapFile>>) -> usize {
+        0
+    }
+
+    /// How many heaps are served.
     pub(crate) fn len(&self) -> usize {
-        self.nodes.len()
+        self.served
     }
 }

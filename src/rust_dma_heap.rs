@@ -120,29 +120,55 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
 impl kernel::Module for RustDmaHeap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let class_name = wrappers::class_name_param();
+        let framework = cfg!(CONFIG_DMABUF_HEAPS);
+        // Through the kernel's framework where it has one, unless another
+        // class is asked for (side by side with upstream's heaps).
+        let provider = match wrappers::mode_param().to_bytes() {
+            b"auto" => framework && class_name == c"dma_heap",
+            b"provider" if framework => true,
+            b"provider" => {
+                pr_err!(
+                    "mode=provider: this kernel has no dma-heap framework (CONFIG_DMABUF_HEAPS)\n"
+                );
+                return Err(EINVAL);
+            }
+            b"standalone" => false,
+            _ => {
+                pr_err!("mode: auto, provider or standalone\n");
+                return Err(EINVAL);
+            }
+        };
         // Upstream's framework owns "dma_heap" when built in: say so before
         // the driver core complains about a duplicate class. (The module
         // loader turns an init's EEXIST into EBUSY.)
-        if cfg!(CONFIG_DMABUF_HEAPS) && class_name == c"dma_heap" {
+        if !provider && framework && class_name == c"dma_heap" {
             pr_err!(
                 "this kernel has CONFIG_DMABUF_HEAPS: /dev/dma_heap is upstream's; \
-                 load with class_name=<another name>\n"
+                 load with class_name=<another name>, or mode=provider\n"
             );
             return Err(EEXIST);
         }
-        let registry = registry::Registry::new(class_name, all_heaps()?).inspect_err(|e| {
-            if *e == EEXIST {
-                pr_err!(
-                    "device class '{}' exists already: load with class_name=<another name>\n",
-                    class_name
-                );
-            }
-        })?;
-        pr_info!(
-            "{} heaps registered under /dev/{}/\n",
-            registry.len(),
-            class_name
-        );
+        let registry =
+            registry::Registry::new(class_name, all_heaps()?, provider).inspect_err(|e| {
+                if *e == EEXIST {
+                    pr_err!(
+                        "device class '{}' exists already: load with class_name=<another name>\n",
+                        class_name
+                    );
+                }
+            })?;
+        if provider {
+            pr_info!(
+                "{} heaps added to the kernel's /dev/dma_heap/; the module stays loaded until reboot\n",
+                registry.len()
+            );
+        } else {
+            pr_info!(
+                "{} heaps registered under /dev/{}/\n",
+                registry.len(),
+                class_name
+            );
+        }
         Ok(RustDmaHeap {
             _registry: registry,
         })

@@ -36,6 +36,16 @@ module_param_string(class_name, class_name, sizeof(class_name), 0444);
 MODULE_PARM_DESC(class_name,
 		 "Device class and /dev directory of the heaps (default: dma_heap)");
 
+static char mode[16] = "auto";
+module_param_string(mode, mode, sizeof(mode), 0444);
+MODULE_PARM_DESC(mode,
+		 "auto (default): the kernel's /dev/dma_heap where it has the dma-heap framework, else our own; provider; standalone (see Documentation)");
+
+#ifdef CONFIG_DMABUF_HEAPS
+/* dma_heap_add() (provider mode). */
+MODULE_IMPORT_NS("DMA_BUF_HEAP");
+#endif
+
 static bool mem_accounting = true;
 module_param(mem_accounting, bool, 0444);
 MODULE_PARM_DESC(mem_accounting,
@@ -105,6 +115,11 @@ bool rdh_mem_accounting(void)
 const char *rdh_class_name(void)
 {
 	return class_name;
+}
+
+const char *rdh_mode(void)
+{
+	return mode;
 }
 
 unsigned long rdh_totalram_pages(void)

@@ -24,6 +24,7 @@ struct vm_area_struct;
 struct scatterlist;
 
 const char *rdh_class_name(void);
+const char *rdh_mode(void);
 unsigned long rdh_cma_pages(const struct cma *cma);
 void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end);
 const char *rdh_dev_name(const struct device *dev);

@@ -9,7 +9,7 @@
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `slab`, `device`, `cgroup`, `cma`,
 //! `reserved_mem`, `pages`, `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`,
-//! `dmabuf`, `chrdev`, `kobject`, `kapi`.
+//! `dmabuf`, `dma_heap`, `chrdev`, `kobject`, `kapi`.
 
 pub(crate) mod cache;
 pub(crate) mod cgroup;
@@ -17,6 +17,8 @@ pub(crate) mod chrdev;
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 pub(crate) mod cma;
 pub(crate) mod device;
+#[cfg(CONFIG_DMABUF_HEAPS)]
+pub(crate) mod dma_heap;
 pub(crate) mod dmabuf;
 pub(crate) mod kapi;
 pub(crate) mod kobject;
@@ -54,6 +56,7 @@ mod ffi_helpers {
     #[allow(improper_ctypes)]
     extern "C" {
         pub(super) fn rdh_class_name() -> *const ffi::c_char;
+        pub(super) fn rdh_mode() -> *const ffi::c_char;
         #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
         pub(super) fn rdh_cma_pages(cma: *const super::cma::Cma) -> ffi::c_ulong;
         #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
@@ -278,6 +281,13 @@ pub(crate) fn class_name_param() -> &'static CStr {
     // module is loaded, so the string neither changes nor goes away while
     // the module is alive, which covers every user of this `'static`.
     unsafe { CStr::from_char_ptr(ffi_helpers::rdh_class_name()) }
+}
+
+/// The `mode` module parameter (declared in `helpers.c`).
+pub(crate) fn mode_param() -> &'static CStr {
+    // SAFETY: as for `class_name_param`: a static, NUL-terminated,
+    // read-only (0444) parameter buffer.
+    unsafe { CStr::from_char_ptr(ffi_helpers::rdh_mode()) }
 }
 
 /// The `mem_accounting` module parameter (declared in `helpers.c`, 0444

@@ -163,6 +163,24 @@ TEST(mem_accounting_readable_in_sysfs)
 	ASSERT_EQ(0, rdh_load_module(""));
 }
 
+TEST(mode_param)
+{
+	/* With the kernel's framework a provider load would pin the module. */
+	if (!access("/sys/module/dma_heap/parameters/mem_accounting", F_OK))
+		SKIP(return, "this kernel has the dma-heap framework");
+	ASSERT_EQ(0, rdh_unload_module());
+	/* Nothing to provide to here; a mode nobody knows. */
+	EXPECT_EQ(-EINVAL, rdh_load_module("mode=provider"));
+	EXPECT_TRUE(rdh_kmsg_has("mode=provider: this kernel has no dma-heap framework"));
+	EXPECT_EQ(-EINVAL, rdh_load_module("mode=bogus"));
+	EXPECT_EQ(-ENOENT, access("/dev/dma_heap/system", F_OK) ? -errno : 0);
+	/* Standalone is what auto gives here: our own /dev/dma_heap. */
+	ASSERT_EQ(0, rdh_load_module("mode=standalone"));
+	EXPECT_EQ(0, access("/dev/dma_heap/system", F_OK));
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
+}
+
 TEST(carveout_param_refuses_system_ram)
 {
 	ASSERT_EQ(0, rdh_unload_module());

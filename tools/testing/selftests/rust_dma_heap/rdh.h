@@ -211,15 +211,23 @@ static inline const char *rdh_class(void)
 	return slash ? slash + 1 : d;
 }
 
-/* The system heap's sysfs "pool" (bytes) in KiB; 0 without the attribute. */
+/*
+ * The system heap's sysfs "pool" (bytes) in KiB; where the heaps are the
+ * kernel's framework's (provider mode: no attributes of ours in its
+ * class), /sys/kernel/<class>/total_pools_kb (only the system heap has a
+ * pool); 0 without either.
+ */
 static inline long rdh_pool_kb(void)
 {
 	char path[128], buf[32];
 
 	snprintf(path, sizeof(path), "/sys/class/%s/system/pool", rdh_class());
-	if (rdh_read_text(path, buf, sizeof(buf)))
-		return 0;
-	return strtol(buf, NULL, 10) >> 10;
+	if (!rdh_read_text(path, buf, sizeof(buf)))
+		return strtol(buf, NULL, 10) >> 10;
+	snprintf(path, sizeof(path), "/sys/kernel/%s/total_pools_kb", rdh_class());
+	if (!rdh_read_text(path, buf, sizeof(buf)))
+		return strtol(buf, NULL, 10);
+	return 0;
 }
 
 /* Pass @fd over unix socket @sock (SCM_RIGHTS): 0 or -errno. */

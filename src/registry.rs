@@ -17,7 +17,7 @@ use crate::{
         chrdev::{ChrdevRegion, Class, Node, NodeOps},
         dmabuf::{DmaBuf, Exports, Info, Slabs},
         kapi::{Heaps, KernelHeap, Published},
-        kobject::{KernelFile, Show},
+        kobject::{KernelDir, KernelFile, NodeDir, Show},
     },
 };
 use core::fmt::{self, Write};
@@ -265,6 +265,47 @@ impl HeapFile {
     }
 }
 
+/// `/sys/kernel/<ATTRS_DIR>/heaps/<heap>/`: every heap's attributes, in
+/// both modes.
+const ATTRS_DIR: &CStr = c"rust_dma_heap";
+
+/// The heaps' attribute directories. Fields drop in order: each heap's,
+/// then `heaps/`, then its parent.
+struct HeapDirs {
+    _heaps: KVec<NodeDir<HeapFile>>,
+    _dir: KernelDir,
+    _parent: Arc<KernelDir>,
+}
+
+impl HeapDirs {
+    /// `/sys/kernel/rust_dma_heap/heaps/<heap>/` for every heap of
+    /// `files`; `/sys/kernel/rust_dma_heap/` is `class_dir` when the class
+    /// has that name.
+    fn new(
+        class_name: &CStr,
+        class_dir: Option<&Arc<KernelDir>>,
+        files: &[Arc<HeapFile>],
+    ) -> Result<Self> {
+        let parent = match class_dir {
+            Some(dir) if class_name == ATTRS_DIR => dir.clone(),
+            _ => Arc::new(KernelDir::new(ATTRS_DIR, None)?, GFP_KERNEL)?,
+        };
+        let dir = KernelDir::new(c"heaps", Some(&parent))?;
+        let mut heaps = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+        for file in files {
+            heaps.push(
+                NodeDir::new(&dir, file.heap.name(), file.clone())?,
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            _heaps: heaps,
+            _dir: dir,
+            _parent: parent,
+        })
+    }
+}
+
 /// Every heap's live buffers.
 type AllExports = KVec<Arc<Exports<Buffer>>>;
 
@@ -370,6 +411,7 @@ impl Show for Pools {
 pub(crate) struct Registry {
     _kapi: Option<Published>,
     _pools: Option<KernelFile<Pools>>,
+    _attrs: Option<HeapDirs>,
     _buffers: Pin<KBox<debugfs::File<AllExports>>>,
     _debugfs: debugfs::Dir,
     _nodes: KVec<Node<HeapFile>>,
@@ -454,9 +496,18 @@ impl Registry {
             .ok();
         // Nothing can fail from here on but a heap's own publication.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
-        // (Like debugfs, not a reason to fail.)
-        let pools = KernelFile::new(class_name, c"total_pools_kb", Pools(pools))
-            .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}/total_pools_kb: {e:?}\n"))
+        // (Like debugfs, not reasons to fail.)
+        let class_dir = KernelDir::new(class_name, None)
+            .and_then(|dir| Ok(Arc::new(dir, GFP_KERNEL)?))
+            .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}: {e:?}\n"))
+            .ok();
+        let pools = class_dir.as_ref().and_then(|dir| {
+            KernelFile::new(dir, c"total_pools_kb", Pools(pools))
+                .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}/total_pools_kb: {e:?}\n"))
+                .ok()
+        });
+        let attrs = HeapDirs::new(class_name, class_dir.as_ref(), &serve)
+            .inspect_err(|e| pr_warn!("/sys/kernel/{ATTRS_DIR}/heaps: {e:?}\n"))
             .ok();
         // (A missing debugfs is no reason to fail: the file is then inert.)
         let debugfs = debugfs::Dir::new(class_name);
@@ -484,6 +535,7 @@ impl Registry {
         Ok(Self {
             _kapi: kapi,
             _pools: pools,
+            _attrs: attrs,
             _buffers: buffers,
             _debugfs: debugfs,
             _nodes: nodes,

@@ -51,6 +51,24 @@ TEST(class_in_sysfs_like_upstream)
 	EXPECT_NE(NULL, strchr(buf, ':'));
 }
 
+TEST(attributes_also_under_sys_kernel)
+{
+	char a[64], b[64], path[160];
+	int heap = rdh_open_heap("system", O_RDONLY | O_CLOEXEC), buf;
+
+	ASSERT_LE(0, heap);
+	buf = rdh_alloc(heap, 3 * 4096, O_RDWR | O_CLOEXEC, 0);
+	ASSERT_LE(0, buf);
+	/* The same values at both paths (provider mode has only the second). */
+	snprintf(path, sizeof(path), "/sys/class/%s/system/used", rdh_class());
+	ASSERT_EQ(0, rdh_read_text(path, a, sizeof(a)));
+	ASSERT_EQ(0, rdh_read_text("/sys/kernel/rust_dma_heap/heaps/system/used", b, sizeof(b)));
+	EXPECT_STREQ(a, b);
+	EXPECT_LE(3 * 4096, atoll(b));
+	close(buf);
+	close(heap);
+}
+
 TEST(node_is_root_0600_char_device)
 {
 	struct stat st;

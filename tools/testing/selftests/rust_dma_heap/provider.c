@@ -82,6 +82,40 @@ TEST(a_taken_name_is_logged)
 	EXPECT_TRUE(rdh_kmsg_has(line));
 }
 
+/* An attribute of /sys/kernel/rust_dma_heap/heaps/@heap/, or -1. */
+static long long attr(const char *heap, const char *name)
+{
+	char path[160], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/kernel/rust_dma_heap/heaps/%s/%s", heap, name);
+	if (rdh_read_text(path, buf, sizeof(buf)))
+		return -1;
+	return strtoll(buf, NULL, 10);
+}
+
+TEST(attributes_under_sys_kernel)
+{
+	int heap = open("/dev/dma_heap/default_cma_region", O_RDONLY | O_CLOEXEC), buf;
+	long long used;
+
+	ASSERT_LE(0, heap);
+	EXPECT_EQ(1, attr("default_cma_region", "contiguous"));
+	EXPECT_EQ(1, attr("default_cma_region", "cached"));
+	EXPECT_LT(0, attr("default_cma_region", "size"));
+	EXPECT_EQ(0, attr("system-uncached", "cached"));
+	EXPECT_LE(0, attr("system", "pool"));
+	/* Only the system heap keeps a pool. */
+	EXPECT_EQ(-1, attr("default_cma_region", "pool"));
+	used = attr("default_cma_region", "used");
+	ASSERT_LE(0, used);
+	buf = rdh_alloc(heap, 1 << 20, O_RDWR | O_CLOEXEC, 0);
+	ASSERT_LE(0, buf);
+	EXPECT_EQ(used + (1 << 20), attr("default_cma_region", "used"));
+	close(buf);
+	EXPECT_EQ(used, attr("default_cma_region", "used"));
+	close(heap);
+}
+
 TEST(the_module_stays)
 {
 	EXPECT_TRUE(rdh_kmsg_has("the module stays loaded until reboot"));

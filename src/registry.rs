@@ -506,19 +506,17 @@ impl Registry {
                 .inspect_err(|e| pr_warn!("/sys/kernel/{class_name}/total_pools_kb: {e:?}\n"))
                 .ok()
         });
-        let attrs = HeapDirs::new(class_name, class_dir.as_ref(), &serve)
-            .inspect_err(|e| pr_warn!("/sys/kernel/{ATTRS_DIR}/heaps: {e:?}\n"))
-            .ok();
         // (A missing debugfs is no reason to fail: the file is then inert.)
         let debugfs = debugfs::Dir::new(class_name);
         let buffers = KBox::pin_init(
             debugfs.read_callback_file(c"buffers", exports, &write_buffers),
             GFP_KERNEL,
         )?;
-        let served = if provider {
-            Self::provide(serve)
+        let mut served = KVec::with_capacity(serve.len(), GFP_KERNEL)?;
+        if provider {
+            Self::provide(&serve, &mut served);
         } else {
-            for mut node in built {
+            for (mut node, file) in built.into_iter().zip(serve.iter()) {
                 let name = node.data().heap.clone();
                 if let Err(e) = node.publish(name.name()) {
                     pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
@@ -526,12 +524,17 @@ impl Registry {
                 }
                 // Capacity reserved above: cannot fail.
                 let _ = nodes.push(node, GFP_KERNEL);
+                let _ = served.push(file.clone(), GFP_KERNEL);
             }
-            nodes.len()
-        };
-        if served == 0 {
+        }
+        if served.is_empty() {
             return Err(ENODEV);
         }
+        // The attributes of the heaps served (not a reason to fail: nothing
+        // may, now that they are).
+        let attrs = HeapDirs::new(class_name, class_dir.as_ref(), &served)
+            .inspect_err(|e| pr_warn!("/sys/kernel/{ATTRS_DIR}/heaps: {e:?}\n"))
+            .ok();
         Ok(Self {
             _kapi: kapi,
             _pools: pools,
@@ -540,24 +543,27 @@ impl Registry {
             _debugfs: debugfs,
             _nodes: nodes,
             _own: own,
-            served,
+            served: served.len(),
         })
     }
 
     /// Adds every heap of `files` to the kernel's dma-heap framework (a
-    /// name it has already is logged and skipped); how many it took.
+    /// name it has already is logged and skipped), and to `added` (which
+    /// has room for all) those it took.
     #[cfg(CONFIG_DMABUF_HEAPS)]
-    fn provide(files: KVec<Arc<HeapFile>>) -> usize {
-        let mut served = 0;
+    fn provide(files: &[Arc<HeapFile>], added: &mut KVec<Arc<HeapFile>>) {
         for file in files {
             let name = file.heap.clone();
-            let added = if crate::wrappers::dma_heap::taken(name.name()) {
+            let done = if crate::wrappers::dma_heap::taken(name.name()) {
                 Err(EEXIST)
             } else {
-                crate::wrappers::dma_heap::add(file)
+                crate::wrappers::dma_heap::add(file.clone())
             };
-            match added {
-                Ok(()) => served += 1,
+            match done {
+                // Room reserved by the caller: cannot fail.
+                Ok(()) => {
+                    let _ = added.push(file.clone(), GFP_KERNEL);
+                }
                 Err(e) if e == EEXIST => pr_info!(
                     "the kernel has a heap named {} already: ours not added\n",
                     name.name()
@@ -565,14 +571,11 @@ impl Registry {
                 Err(e) => pr_err!("heap {}: not added ({:?})\n", name.name(), e),
             }
         }
-        served
     }
 
     /// Without the kernel's framework there is nothing to add to.
     #[cfg(not(CONFIG_DMABUF_HEAPS))]
-    fn provide(_files: KVec<Arc<HeapFile>>) -> usize {
-        0
-    }
+    fn provide(_files: &[Arc<HeapFile>], _added: &mut KVec<Arc<HeapFile>>) {}
 
     /// How many heaps are served.
     pub(crate) fn len(&self) -> usize {

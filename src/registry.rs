@@ -494,7 +494,8 @@ impl Registry {
             .and_then(|index| Published::new(index))
             .inspect_err(|e| pr_warn!("in-kernel API not available: {e:?}\n"))
             .ok();
-        // Nothing can fail from here on but a heap's own publication.
+        // The last allocations that may fail the load come before the
+        // first heap is served.
         let mut nodes = KVec::with_capacity(built.len(), GFP_KERNEL)?;
         // (Like debugfs, not reasons to fail.)
         let class_dir = KernelDir::new(class_name, None)
@@ -513,6 +514,9 @@ impl Registry {
             GFP_KERNEL,
         )?;
         let mut served = KVec::with_capacity(serve.len(), GFP_KERNEL)?;
+        // No `?` below: once a heap is served (a node visible, or a heap in
+        // the kernel's framework, which keeps pointers into the module) the
+        // load must succeed.
         if provider {
             Self::provide(&serve, &mut served);
         } else {
@@ -554,7 +558,12 @@ impl Registry {
     fn provide(files: &[Arc<HeapFile>], added: &mut KVec<Arc<HeapFile>>) {
         for file in files {
             let name = file.heap.clone();
-            let done = if crate::wrappers::dma_heap::taken(name.name()) {
+            let bytes = name.name().to_bytes();
+            // The framework names its device with the heap's name as a
+            // format string, and sysfs has no `/` in a name.
+            let done = if bytes.iter().any(|&b| b == b'/' || b == b'%') {
+                Err(EINVAL)
+            } else if crate::wrappers::dma_heap::taken(name.name()) {
                 Err(EEXIST)
             } else {
                 crate::wrappers::dma_heap::add(file.clone())

@@ -65,7 +65,10 @@ extern "C" {
 /// `/sys/class/dma_heap/` (sysfs, mounted where userspace loads a module).
 /// `dma_heap_add()` checks names only after it has created the device, and
 /// the driver core reports the duplicate with a stack dump: a name that is
-/// taken is not asked for.
+/// taken is not asked for. Best effort: without sysfs at `/sys` in the
+/// loading task's root, or with another provider adding the name between
+/// this check and ours, the framework refuses it as before (safely, with
+/// that stack dump).
 pub(crate) fn taken(name: &CStr) -> bool {
     let Ok(path) = CString::try_from_fmt(fmt!("/sys/class/dma_heap/{}", name)) else {
         return false;

@@ -225,7 +225,8 @@ impl<T: NodeOps> Node<T> {
 
     /// The class device's attributes, built from `T::ATTRS` (unused
     /// slots zeroed).
-    // `CStrExt::as_char_ptr` is not `const`.
+    // `CStrExt::as_char_ptr` is not `const`; `c_char` is `i8` on x86 but
+    // the bindings' `char` is `u8` (`-funsigned-char`): cast.
     #[allow(clippy::disallowed_methods)]
     const ATTR_TABLE: &'static [bindings::device_attribute; MAX_ATTRS] = &{
         assert!(T::ATTRS.len() <= MAX_ATTRS);
@@ -233,7 +234,7 @@ impl<T: NodeOps> Node<T> {
         let mut i = 0;
         while i < T::ATTRS.len() {
             let (name, writable) = T::ATTRS[i];
-            table[i].attr.name = name.as_ptr();
+            table[i].attr.name = name.as_ptr().cast();
             table[i].attr.mode = if writable { 0o644 } else { 0o444 };
             table[i].__bindgen_anon_1.show = Some(Self::show);
             if writable {

@@ -65,6 +65,9 @@ impl CmaArea {
     }
 
     /// The area's size in bytes.
+    ///
+    /// Built against a headers package (no `mm/cma.h`), the size of every
+    /// CMA area together: exact where there is one area.
     pub(crate) fn size(&self) -> u64 {
         // SAFETY: the area is live forever (type invariant); its page
         // count is fixed at boot.
@@ -73,6 +76,9 @@ impl CmaArea {
     }
 
     /// Whether every device of `devices` reaches all of the area.
+    ///
+    /// Built against a headers package, all of the zones holding CMA pages
+    /// must be in reach: never a yes that is wrong, sometimes a no.
     pub(crate) fn reachable_by(&self, devices: &super::device::Devices<'_>) -> bool {
         let (mut base, mut end) = (0, 0);
         // SAFETY: the area is live forever (type invariant); its ranges are

@@ -26,9 +26,11 @@
 
 #include "helpers.h"
 #ifdef CONFIG_CMA
-/* mm/ (Kbuild adds it to the include path): struct cma, for its size. */
 #include <linux/cma.h>
+#ifdef RDH_HAVE_MM_CMA_H
+/* The kernel's source tree (Kbuild adds its mm/): struct cma. */
 #include "cma.h"
+#endif
 #endif
 
 static char class_name[32] = "dma_heap";
@@ -264,6 +266,7 @@ pgprot_t rdh_pte_pgprot(pte_t pte)
 }
 
 #ifdef CONFIG_CMA
+#ifdef RDH_HAVE_MM_CMA_H
 /* cma_get_size() is not exported: the field it reads. */
 unsigned long rdh_cma_pages(const struct cma *cma)
 {
@@ -282,6 +285,46 @@ void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end)
 		*end = max(*end, PFN_PHYS(cma->ranges[i].base_pfn + cma->ranges[i].count));
 	}
 }
+#else
+/*
+ * Built against a headers package (scripts/package/install-extmod-build:
+ * no mm/, so struct cma is out of reach): the zones' CMA pages, every area
+ * together, and the span of the zones that hold them. Exact with one CMA
+ * area; with several, an upper bound for each.
+ */
+static unsigned long rdh_cma_zones(phys_addr_t *base, phys_addr_t *end)
+{
+	unsigned long pages = 0;
+	struct zone *zone;
+	int nid, z;
+
+	*base = ~(phys_addr_t)0;
+	*end = 0;
+	for_each_online_node(nid) {
+		for (z = 0; z < MAX_NR_ZONES; z++) {
+			zone = &NODE_DATA(nid)->node_zones[z];
+			if (!zone_cma_pages(zone))
+				continue;
+			pages += zone_cma_pages(zone);
+			*base = min(*base, PFN_PHYS(zone->zone_start_pfn));
+			*end = max(*end, PFN_PHYS(zone_end_pfn(zone)));
+		}
+	}
+	return pages;
+}
+
+unsigned long rdh_cma_pages(const struct cma *cma)
+{
+	phys_addr_t base, end;
+
+	return rdh_cma_zones(&base, &end);
+}
+
+void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end)
+{
+	rdh_cma_zones(base, end);
+}
+#endif
 #endif
 
 /* current's tgid, and its comm into @buf. */

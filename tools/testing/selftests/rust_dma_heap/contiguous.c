@@ -56,11 +56,15 @@ FIXTURE_VARIANT_ADD(contig, carveout_mapped) {
 
 /*
  * "OF: reserved mem: 0x...a000000..0x...bffffff (32768 KiB) map reusable video"
+ * or, for the default area without a device tree (cma= on the command
+ * line: x86_64), "cma: Reserved 128 MiB at 0x0000000076800000".
  */
 static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 {
 	char rec[1024], tail[128];
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK), found = -ENOENT;
+	uint64_t mib, base;
+	bool cmdline = false;
 	ssize_t n;
 
 	if (fd < 0)
@@ -73,6 +77,14 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 		if (n <= 0)
 			continue;
 		rec[n] = '\0';
+		p = strstr(rec, "cma: Reserved ");
+		if (p && !strcmp(area, "linux,cma") &&
+		    sscanf(p, "cma: Reserved %" SCNu64 " MiB at 0x%" SCNx64, &mib, &base) == 2) {
+			cmdline = true;
+			*start = base;
+			*end = base + (mib << 20) - 1;
+			continue;
+		}
 		p = strstr(rec, "reserved mem: 0x");
 		len = strlen(rec);
 		if (!p || len < strlen(tail) || strcmp(rec + len - strlen(tail), tail))
@@ -81,7 +93,7 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 			found = 0;
 	}
 	close(fd);
-	return found;
+	return cmdline ? 0 : found;
 }
 
 FIXTURE_SETUP(contig)

@@ -85,6 +85,14 @@ FIXTURE_VARIANT_ADD(heap, carveout_mapped) {
 	.reserved = true,
 };
 
+/* The x86_64 runner's: carveout= over a memmap= range (no device tree). */
+FIXTURE_VARIANT_ADD(heap, carveout_param) {
+	.name = "carveout@40000000",
+	.big = 8UL << 20,
+	.capacity = 64UL << 20,
+	.reserved = true,
+};
+
 FIXTURE_SETUP(heap)
 {
 	self->fd = rdh_fixture_open(variant->name, &self->bufs);

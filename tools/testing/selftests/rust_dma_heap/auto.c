@@ -221,8 +221,7 @@ static long long dmem_current(const char *cg, const char *region)
  */
 TEST_F(autoheap, charged_to_its_allocator)
 {
-	const char *region = rdh_keyed("cma/linux,cma", "/sys/fs/cgroup/dmem.capacity", ' ') >= 0 ?
-				     "cma/linux,cma" : "cma/reserved";
+	const char *region = rdh_default_cma_region();
 	long long got[3] = { -2, -2, -2 };
 	size_t len = 4 * MIB;
 	int pipefd[2], status;

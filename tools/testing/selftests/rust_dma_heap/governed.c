@@ -80,7 +80,7 @@ static bool parse_ull(const char *s, unsigned long long *v)
 
 static void attr_path(char *buf, size_t len, const char *heap, const char *attr)
 {
-	snprintf(buf, len, "/sys/class/%s/%s/%s", rdh_class(), heap, attr);
+	rdh_attr_path(buf, len, heap, attr);
 }
 
 /*
@@ -892,6 +892,7 @@ TEST_F(gov, dmem_regions_go_with_the_module)
 	why = cg_unavailable(&enabled);
 	if (why)
 		SKIP(return, "%s", why);
+	RDH_SKIP_IF_PINNED();
 	n = our_regions();
 	ASSERT_LT(0, n);
 	ASSERT_EQ(0, rdh_unload_module());
@@ -1079,9 +1080,13 @@ TEST_F_TIMEOUT(gov, sysfs_attrs_match_bufinfo, 300)
 			EXPECT_LE(0, attr_get(heap, attrs[j])) TH_LOG("%s", path);
 		}
 		EXPECT_EQ(kind == SYSTEM ? 0 : 1, attr_get(heap, "contiguous")) TH_LOG("%s", heap);
-		/* Uncached: a carve-out outside the linear map (no-map), system-uncached. */
+		/*
+		 * Uncached: a carve-out outside the linear map (no-map, or
+		 * carveout='s reserved range, no device tree node),
+		 * system-uncached.
+		 */
 		heap_node(heap, node, sizeof(node));
-		want = (kind == CARVEOUT && dt_has(node, "no-map")) ||
+		want = (kind == CARVEOUT && (dt_has(node, "no-map") || dt_size(heap) < 0)) ||
 		       !strcmp(heap, "system-uncached") ? 0 : 1;
 		EXPECT_EQ(want, attr_get(heap, "cached")) TH_LOG("%s", heap);
 		/* All RAM for the system heap, else its area or region. */

@@ -708,6 +708,7 @@ TEST_F_TIMEOUT(promise, carveout_overlap, 300)
 
 	if (!heap_exists("carveout@b0000000"))
 		SKIP(return, "no heap carveout@b0000000 on this machine");
+	RDH_SKIP_IF_PINNED();
 	ASSERT_EQ(0, rdh_unload_module());
 	self->reload = true;
 
@@ -811,7 +812,7 @@ TEST_F_TIMEOUT(promise, auto_memcg, 300)
 	self->cg[0] = '\0';
 }
 
-#define DMEM_REGION "cma/linux,cma"
+#define DMEM_REGION rdh_default_cma_region()
 #define DMEM_MAX (16 * MIB)
 
 TEST_F_TIMEOUT(promise, auto_dmem, 300)

@@ -44,6 +44,31 @@ static inline const char *rdh_dir(void)
 }
 
 /*
+ * Provider mode (the runner sets RDH_PROVIDER): the heaps are in the
+ * kernel's own framework (its ioctl answers) and the module, pinned,
+ * cannot be unloaded: what needs an unload is skipped there.
+ */
+static inline bool rdh_provider(void)
+{
+	return getenv("RDH_PROVIDER") != NULL;
+}
+
+#define RDH_SKIP_IF_PINNED()							\
+	do {									\
+		if (rdh_provider())						\
+			SKIP(return, "provider mode: the module stays loaded");	\
+	} while (0)
+
+/*
+ * A heap's attribute, at the path it has in both modes:
+ * /sys/kernel/rust_dma_heap/heaps/<heap>/<attr>.
+ */
+static inline void rdh_attr_path(char *buf, size_t len, const char *heap, const char *attr)
+{
+	snprintf(buf, len, "/sys/kernel/rust_dma_heap/heaps/%s/%s", heap, attr);
+}
+
+/*
  * Heaps a machine may lack (the runner sets RDH_ALLOW_MISSING where its
  * memory layout has no such region, e.g. x86_64 without a device tree):
  * a missing one is skipped there and fails everywhere else.
@@ -120,6 +145,16 @@ static inline long long rdh_keyed(const char *key, const char *path, char sep)
 			v = strtoll(line + n + 1, NULL, 10);
 	fclose(f);
 	return v;
+}
+
+/*
+ * The dmem region of the default CMA area: "cma/linux,cma" from a device
+ * tree, "cma/reserved" from cma= on the command line.
+ */
+static inline const char *rdh_default_cma_region(void)
+{
+	return rdh_keyed("cma/linux,cma", "/sys/fs/cgroup/dmem.capacity", ' ') >= 0 ?
+		       "cma/linux,cma" : "cma/reserved";
 }
 
 /*

@@ -63,8 +63,7 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 {
 	char rec[1024], tail[128];
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK), found = -ENOENT;
-	uint64_t mib, base;
-	bool cmdline = false;
+	uint64_t size;
 	ssize_t n;
 
 	if (fd < 0)
@@ -77,14 +76,6 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 		if (n <= 0)
 			continue;
 		rec[n] = '\0';
-		p = strstr(rec, "cma: Reserved ");
-		if (p && !strcmp(area, "linux,cma") &&
-		    sscanf(p, "cma: Reserved %" SCNu64 " MiB at 0x%" SCNx64, &mib, &base) == 2) {
-			cmdline = true;
-			*start = base;
-			*end = base + (mib << 20) - 1;
-			continue;
-		}
 		p = strstr(rec, "reserved mem: 0x");
 		len = strlen(rec);
 		if (!p || len < strlen(tail) || strcmp(rec + len - strlen(tail), tail))
@@ -93,14 +84,18 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 			found = 0;
 	}
 	close(fd);
-	return cmdline ? 0 : found;
+	if (found && !strcmp(area, "linux,cma") && !rdh_cmdline_cma(start, &size)) {
+		*end = *start + size - 1;
+		found = 0;
+	}
+	return found;
 }
 
 FIXTURE_SETUP(contig)
 {
 	self->fd = rdh_fixture_open(variant->name, &self->bufs);
 	if (self->fd == RDH_MISSING)
-		SKIP(return, "no heap %s on this machine", variant->name);
+		SKIP(return, "no heap %s of ours on this machine", variant->name);
 	ASSERT_LE(0, self->fd) TH_LOG("heap %s: %s", variant->name, strerror(-self->fd));
 	if (area_bounds(variant->area, &self->area_start, &self->area_end) && rdh_missing_ok())
 		SKIP(return, "no reserved-memory node %s on this machine", variant->area);

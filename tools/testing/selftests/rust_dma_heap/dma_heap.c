@@ -97,7 +97,7 @@ FIXTURE_SETUP(heap)
 {
 	self->fd = rdh_fixture_open(variant->name, &self->bufs);
 	if (self->fd == RDH_MISSING)
-		SKIP(return, "no heap %s on this machine", variant->name);
+		SKIP(return, "no heap %s of ours on this machine", variant->name);
 	ASSERT_LE(0, self->fd) TH_LOG("heap %s: %s", variant->name, strerror(-self->fd));
 }
 

@@ -37,7 +37,7 @@ FIXTURE_SETUP(imp)
 	self->imp = -1;
 	self->heap = rdh_fixture_open(variant->name, &self->bufs);
 	if (self->heap == RDH_MISSING)
-		SKIP(return, "no heap %s on this machine", variant->name);
+		SKIP(return, "no heap %s of ours on this machine", variant->name);
 	ASSERT_LE(0, self->heap) TH_LOG("heap %s: %s", variant->name, strerror(-self->heap));
 	self->imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->imp) TH_LOG("test importer not loaded");

@@ -708,7 +708,8 @@ TEST_F_TIMEOUT(promise, carveout_overlap, 300)
 
 	if (!heap_exists("carveout@b0000000"))
 		SKIP(return, "no heap carveout@b0000000 on this machine");
-	RDH_SKIP_IF_PINNED();
+	if (rdh_provider())
+		SKIP(return, RDH_PINNED);
 	ASSERT_EQ(0, rdh_unload_module());
 	self->reload = true;
 

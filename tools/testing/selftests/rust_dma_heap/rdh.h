@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,18 +47,15 @@ static inline const char *rdh_dir(void)
 /*
  * Provider mode (the runner sets RDH_PROVIDER): the heaps are in the
  * kernel's own framework (its ioctl answers) and the module, pinned,
- * cannot be unloaded: what needs an unload is skipped there.
+ * cannot be unloaded: what needs an unload is skipped there (RDH_PINNED).
  */
 static inline bool rdh_provider(void)
 {
 	return getenv("RDH_PROVIDER") != NULL;
 }
 
-#define RDH_SKIP_IF_PINNED()							\
-	do {									\
-		if (rdh_provider())						\
-			SKIP(return, "provider mode: the module stays loaded");	\
-	} while (0)
+/* Why a case that needs an unload is skipped in provider mode. */
+#define RDH_PINNED "provider mode: the module stays loaded"
 
 /*
  * A heap's attribute, at the path it has in both modes:
@@ -308,6 +306,33 @@ static inline int rdh_recv_fd(int sock)
 		return -EPROTO;
 	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
+}
+
+/*
+ * The default CMA area cma= on the command line made (no device tree):
+ * "cma: Reserved 128 MiB at 0x0000000076800000". 0, or -ENOENT.
+ */
+static inline int rdh_cmdline_cma(uint64_t *base, uint64_t *size)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK), found = -ENOENT;
+	char rec[1024], *p;
+	uint64_t mib;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		p = strstr(rec, "cma: Reserved ");
+		if (p && sscanf(p, "cma: Reserved %" SCNu64 " MiB at 0x%" SCNx64, &mib, base) == 2) {
+			*size = mib << 20;
+			found = 0;
+		}
+	}
+	close(fd);
+	return found;
 }
 
 /* Run "mdev -s" (busybox): its exit status, or 127 when there is none. */
@@ -846,7 +871,13 @@ static inline int rdh_buffer_memory(int fd, char *out, size_t len)
  */
 static inline int rdh_fixture_open(const char *name, int *bufs)
 {
-	int fd = rdh_open_heap(name, O_RDONLY);
+	const char *taken = getenv("RDH_TAKEN");
+	int fd;
+
+	/* Provider mode with the kernel's own heap of that name loaded first. */
+	if (taken && !strcmp(taken, name))
+		return RDH_MISSING;
+	fd = rdh_open_heap(name, O_RDONLY);
 
 	if (fd < 0)
 		return errno == ENOENT && rdh_missing_ok() ? RDH_MISSING : -errno;

@@ -34,7 +34,7 @@ FIXTURE_SETUP(share)
 {
 	self->heap = rdh_fixture_open(variant->name, &self->bufs);
 	if (self->heap == RDH_MISSING)
-		SKIP(return, "no heap %s on this machine", variant->name);
+		SKIP(return, "no heap %s of ours on this machine", variant->name);
 	ASSERT_LE(0, self->heap) TH_LOG("heap %s: %s", variant->name, strerror(-self->heap));
 }
 

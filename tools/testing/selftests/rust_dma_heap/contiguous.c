@@ -63,7 +63,7 @@ static int area_bounds(const char *area, uint64_t *start, uint64_t *end)
 {
 	char rec[1024], tail[128];
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK), found = -ENOENT;
-	uint64_t size;
+	uint64_t size = 0;
 	ssize_t n;
 
 	if (fd < 0)

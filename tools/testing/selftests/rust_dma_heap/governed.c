@@ -1060,7 +1060,7 @@ TEST_F_TIMEOUT(gov, sysfs_attrs_match_bufinfo, 300)
 	int fds[RDH_MAX_HEAPS][MIXED], i, j, nb, cma_areas = 0;
 	struct binfo *b = calloc(MAX_LIVE, sizeof(*b));
 	long long count, bytes, want, got, cma_total = 0;
-	uint64_t seed = rdh_random_seed(), base, size;
+	uint64_t seed = rdh_random_seed(), base = 0, size = 0;
 	char node[RDH_NAME_LEN];
 	struct sysinfo si;
 	struct stat st;

@@ -261,6 +261,8 @@ TEST(report_forged_name)
 
 	if (geteuid())
 		SKIP(return, "needs root (debugfs)");
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
 	heap = rdh_open_heap("system", O_RDONLY);
 	ASSERT_LE(0, heap) TH_LOG("system: %s", strerror(errno));
 	buf = rdh_alloc(heap, 4 * KIB, O_RDWR | O_CLOEXEC, 0);
@@ -328,6 +330,8 @@ TEST(report_forged_comm)
 
 	if (geteuid())
 		SKIP(return, "needs root (debugfs)");
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
 	ASSERT_EQ(0, pipe(up));
 	ASSERT_EQ(0, pipe(down));
 	fflush(NULL);
@@ -457,6 +461,10 @@ TEST(mmap_readonly_importer)
 	imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
 	if (imp < 0)
 		SKIP(return, "no test importer");
+	if (rdh_taken("system")) {
+		close(imp);
+		SKIP(return, RDH_SYSTEM_TAKEN);
+	}
 	ASSERT_EQ(0, catch_sigbus());
 	heap = rdh_open_heap("system", O_RDONLY);
 	ASSERT_LE(0, heap) TH_LOG("system: %s", strerror(errno));

@@ -54,6 +54,21 @@ static inline bool rdh_provider(void)
 	return getenv("RDH_PROVIDER") != NULL;
 }
 
+/*
+ * Provider mode with the kernel's own heap of that name loaded first (the
+ * runner sets RDH_TAKEN=<name>): that node is not ours, and the programs
+ * leave it alone.
+ */
+static inline bool rdh_taken(const char *name)
+{
+	const char *taken = getenv("RDH_TAKEN");
+
+	return taken && !strcmp(taken, name);
+}
+
+/* Why a case about the system heap is skipped when that name is taken. */
+#define RDH_SYSTEM_TAKEN "system is the kernel's own heap here"
+
 /* Why a case that needs an unload is skipped in provider mode. */
 #define RDH_PINNED "provider mode: the module stays loaded"
 
@@ -573,7 +588,8 @@ static inline int rdh_list_heaps(char (*names)[RDH_NAME_LEN], int max)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) && n < max) {
-		if (e->d_name[0] == '.' || strlen(e->d_name) >= RDH_NAME_LEN)
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= RDH_NAME_LEN ||
+		    rdh_taken(e->d_name))
 			continue;
 		strcpy(names[n++], e->d_name);
 	}
@@ -871,11 +887,9 @@ static inline int rdh_buffer_memory(int fd, char *out, size_t len)
  */
 static inline int rdh_fixture_open(const char *name, int *bufs)
 {
-	const char *taken = getenv("RDH_TAKEN");
 	int fd;
 
-	/* Provider mode with the kernel's own heap of that name loaded first. */
-	if (taken && !strcmp(taken, name))
+	if (rdh_taken(name))
 		return RDH_MISSING;
 	fd = rdh_open_heap(name, O_RDONLY);
 

@@ -539,6 +539,8 @@ TEST_F_TIMEOUT(stress, sigkill_during_huge_allocation, 600)
 		SKIP(return, "no system heap");
 	ASSERT_LE(0, heap);
 	close(heap);
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
 	ASSERT_LT(0, total);
 	avail = rdh_meminfo("MemAvailable");
 	ASSERT_LT(0, avail);
@@ -639,6 +641,8 @@ TEST_F_TIMEOUT(stress, beyond_free_memory_enomem_without_oom_killer, 900)
 		SKIP(return, "no system heap");
 	ASSERT_LE(0, heap);
 	close(heap);
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
 	if (env)
 		attempts = atoi(env);
 	ASSERT_EQ(0, rdh_read_text(sysctl, saved, sizeof(saved)));

@@ -24,6 +24,10 @@ FIXTURE(uncached) {
 FIXTURE_SETUP(uncached)
 {
 	self->imp = -1;
+	self->system = -1;
+	self->heap = -1;
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
 	self->system = rdh_open_heap("system", O_RDONLY);
 	self->heap = rdh_open_heap("system-uncached", O_RDONLY);
 	if (self->heap == RDH_MISSING)

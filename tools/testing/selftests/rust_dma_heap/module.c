@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The module as the kernel sees it once loaded: live, unused, with the
- * attributes a user inspects.
+ * The module as the kernel sees it once loaded: live, unused (in provider
+ * mode, one reference for each heap the kernel's framework holds), with
+ * the attributes a user inspects.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -29,6 +29,8 @@ FIXTURE_VARIANT(heap) {
 	size_t capacity;
 	/* Memory set aside at boot: not counted in MemFree. */
 	bool reserved;
+	/* Exists only when the module was loaded with carveout=. */
+	bool param;
 	/* Memory only at first use (auto): a CPU-access sync takes it. */
 	bool deferred;
 };
@@ -91,10 +93,18 @@ FIXTURE_VARIANT_ADD(heap, carveout_param) {
 	.big = 8UL << 20,
 	.capacity = 64UL << 20,
 	.reserved = true,
+	.param = true,
 };
 
 FIXTURE_SETUP(heap)
 {
+	char param[64] = "";
+
+	self->fd = -1;
+	if (variant->param &&
+	    (rdh_read_text("/sys/module/rust_dma_heap/parameters/carveout", param, sizeof(param)) ||
+	     !param[0]))
+		SKIP(return, "the module was loaded without carveout=");
 	self->fd = rdh_fixture_open(variant->name, &self->bufs);
 	if (self->fd == RDH_MISSING)
 		SKIP(return, "no heap %s of ours on this machine", variant->name);

@@ -13,7 +13,7 @@ use crate::wrappers::{
     dmabuf::{Exporter, MemoryRef},
     pages::PageRuns,
     reserved_mem::Chunk,
-    Zeroed,
+    Loaded, Zeroed,
 };
 use core::mem::ManuallyDrop;
 use kernel::{
@@ -78,6 +78,15 @@ impl Memory {
     /// Memory of zeroed page runs.
     #[inline]
     pub(crate) fn pages(runs: Zeroed<PageRuns>, charge: Charge) -> Self {
+        Self {
+            backing: Backing::Pages(runs.into_inner()),
+            charge,
+        }
+    }
+
+    /// Memory of page runs a file was read into.
+    #[inline]
+    pub(crate) fn loaded(runs: Loaded<PageRuns>, charge: Charge) -> Self {
         Self {
             backing: Backing::Pages(runs.into_inner()),
             charge,
@@ -171,6 +180,12 @@ impl MemorySlot<'_> {
         self.fill(Memory::pages(runs, charge))
     }
 
+    /// Writes page runs a file was read into, charged as `charge` says.
+    #[inline]
+    pub(crate) fn loaded(self, runs: Loaded<PageRuns>, charge: Charge) -> Filled {
+        self.fill(Memory::loaded(runs, charge))
+    }
+
     /// Writes a zeroed chunk of a no-map region, charged as `charge` says.
     pub(crate) fn chunk(self, chunk: Zeroed<Chunk>, charge: Charge) -> Filled {
         self.fill(Memory::chunk(chunk, charge))
@@ -197,7 +212,8 @@ struct Deferred {
 ///
 /// # Invariants
 ///
-/// Every byte of its memory was zeroed after its previous user freed it;
+/// Every byte of its memory was zeroed after its previous user freed it
+/// (and may since hold bytes of a file the allocating task could read);
 /// memory chosen at first use is exactly `len` bytes and never changes.
 pub(crate) struct Buffer {
     contents: Contents,

@@ -14,8 +14,9 @@ use crate::{
     buffer::{Buffer, Choose},
     heaps::Heap,
     wrappers::{
-        chrdev::{ChrdevRegion, Class, Node, NodeOps},
+        chrdev::{ChrdevRegion, Class, Node, NodeKey, NodeOps},
         dmabuf::{DmaBuf, Exports, Info, Slabs},
+        fs::{Read, Source},
         kapi::{Heaps, KernelHeap, Published},
         kobject::{KernelDir, KernelFile, NodeDir, Show},
     },
@@ -23,7 +24,7 @@ use crate::{
 use core::fmt::{self, Write};
 use kernel::{
     bindings, debugfs,
-    fs::file::FileDescriptorReservation,
+    fs::file::{FileDescriptorReservation, LocalFile},
     ioctl::{_IOC_DIR, _IOC_NR, _IOC_SIZE, _IOC_TYPE},
     page::PAGE_SIZE,
     prelude::*,
@@ -42,6 +43,13 @@ const DMA_HEAP_IOC_MAGIC: u32 = b'H' as u32;
 const DMA_HEAP_ALLOC_NR: u32 = 0;
 /// `sizeof(struct dma_heap_allocation_data)`.
 const ALLOC_DATA_SIZE: usize = 24;
+/// `RUST_DMA_HEAP_IOCTL_FILL`'s command number (this module's own, far
+/// from upstream's `DMA_HEAP_IOC_MAGIC` numbers).
+const FILL_NR: u32 = 0x40;
+/// `sizeof(struct rust_dma_heap_fill_data)`.
+const FILL_DATA_SIZE: usize = 56;
+/// `RUST_DMA_HEAP_FILL_DIRECT`: out, the bytes came by direct I/O.
+const FILL_DIRECT: u32 = 1;
 /// `DMA_HEAP_VALID_FD_FLAGS`.
 const VALID_FD_FLAGS: u32 = bindings::O_CLOEXEC | bindings::O_ACCMODE;
 /// `DMA_HEAP_VALID_HEAP_FLAGS`: none yet.
@@ -68,6 +76,24 @@ struct AllocationData {
 
 const _: () = assert!(core::mem::size_of::<AllocationData>() == ALLOC_DATA_SIZE);
 
+/// `struct rust_dma_heap_fill_data` (`include/uapi/linux/rust-dma-heap.h`).
+#[repr(C)]
+#[derive(FromBytes, IntoBytes)]
+struct FillData {
+    len: u64,
+    fd: u32,
+    fd_flags: u32,
+    heap_flags: u64,
+    offset: u64,
+    file_fd: i32,
+    heap_fd: i32,
+    flags: u32,
+    reserved: u32,
+    read: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FillData>() == FILL_DATA_SIZE);
+
 /// The argument as the kernel copies it: a 24-byte struct of 8-byte
 /// alignment (a byte array would be read a byte at a time: the kernel's
 /// arm64 Rust target forbids unaligned loads).
@@ -85,9 +111,9 @@ impl HeapFile {
         Ok((dmabuf, fd))
     }
 
-    /// A new buffer of `len` bytes, exported (the ioctl's and the
-    /// in-kernel API's checks).
-    fn buffer(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+    /// `len` page-aligned, after the checks of `dma_heap_ioctl_allocate()`
+    /// on the flags and length and ours on the heap's `max_alloc`.
+    fn checked_len(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<usize> {
         if fd_flags & !VALID_FD_FLAGS != 0 || heap_flags & !VALID_HEAP_FLAGS != 0 {
             return Err(EINVAL);
         }
@@ -102,6 +128,13 @@ impl HeapFile {
         if len as u64 > self.heap.usage().max_alloc() {
             return Err(ENOMEM);
         }
+        Ok(len)
+    }
+
+    /// A new buffer of `len` bytes, exported (the ioctl's and the
+    /// in-kernel API's checks).
+    fn buffer(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+        let len = self.checked_len(len, fd_flags, heap_flags)?;
         match &self.deferred {
             Some(chooser) => DmaBuf::export(
                 &self.exports,
@@ -114,6 +147,161 @@ impl HeapFile {
                 fd_flags,
             ),
         }
+    }
+
+    /// A new buffer of `len` bytes read from `source` at `offset` (zero
+    /// past its end), exported.
+    fn loaded(
+        &self,
+        len: u64,
+        fd_flags: u32,
+        heap_flags: u64,
+        source: &Source,
+        offset: u64,
+    ) -> Result<(DmaBuf, Read)> {
+        let len = self.checked_len(len, fd_flags, heap_flags)?;
+        if self.deferred.is_some() {
+            // Memory chosen at first use: not yet (see the README).
+            return Err(EOPNOTSUPP);
+        }
+        let mut read = Read::default();
+        let dmabuf = DmaBuf::export(
+            &self.exports,
+            Buffer::now(|slot| {
+                let (filled, r) = self.heap.load(len, source, offset, slot)?;
+                read = r;
+                Ok(filled)
+            }),
+            fd_flags,
+        )?;
+        Ok((dmabuf, read))
+    }
+
+    /// `RUST_DMA_HEAP_IOCTL_FILL`: validates, allocates, reads and exports.
+    /// The fd is reserved but not installed.
+    fn fill(&self, data: &FillData) -> Result<(DmaBuf, FileDescriptorReservation, Read)> {
+        if data.fd != 0 || data.flags != 0 || data.reserved != 0 {
+            return Err(EINVAL);
+        }
+        // The last byte's offset must be an `loff_t`.
+        if data
+            .offset
+            .checked_add(data.len)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(EOVERFLOW);
+        }
+        let source = Source::from_fd(data.file_fd)?;
+        let (dmabuf, read) = self.loaded(
+            data.len,
+            data.fd_flags,
+            data.heap_flags,
+            &source,
+            data.offset,
+        )?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
+        Ok((dmabuf, fd, read))
+    }
+}
+
+/// An ioctl's argument sizes in and out, as its direction bits say.
+#[inline]
+fn arg_sizes(cmd: u32) -> (usize, usize) {
+    let size = _IOC_SIZE(cmd);
+    let dir = _IOC_DIR(cmd);
+    (
+        if dir & _IOC_WRITE != 0 { size } else { 0 },
+        if dir & _IOC_READ != 0 { size } else { 0 },
+    )
+}
+
+/// `RUST_DMA_HEAP_IOCTL_FILL` on the heap `pick` names (from the
+/// argument), its argument of any size (as the allocation's): missing input
+/// reads as zero, only what the caller's size covers is written back.
+fn ioctl_fill<H: core::ops::Deref<Target = HeapFile>>(
+    cmd: u32,
+    arg: usize,
+    pick: impl FnOnce(&FillData) -> Result<H>,
+) -> Result<isize> {
+    let (in_size, out_size) = arg_sizes(cmd);
+    let user = UserPtr::from_addr(arg);
+    let mut kdata = KVec::new();
+    kdata.resize(in_size.max(out_size).max(FILL_DATA_SIZE), 0u8, GFP_KERNEL)?;
+    UserSlice::new(user, in_size)
+        .reader()
+        .read_slice(&mut kdata[..in_size])?;
+    let head: [u8; FILL_DATA_SIZE] = kdata[..FILL_DATA_SIZE].try_into().map_err(|_| EINVAL)?;
+    let mut data: FillData = zerocopy::transmute!(head);
+    let (dmabuf, fd, read) = pick(&data)?.fill(&data)?;
+    data.fd = fd.reserved_fd();
+    data.read = read.bytes;
+    data.flags = if read.direct { FILL_DIRECT } else { 0 };
+    let head: [u8; FILL_DATA_SIZE] = zerocopy::transmute!(data);
+    kdata[..FILL_DATA_SIZE].copy_from_slice(&head);
+    // Nothing leaks on a failed copy-out (as the allocation's).
+    UserSlice::new(user, out_size)
+        .writer()
+        .write_slice(&kdata[..out_size])?;
+    dmabuf.install(fd);
+    Ok(0)
+}
+
+/// The module's own node, `/dev/rust_dma_heap_ctl`, in both modes: the
+/// ioctls the framework's nodes do not know, each naming its heap by an
+/// open fd of the heap's node (`heap_fd`), so that the node's permissions
+/// apply as they do to an allocation. The node itself grants nothing (mode
+/// 0666).
+struct Control {
+    /// Every heap served, with the key its node's files carry.
+    heaps: KVec<(NodeKey, Arc<HeapFile>)>,
+}
+
+impl Control {
+    /// The heap whose node `fd` is open on: `EBADF` when `fd` is not an
+    /// open fd, `EINVAL` when it is not a heap node of this module.
+    fn heap_of(&self, fd: i32) -> Result<Arc<HeapFile>> {
+        let file = LocalFile::fget(u32::try_from(fd).map_err(|_| EBADF)?)?;
+        let key = NodeKey::of_file(&file).ok_or(EINVAL)?;
+        self.heaps
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, heap)| heap.clone())
+            .ok_or(EINVAL)
+    }
+}
+
+impl NodeOps for Control {
+    const ATTRS: &'static [(&'static CStr, bool)] = &[];
+
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC || _IOC_NR(cmd) != FILL_NR {
+            return Err(ENOTTY);
+        }
+        ioctl_fill(cmd, arg, |data| self.heap_of(data.heap_fd))
+    }
+
+    fn show(&self, _idx: usize, _f: &mut dyn Write) -> fmt::Result {
+        Err(fmt::Error)
+    }
+
+    fn store(&self, _idx: usize, _text: &str) -> Result {
+        Err(EINVAL)
+    }
+}
+
+/// `/dev/rust_dma_heap_ctl`: its class (`/sys/class/rust_dma_heap_ctl/`)
+/// and char device region are its own.
+const CONTROL_NAME: &CStr = c"rust_dma_heap_ctl";
+
+impl Control {
+    /// The control node over `heaps`, published.
+    fn publish(heaps: KVec<(NodeKey, Arc<HeapFile>)>) -> Result<Node<Control>> {
+        let region = ChrdevRegion::new(1, CONTROL_NAME)?;
+        let class = Class::new_flat(CONTROL_NAME)?;
+        let number = region.take().ok_or(ENOMEM)?;
+        let mut node = Node::new(&class, number, Arc::new(Control { heaps }, GFP_KERNEL)?);
+        node.publish(CONTROL_NAME)?;
+        Ok(node)
     }
 }
 
@@ -206,20 +394,18 @@ impl NodeOps for HeapFile {
     /// zero, extra input is ignored, and only what the caller's size covers
     /// is written back.
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
-        if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC || _IOC_NR(cmd) != DMA_HEAP_ALLOC_NR {
+        if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC {
             return Err(ENOTTY);
         }
-        let user_size = _IOC_SIZE(cmd);
-        let in_size = if _IOC_DIR(cmd) & _IOC_WRITE != 0 {
-            user_size
-        } else {
-            0
-        };
-        let out_size = if _IOC_DIR(cmd) & _IOC_READ != 0 {
-            user_size
-        } else {
-            0
-        };
+        let nr = _IOC_NR(cmd);
+        if nr == FILL_NR {
+            // On a heap's own node: that heap (`heap_fd` is not read).
+            return ioctl_fill(cmd, arg, |_| Ok(self));
+        }
+        if nr != DMA_HEAP_ALLOC_NR {
+            return Err(ENOTTY);
+        }
+        let (in_size, out_size) = arg_sizes(cmd);
         let user = UserPtr::from_addr(arg);
         if in_size != ALLOC_DATA_SIZE || out_size != ALLOC_DATA_SIZE {
             return self.ioctl_resized(user, in_size, out_size);
@@ -284,7 +470,7 @@ impl HeapDirs {
     fn new(
         class_name: &CStr,
         class_dir: Option<&Arc<KernelDir>>,
-        files: &[Arc<HeapFile>],
+        files: &[(NodeKey, Arc<HeapFile>)],
     ) -> Result<Self> {
         let parent = match class_dir {
             Some(dir) if class_name == ATTRS_DIR => dir.clone(),
@@ -292,7 +478,7 @@ impl HeapDirs {
         };
         let dir = KernelDir::new(c"heaps", Some(&parent))?;
         let mut heaps = KVec::with_capacity(files.len(), GFP_KERNEL)?;
-        for file in files {
+        for (_, file) in files {
             heaps.push(
                 NodeDir::new(&dir, file.heap.name(), file.clone())?,
                 GFP_KERNEL,
@@ -409,6 +595,7 @@ impl Show for Pools {
 /// numbers, then the class. (A registry that serves through the framework
 /// is never dropped: the module is pinned.)
 pub(crate) struct Registry {
+    _control: Option<Node<Control>>,
     _kapi: Option<Published>,
     _pools: Option<KernelFile<Pools>>,
     _attrs: Option<HeapDirs>,
@@ -513,7 +700,8 @@ impl Registry {
             debugfs.read_callback_file(c"buffers", exports, &write_buffers),
             GFP_KERNEL,
         )?;
-        let mut served = KVec::with_capacity(serve.len(), GFP_KERNEL)?;
+        let mut served: KVec<(NodeKey, Arc<HeapFile>)> =
+            KVec::with_capacity(serve.len(), GFP_KERNEL)?;
         // No `?` below: once a heap is served (a node visible, or a heap in
         // the kernel's framework, which keeps pointers into the module) the
         // load must succeed.
@@ -527,8 +715,8 @@ impl Registry {
                     continue;
                 }
                 // Capacity reserved above: cannot fail.
+                let _ = served.push((node.key(), file.clone()), GFP_KERNEL);
                 let _ = nodes.push(node, GFP_KERNEL);
-                let _ = served.push(file.clone(), GFP_KERNEL);
             }
         }
         if served.is_empty() {
@@ -539,7 +727,12 @@ impl Registry {
         let attrs = HeapDirs::new(class_name, class_dir.as_ref(), &served)
             .inspect_err(|e| pr_warn!("/sys/kernel/{ATTRS_DIR}/heaps: {e:?}\n"))
             .ok();
+        let count = served.len();
+        let control = Control::publish(served)
+            .inspect_err(|e| pr_warn!("/dev/{CONTROL_NAME}: {e:?}\n"))
+            .ok();
         Ok(Self {
+            _control: control,
             _kapi: kapi,
             _pools: pools,
             _attrs: attrs,
@@ -547,7 +740,7 @@ impl Registry {
             _debugfs: debugfs,
             _nodes: nodes,
             _own: own,
-            served: served.len(),
+            served: count,
         })
     }
 
@@ -555,7 +748,7 @@ impl Registry {
     /// name it has already is logged and skipped), and to `added` (which
     /// has room for all) those it took.
     #[cfg(CONFIG_DMABUF_HEAPS)]
-    fn provide(files: &[Arc<HeapFile>], added: &mut KVec<Arc<HeapFile>>) {
+    fn provide(files: &[Arc<HeapFile>], added: &mut KVec<(NodeKey, Arc<HeapFile>)>) {
         for file in files {
             let name = file.heap.clone();
             let bytes = name.name().to_bytes();
@@ -570,8 +763,8 @@ impl Registry {
             };
             match done {
                 // Room reserved by the caller: cannot fail.
-                Ok(()) => {
-                    let _ = added.push(file.clone(), GFP_KERNEL);
+                Ok(key) => {
+                    let _ = added.push((key, file.clone()), GFP_KERNEL);
                 }
                 Err(e) if e == EEXIST => pr_info!(
                     "the kernel has a heap named {} already: ours not added\n",
@@ -584,7 +777,7 @@ impl Registry {
 
     /// Without the kernel's framework there is nothing to add to.
     #[cfg(not(CONFIG_DMABUF_HEAPS))]
-    fn provide(_files: &[Arc<HeapFile>], _added: &mut KVec<Arc<HeapFile>>) {}
+    fn provide(_files: &[Arc<HeapFile>], _added: &mut KVec<(NodeKey, Arc<HeapFile>)>) {}
 
     /// How many heaps are served.
     pub(crate) fn len(&self) -> usize {

@@ -12,6 +12,7 @@ use crate::{
     buffer::{Charge, Filled, MemorySlot},
     wrappers::{
         cgroup::DmemRegion,
+        fs::{Read, Source},
         pages::{PageRun, PageRuns},
         reserved_mem::{carveout_param, Region},
     },
@@ -89,6 +90,24 @@ impl Heap for CarveoutHeap {
         } else {
             Ok(slot.chunk(chunk.zero()?, charge))
         }
+    }
+
+    /// Carve-outs left in the linear map only (`no-map` memory has no
+    /// `struct page` a read could name): `EOPNOTSUPP` there.
+    fn load(
+        &self,
+        len: usize,
+        source: &Source,
+        pos: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<(Filled, Read)> {
+        if !self.region.has_pages() {
+            return Err(EOPNOTSUPP);
+        }
+        let charge = Charge::dmem(self.dmem.as_ref(), len)?;
+        let run = PageRun::from_chunk(self.region.alloc(len)?)?.zero()?;
+        let (runs, read) = source.load(PageRuns::one(run), pos)?;
+        Ok((slot.loaded(runs, charge), read))
     }
 
     fn contiguous(&self) -> bool {

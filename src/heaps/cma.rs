@@ -12,6 +12,7 @@ use crate::{
         cgroup::DmemRegion,
         cma::CmaArea,
         device::Devices,
+        fs::{Read, Source},
         pages::{PageRun, PageRuns},
         Zeroed,
     },
@@ -149,6 +150,18 @@ impl Heap for CmaHeap {
         // failure below.
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
         Ok(slot.pages(PageRuns::one(self.run(len)?), charge))
+    }
+
+    fn load(
+        &self,
+        len: usize,
+        source: &Source,
+        pos: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<(Filled, Read)> {
+        let charge = Charge::dmem(self.dmem.as_ref(), len)?;
+        let (runs, read) = source.load(PageRuns::one(self.run(len)?), pos)?;
+        Ok((slot.loaded(runs, charge), read))
     }
 
     fn contiguous(&self) -> bool {

@@ -6,7 +6,10 @@
 
 #![forbid(unsafe_code)]
 
-use crate::buffer::{Choose, Filled, MemorySlot};
+use crate::{
+    buffer::{Choose, Filled, MemorySlot},
+    wrappers::fs::{Read, Source},
+};
 use kernel::{
     prelude::*,
     str::CStr,
@@ -47,6 +50,20 @@ pub(crate) trait Heap: Send + Sync {
         heap_flags: u64,
         slot: MemorySlot<'_>,
     ) -> Result<Filled>;
+
+    /// As [`Heap::allocate`], the memory then read from `source` at `pos`
+    /// (zero past the file's end): returns how many bytes were read. Only
+    /// heaps whose memory has `struct page`s (a `bio_vec` names pages);
+    /// the others refuse, `EOPNOTSUPP`.
+    fn load(
+        &self,
+        _len: usize,
+        _source: &Source,
+        _pos: u64,
+        _slot: MemorySlot<'_>,
+    ) -> Result<(Filled, Read)> {
+        Err(EOPNOTSUPP)
+    }
 
     /// Whether each buffer is one physically contiguous range.
     fn contiguous(&self) -> bool;

@@ -10,7 +10,9 @@ use crate::{
     buffer::{Charge, Filled, Memory, MemorySlot},
     pool::Pool,
     wrappers::{
-        fatal_signal_pending, memcg_charges_current,
+        fatal_signal_pending,
+        fs::{Read, Source},
+        memcg_charges_current,
         pages::{Effort, PageRun, PageRuns, ZeroedRuns},
         pool_max_kb_param,
         shrinker::Shrinker,
@@ -175,6 +177,17 @@ impl Heap for SystemHeap {
         slot: MemorySlot<'_>,
     ) -> Result<Filled> {
         Ok(slot.pages(self.pages(len)?, self.charge()))
+    }
+
+    fn load(
+        &self,
+        len: usize,
+        source: &Source,
+        pos: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<(Filled, Read)> {
+        let (runs, read) = source.load(self.pages(len)?, pos)?;
+        Ok((slot.loaded(runs, self.charge()), read))
     }
 
     fn contiguous(&self) -> bool {

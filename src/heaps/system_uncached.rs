@@ -13,7 +13,10 @@
 use super::{system::SystemHeap, Heap, Usage};
 use crate::{
     buffer::{Filled, MemorySlot},
-    wrappers::cache::CacheCleaner,
+    wrappers::{
+        cache::CacheCleaner,
+        fs::{Read, Source},
+    },
 };
 use kernel::{prelude::*, str::CStr, sync::Arc};
 
@@ -54,6 +57,21 @@ impl Heap for UncachedHeap {
     ) -> Result<Filled> {
         let runs = self.cleaner.write_combined(self.system.pages(len)?)?;
         Ok(slot.pages(runs, self.system.charge()))
+    }
+
+    /// The file's bytes written through the cache (a buffered read) or by
+    /// the device: the cleaner writes back and invalidates every line once,
+    /// after the whole read.
+    fn load(
+        &self,
+        len: usize,
+        source: &Source,
+        pos: u64,
+        slot: MemorySlot<'_>,
+    ) -> Result<(Filled, Read)> {
+        let (runs, read) = source.load(self.system.pages(len)?, pos)?;
+        let runs = self.cleaner.write_combined(runs)?;
+        Ok((slot.loaded(runs, self.system.charge()), read))
     }
 
     fn contiguous(&self) -> bool {

@@ -7,7 +7,7 @@
 //! device without firmware DMA configuration, maps and unmaps the pages
 //! (as upstream's heap device and Android's uncached heap do).
 
-use super::{ffi_helpers, pages::PageRuns, Zeroed};
+use super::{ffi_helpers, pages::CleanRuns};
 use kernel::{bindings, device, dma::DataDirection, faux, page::PAGE_SHIFT, prelude::*, str::CStr};
 
 /// A device through which page caches are cleaned.
@@ -56,7 +56,7 @@ impl CacheCleaner {
     /// `runs`, written back and invalidated from every CPU cache, marked to
     /// be mapped write-combined from now on. `ENOMEM` (the runs freed) if
     /// the DMA API cannot map them.
-    pub(crate) fn write_combined(&self, runs: Zeroed<PageRuns>) -> Result<Zeroed<PageRuns>> {
+    pub(crate) fn write_combined<R: CleanRuns>(&self, runs: R) -> Result<R> {
         runs.map(|runs| {
             let dir = DataDirection::Bidirectional.into();
             for run in runs.runs() {

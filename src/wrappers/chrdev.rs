@@ -50,6 +50,20 @@ impl Class {
     }
 }
 
+impl Class {
+    /// Registers class `name` whose devices appear as `/dev/<device name>`,
+    /// readable and writable by everyone (mode 0666): for a node that grants
+    /// nothing by itself (`EEXIST` when the name is taken).
+    pub(crate) fn new_flat(name: &'static CStr) -> Result<Arc<Self>> {
+        // SAFETY: `name` is NUL-terminated and outlives the class.
+        let ptr = from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        // SAFETY: the class has no devices yet, so nobody reads `devnode`.
+        unsafe { (*ptr.as_ptr()).devnode = Some(devnode_flat) };
+        Ok(Arc::new(Self { ptr }, GFP_KERNEL)?)
+    }
+}
+
 impl Drop for Class {
     fn drop(&mut self) {
         // SAFETY: made by `class_create`, destroyed only here.
@@ -75,6 +89,51 @@ unsafe extern "C" fn devnode(
             (*(*dev).class).name,
             bindings::dev_name(dev),
         )
+    }
+}
+
+/// `class->devnode` of [`Class::new_flat`]: the device's own name, mode
+/// 0666.
+///
+/// # Safety
+///
+/// Called only by the driver core, with a registered device of a [`Class`]
+/// and `mode` NULL or valid for writes.
+unsafe extern "C" fn devnode_flat(
+    _dev: *const bindings::device,
+    mode: *mut bindings::umode_t,
+) -> *mut ffi::c_char {
+    if !mode.is_null() {
+        // SAFETY: valid for writes (the caller's contract).
+        unsafe { *mode = 0o666 };
+    }
+    core::ptr::null_mut()
+}
+
+/// Which node a file was opened on: the private data an open file of a
+/// node of this module's ([`Node`]) or of the kernel's dma-heap framework
+/// holds. Compared, never dereferenced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeKey(usize);
+
+impl NodeKey {
+    /// A key of the framework's: its `struct dma_heap`, which its node's
+    /// files hold as private data.
+    pub(crate) fn from_ptr<P>(ptr: *const P) -> Self {
+        Self(ptr as usize)
+    }
+
+    /// The key of the char device node `file` was opened on (its private
+    /// data); `None` for a file that is not a char device.
+    pub(crate) fn of_file(file: &kernel::fs::file::LocalFile) -> Option<Self> {
+        // SAFETY: a file we hold a reference to: its inode is live, its
+        // mode fixed; the private data of an open char device file is set
+        // by its open, before the fd existed.
+        unsafe {
+            let f = file.as_ptr();
+            let mode = u32::from((*(*f).f_inode).i_mode);
+            (mode & bindings::S_IFMT == bindings::S_IFCHR).then(|| Self((*f).private_data as usize))
+        }
     }
 }
 
@@ -279,6 +338,11 @@ impl<T: NodeOps> Node<T> {
             class: class.clone(),
             published: None,
         }
+    }
+
+    /// The key its open files carry (see [`NodeKey`]).
+    pub(crate) fn key(&self) -> NodeKey {
+        NodeKey::from_ptr(Arc::as_ptr(&self.data))
     }
 
     /// The node's data.

@@ -8,7 +8,7 @@
 //! heap: what it calls must live as long as the kernel, so adding one pins
 //! this module.
 
-use super::{dmabuf::DmaBuf, err_ptr, this_module};
+use super::{chrdev::NodeKey, dmabuf::DmaBuf, err_ptr, this_module};
 use core::{marker::PhantomData, mem::MaybeUninit};
 use kernel::{
     bindings, ffi,
@@ -128,8 +128,9 @@ impl<T: Provide> VTable<T> {
 /// Adds `data` to the framework as the heap [`Provide::name`] names, for
 /// as long as the kernel runs: `data` is never dropped, and this module is
 /// pinned (it cannot be unloaded once it has added a heap). `EEXIST` when
-/// the framework has a heap of that name already.
-pub(crate) fn add<T: Provide>(data: Arc<T>) -> Result {
+/// the framework has a heap of that name already. Returns the key the
+/// files of the heap's node carry.
+pub(crate) fn add<T: Provide>(data: Arc<T>) -> Result<NodeKey> {
     let ptr = Arc::into_raw(data);
     // SAFETY: from `into_raw` just above; not freed before the end of
     // this function, and never if the heap is added.
@@ -143,11 +144,12 @@ pub(crate) fn add<T: Provide>(data: Arc<T>) -> Result {
     // the name (borrowed from `data`), the ops (static) and `data` live
     // for as long as the kernel once the heap is added.
     match err_ptr(unsafe { dma_heap_add(&info) }) {
-        Ok(_) => {
+        Ok(heap) => {
             // SAFETY: our own module, live (we run in it); the reference
             // taken here is never put.
             unsafe { bindings::__module_get(this_module().as_ptr()) };
-            Ok(())
+            // `dma_heap_open()` makes the heap the file's private data.
+            Ok(NodeKey::from_ptr(heap.as_ptr()))
         }
         Err(e) => {
             // SAFETY: the framework did not take it: still ours, once.

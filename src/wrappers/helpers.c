@@ -11,6 +11,7 @@
 #include <linux/dma-direct.h>
 #include <linux/dma-resv.h>
 #include <linux/dma-mapping.h>
+#include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/iommu.h>
 #include <linux/ioport.h>
@@ -22,6 +23,7 @@
 #include <linux/sched/signal.h>
 #include <linux/scatterlist.h>
 #include <linux/swiotlb.h>
+#include <linux/uio.h>
 #include <linux/vmalloc.h>
 
 #include "helpers.h"
@@ -482,4 +484,48 @@ void rdh_device_lock(struct device *dev)
 void rdh_device_unlock(struct device *dev)
 {
 	device_unlock(dev);
+}
+
+/*
+ * What a read of @file needs: -EBADF unless it is open for reading, -EINVAL
+ * unless it is a regular file or a block device; its size in bytes, and
+ * whether it takes direct I/O (FMODE_CAN_ODIRECT).
+ */
+int rdh_file_for_read(struct file *file, u64 *size, bool *direct)
+{
+	umode_t mode = file_inode(file)->i_mode;
+
+	if (!(file->f_mode & FMODE_READ))
+		return -EBADF;
+	if (!S_ISREG(mode) && !S_ISBLK(mode))
+		return -EINVAL;
+	/* A block device's size is its mapping host's (the bdev inode). */
+	*size = i_size_read(file->f_mapping->host);
+	*direct = file->f_mode & FMODE_CAN_ODIRECT;
+	return 0;
+}
+
+/*
+ * Reads @count bytes at @pos of @file into @nr bio_vecs, starting @skip
+ * bytes into them: a synchronous kiocb, with IOCB_DIRECT when @direct.
+ * Bytes read, or -errno.
+ */
+ssize_t rdh_read_bvec(struct file *file, struct bio_vec *bv, unsigned long nr,
+		      size_t skip, size_t count, loff_t pos, bool direct)
+{
+	struct kiocb kiocb;
+	struct iov_iter iter;
+
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = pos;
+	if (direct)
+		kiocb.ki_flags |= IOCB_DIRECT;
+	iov_iter_bvec(&iter, ITER_DEST, bv, nr, skip + count);
+	iov_iter_advance(&iter, skip);
+	return vfs_iocb_iter_read(file, &kiocb, &iter);
+}
+
+void rdh_memzero_page(struct page *page, size_t offset, size_t len)
+{
+	memzero_page(page, offset, len);
 }

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <linux/pgtable.h>
 
+struct bio_vec;
 struct cgroup_subsys_state;
 struct cma;
 struct device;
@@ -98,5 +99,9 @@ int rdh_request_mem_region(phys_addr_t base, u64 size, const char *name);
 void rdh_release_mem_region(phys_addr_t base, u64 size);
 void rdh_device_lock(struct device *dev);
 void rdh_device_unlock(struct device *dev);
+int rdh_file_for_read(struct file *file, u64 *size, bool *direct);
+ssize_t rdh_read_bvec(struct file *file, struct bio_vec *bv, unsigned long nr,
+		      size_t skip, size_t count, loff_t pos, bool direct);
+void rdh_memzero_page(struct page *page, size_t offset, size_t len);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

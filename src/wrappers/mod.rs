@@ -20,6 +20,7 @@ pub(crate) mod device;
 #[cfg(CONFIG_DMABUF_HEAPS)]
 pub(crate) mod dma_heap;
 pub(crate) mod dmabuf;
+pub(crate) mod fs;
 pub(crate) mod kapi;
 pub(crate) mod kobject;
 pub(crate) mod pages;
@@ -158,6 +159,21 @@ mod ffi_helpers {
         pub(super) fn rdh_release_mem_region(base: bindings::phys_addr_t, size: u64);
         pub(super) fn rdh_device_lock(dev: *mut bindings::device);
         pub(super) fn rdh_device_unlock(dev: *mut bindings::device);
+        pub(super) fn rdh_file_for_read(
+            file: *mut bindings::file,
+            size: *mut u64,
+            direct: *mut bool,
+        ) -> ffi::c_int;
+        pub(super) fn rdh_read_bvec(
+            file: *mut bindings::file,
+            bv: *mut bindings::bio_vec,
+            nr: ffi::c_ulong,
+            skip: usize,
+            count: usize,
+            pos: i64,
+            direct: bool,
+        ) -> isize;
+        pub(super) fn rdh_memzero_page(page: *mut bindings::page, offset: usize, len: usize);
     }
 }
 
@@ -215,6 +231,33 @@ impl<T> Zeroed<T> {
 }
 
 impl<T> core::ops::Deref for Zeroed<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Memory that holds nothing of a previous user: zeroed memory into which
+/// bytes of a file were read, for a caller that may read that file (made
+/// only by [`fs::Source::load`]). Past what was read, still zero.
+///
+/// # Invariants
+///
+/// Every byte of the wrapped memory is zero or a byte read from a file
+/// open for reading by the task the memory is for, and no other user has
+/// seen it since it was zeroed.
+pub(crate) struct Loaded<T>(T);
+
+impl<T> Loaded<T> {
+    /// The memory (for a buffer to own).
+    #[inline]
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> core::ops::Deref for Loaded<T> {
     type Target = T;
 
     fn deref(&self) -> &T {

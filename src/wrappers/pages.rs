@@ -5,7 +5,7 @@
 
 #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
 use super::cma::{self, CmaArea};
-use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk, Dirty, Zeroed};
+use super::{cgroup::Css, ffi_helpers, reserved_mem::Chunk, Dirty, Loaded, Zeroed};
 use core::{alloc::Layout, ptr::NonNull};
 use kernel::{
     alloc::{
@@ -442,14 +442,31 @@ impl Zeroed<PageRuns> {
         // SAFETY: the same zeroed, unseen runs.
         unsafe { Zeroed::new_unchecked(runs) }
     }
+}
 
+/// Page runs whose contents are a promise ([`Zeroed`], [`Loaded`]): changed
+/// in place by this layer without access to their bytes.
+pub(crate) trait CleanRuns: Sized {
     /// The same runs, with `f` applied to them in place (it may not read
     /// or write their memory: it gets no access to it).
-    pub(super) fn map(self, f: impl FnOnce(&mut PageRuns) -> Result) -> Result<Self> {
+    fn map(self, f: impl FnOnce(&mut PageRuns) -> Result) -> Result<Self>;
+}
+
+impl CleanRuns for Zeroed<PageRuns> {
+    fn map(self, f: impl FnOnce(&mut PageRuns) -> Result) -> Result<Self> {
         let mut runs = self.into_inner();
         f(&mut runs)?;
         // SAFETY: `f` cannot reach the pages' bytes through `PageRuns`.
         Ok(unsafe { Zeroed::new_unchecked(runs) })
+    }
+}
+
+impl CleanRuns for Loaded<PageRuns> {
+    fn map(self, f: impl FnOnce(&mut PageRuns) -> Result) -> Result<Self> {
+        let mut runs = self.into_inner();
+        f(&mut runs)?;
+        // INVARIANT: `f` cannot reach the pages' bytes through `PageRuns`.
+        Ok(Loaded(runs))
     }
 }
 

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <time.h>
+#include <linux/rust-dma-heap.h>
 
 #include "rdh.h"
 #include "../kselftest_harness.h"
@@ -182,8 +183,13 @@ static unsigned int random_cmd(uint64_t *s)
 		return DMA_HEAP_IOCTL_ALLOC;
 	if (r < 85)
 		return _IOC(dir, DMA_HEAP_IOC_MAGIC, 0, random_size(s));
-	if (r < 95)
-		return _IOC(dir, DMA_HEAP_IOC_MAGIC, 1 + below(s, 255), random_size(s));
+	if (r < 95) {
+		/* Not the fill ioctl's number: fill.c checks its inputs. */
+		do
+			nr = 1 + below(s, 255);
+		while (_IOC_NR(RUST_DMA_HEAP_IOCTL_FILL) == nr);
+		return _IOC(dir, DMA_HEAP_IOC_MAGIC, nr, random_size(s));
+	}
 	do
 		type = below(s, 256);
 	while (vfs_type(type) || type == DMA_HEAP_IOC_MAGIC);

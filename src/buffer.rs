@@ -11,6 +11,7 @@ use crate::wrappers::{
     cgroup::{DmemCharge, DmemRegion, MemCgroup, Owner},
     device::Devices,
     dmabuf::{Exporter, MemoryRef},
+    fs::{Read, Source},
     pages::PageRuns,
     reserved_mem::Chunk,
     Loaded, Zeroed,
@@ -134,6 +135,11 @@ pub(crate) trait Choose: Send + Sync {
         devices: &Devices<'_>,
         reserved: &mut Option<Charge>,
     ) -> Result<(Memory, &'static CStr)>;
+
+    /// `len` bytes of memory for the CPU (as [`Self::choose`] with no
+    /// device), read from `source` at `pos` (zero past its end); and the
+    /// heap it came from. Charged to the current task.
+    fn load(&self, len: usize, source: &Source, pos: u64) -> Result<(Memory, &'static CStr, Read)>;
 }
 
 /// What a deferred buffer got at its first use.
@@ -257,6 +263,35 @@ impl Buffer {
                     memcg,
                     reserved <- new_mutex!(Some(reserved)),
                     chosen: SetOnce::new(),
+                }),
+                GFP_KERNEL,
+            )?),
+            owner,
+        })
+    }
+
+    /// A buffer of the kind [`Self::deferred`] makes whose memory is
+    /// placed already, for the CPU (a fill from a file writes it at
+    /// allocation), charged to the current task as `chooser`'s choice for
+    /// the CPU would be: devices that map it later are checked against it.
+    pub(crate) fn placed(
+        chooser: Arc<dyn Choose>,
+        memory: Memory,
+        from: &'static CStr,
+    ) -> Result<Self> {
+        let len = memory.len();
+        let owner = Owner::current(memory.dmem_charged());
+        let chosen = SetOnce::new();
+        // A new cell: populated here, once.
+        chosen.populate(Chosen { memory, from });
+        Ok(Self {
+            contents: Contents::Deferred(KBox::pin_init(
+                pin_init!(Deferred {
+                    len,
+                    chooser,
+                    memcg: MemCgroup::current(),
+                    reserved <- new_mutex!(None),
+                    chosen,
                 }),
                 GFP_KERNEL,
             )?),

@@ -160,9 +160,11 @@ impl HeapFile {
         offset: u64,
     ) -> Result<(DmaBuf, Read)> {
         let len = self.checked_len(len, fd_flags, heap_flags)?;
-        if self.deferred.is_some() {
-            // Memory chosen at first use: not yet (see the README).
-            return Err(EOPNOTSUPP);
+        if let Some(chooser) = &self.deferred {
+            // Memory placed now, for the CPU that writes it.
+            let (memory, from, read) = chooser.load(len, source, offset)?;
+            let buffer = Buffer::placed(chooser.clone(), memory, from);
+            return Ok((DmaBuf::export(&self.exports, buffer, fd_flags)?, read));
         }
         let mut read = Read::default();
         let dmabuf = DmaBuf::export(

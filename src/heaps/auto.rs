@@ -32,7 +32,11 @@
 use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
 use crate::{
     buffer::{Charge, Choose, Filled, Memory, MemorySlot},
-    wrappers::{device::Devices, warn_ratelimited},
+    wrappers::{
+        device::Devices,
+        fs::{Read, Source},
+        warn_ratelimited,
+    },
 };
 use kernel::{prelude::*, str::CStr, sync::Arc};
 
@@ -99,6 +103,13 @@ impl Choose for Sources {
             devices.names()
         ));
         Err(err)
+    }
+
+    /// Filled at allocation, the buffer is used by the CPU first: system
+    /// pages.
+    fn load(&self, len: usize, source: &Source, pos: u64) -> Result<(Memory, &'static CStr, Read)> {
+        let (memory, read) = self.system.loaded_memory(len, source, pos)?;
+        Ok((memory, c"system", read))
     }
 }
 

@@ -66,6 +66,18 @@ impl SystemHeap {
         Ok(Memory::pages(self.pages(len)?, self.charge()))
     }
 
+    /// `len` bytes read from `source` at `pos` (zero past its end), as a
+    /// buffer of this heap has them (for the heaps that choose from it).
+    pub(crate) fn loaded_memory(
+        &self,
+        len: usize,
+        source: &Source,
+        pos: u64,
+    ) -> Result<(Memory, Read)> {
+        let (runs, read) = source.load(self.pages(len)?, pos)?;
+        Ok((Memory::loaded(runs, self.charge()), read))
+    }
+
     /// What the buffers are charged to.
     pub(crate) fn charge(&self) -> Charge {
         if self.account {

@@ -16,7 +16,8 @@
  * them before the dma-buf fd is returned in @fd. The bytes go straight into
  * the buffer's pages: with direct I/O (no page cache) when the file takes
  * it and @offset is sector-aligned, else through the page cache. Past the
- * file's end the buffer is zero.
+ * file's end the buffer is zero. The auto heap places the memory at the
+ * fill, as at a first use by the CPU (system pages).
  *
  * Made on a heap's node (/dev/<class>/<heap>, where the module serves its
  * own nodes), it allocates from that heap. Made on the module's control
@@ -37,8 +38,7 @@
  *            on the control node, @heap_fd is not open on a heap node of
  *            this module (EBADF: not an open fd);
  * EOVERFLOW  @offset + @len beyond the largest file offset (loff_t);
- * EOPNOTSUPP the heap's memory has no struct page (no-map carveouts), or
- *            is chosen at first use (the auto heap, for now);
+ * EOPNOTSUPP the heap's memory has no struct page (no-map carve-outs);
  * EIO (or the file's error) an I/O error; EINTR a fatal signal.
  * A failed call leaves nothing behind: no fd, no memory, no charge.
  */

@@ -185,14 +185,7 @@ impl HeapFile {
         if data.fd != 0 || data.flags != 0 || data.reserved != 0 {
             return Err(EINVAL);
         }
-        // The last byte's offset must be an `loff_t`.
-        if data
-            .offset
-            .checked_add(data.len)
-            .is_none_or(|end| end > i64::MAX as u64)
-        {
-            return Err(EOVERFLOW);
-        }
+        check_span(data.offset, data.len)?;
         let source = Source::from_fd(data.file_fd)?;
         let (dmabuf, read) = self.loaded(
             data.len,
@@ -314,6 +307,26 @@ impl KernelHeap for HeapFile {
 
     fn alloc(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
         self.buffer(len, fd_flags, heap_flags)
+    }
+
+    fn fill(
+        &self,
+        len: u64,
+        fd_flags: u32,
+        heap_flags: u64,
+        source: &Source,
+        offset: u64,
+    ) -> Result<(DmaBuf, Read)> {
+        check_span(offset, len)?;
+        self.loaded(len, fd_flags, heap_flags, source, offset)
+    }
+}
+
+/// `EOVERFLOW` unless a fill's last byte has a file offset (an `loff_t`).
+fn check_span(offset: u64, len: u64) -> Result {
+    match offset.checked_add(len) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(EOVERFLOW),
     }
 }
 

@@ -51,6 +51,25 @@ impl Source {
         // this thread; the file is only read at positions of ours (its
         // `f_pos` is never touched).
         let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+        Self::new(file)
+    }
+
+    /// A file a kernel caller holds: `EBADF` when it is not open for
+    /// reading, `EINVAL` when it is neither a regular file nor a block
+    /// device.
+    ///
+    /// # Safety
+    ///
+    /// `file` is a valid file the caller holds a reference to for the call.
+    pub(crate) unsafe fn from_file(file: *mut bindings::file) -> Result<Self> {
+        // SAFETY: valid for the call (the caller's promise); the reference
+        // taken here is ours.
+        let file: ARef<File> = unsafe { ARef::from(File::from_raw_file(file)) };
+        Self::new(file)
+    }
+
+    /// What `from_fd` and `from_file` check.
+    fn new(file: ARef<File>) -> Result<Self> {
         let (mut size, mut direct) = (0u64, false);
         // SAFETY: a file we hold a reference to.
         let err = unsafe { ffi_helpers::rdh_file_for_read(file.as_ptr(), &mut size, &mut direct) };

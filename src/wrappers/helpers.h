@@ -83,6 +83,8 @@ struct rust_dma_heap *rdh_kapi_find(const void *heaps, const char *name);
 const char *rdh_kapi_name(struct rust_dma_heap *heap);
 struct dma_buf *rdh_kapi_alloc(struct rust_dma_heap *heap, u64 len, u32 fd_flags,
 			       u64 heap_flags);
+struct dma_buf *rdh_kapi_fill(struct rust_dma_heap *heap, u64 len, u32 fd_flags,
+			      u64 heap_flags, struct file *file, loff_t offset, size_t *read);
 void rdh_kapi_put(struct rust_dma_heap *heap);
 
 bool rdh_file_writable(const struct file *file);

@@ -82,6 +82,37 @@ struct dma_buf *rust_dma_heap_buffer_alloc(struct rust_dma_heap *heap, size_t le
 EXPORT_SYMBOL_NS_GPL(rust_dma_heap_buffer_alloc, "RUST_DMA_HEAP");
 
 /**
+ * rust_dma_heap_buffer_fill() - allocate a buffer from a heap, filled from a file
+ * @heap: a heap from rust_dma_heap_find()
+ * @len: size in bytes, rounded up to whole pages
+ * @fd_flags: flags of the dma-buf's file (O_CLOEXEC and access mode only)
+ * @heap_flags: heap flags (none are defined: 0)
+ * @file: the file to read, open for reading: a regular file or a block device
+ * @offset: the file offset of the buffer's first byte
+ * @read: if not NULL, set to the number of bytes read on success
+ *
+ * As rust_dma_heap_buffer_alloc(), the buffer then read from @file: with
+ * direct I/O straight into its pages when the file takes it and @offset
+ * is sector-aligned, otherwise through the page cache. Past the file's end
+ * the buffer is zero. For drivers that load weights or firmware.
+ * Context: process context; may sleep.
+ * Return: a dma-buf with one reference for the caller, or an ERR_PTR():
+ * those of rust_dma_heap_buffer_alloc(); -EBADF when @file is not open for
+ * reading; -EINVAL when it is neither a regular file nor a block device,
+ * or @offset is negative; -EOVERFLOW when @offset + @len is past the
+ * largest file offset; -EOPNOTSUPP for a heap whose memory has no struct
+ * page; the file's I/O error; -EINTR on a fatal signal. A failure leaves
+ * no memory and no charge behind.
+ */
+struct dma_buf *rust_dma_heap_buffer_fill(struct rust_dma_heap *heap, size_t len,
+					  u32 fd_flags, u64 heap_flags, struct file *file,
+					  loff_t offset, size_t *read)
+{
+	return rdh_kapi_fill(heap, len, fd_flags, heap_flags, file, offset, read);
+}
+EXPORT_SYMBOL_NS_GPL(rust_dma_heap_buffer_fill, "RUST_DMA_HEAP");
+
+/**
  * rust_dma_heap_put() - release a heap from rust_dma_heap_find()
  * @heap: the heap
  *

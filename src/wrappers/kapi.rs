@@ -5,7 +5,10 @@
 //! (`kapi.c`) hold the module while a heap is held and call the functions
 //! below, which reach the heaps a [`Published`] value makes findable.
 
-use super::dmabuf::DmaBuf;
+use super::{
+    dmabuf::DmaBuf,
+    fs::{Read, Source},
+};
 use core::{ffi::c_void, marker::PhantomData};
 use kernel::{bindings, ffi, prelude::*, str::CStr, sync::Arc};
 
@@ -16,6 +19,17 @@ pub(crate) trait KernelHeap: Send + Sync {
 
     /// A zeroed buffer of `len` bytes, with `DMA_HEAP_IOCTL_ALLOC`'s checks.
     fn alloc(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf>;
+
+    /// A buffer of `len` bytes read from `source` at `offset` (zero past its
+    /// end), with `RUST_DMA_HEAP_IOCTL_FILL`'s checks.
+    fn fill(
+        &self,
+        len: u64,
+        fd_flags: u32,
+        heap_flags: u64,
+        source: &Source,
+        offset: u64,
+    ) -> Result<(DmaBuf, Read)>;
 }
 
 /// Every heap findable by name.
@@ -127,6 +141,44 @@ unsafe extern "C" fn rdh_kapi_alloc(
     // SAFETY: per the function's contract.
     match unsafe { held(heap) }.alloc(len, fd_flags, heap_flags) {
         Ok(buf) => buf.into_raw(),
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// `kapi.c`: a new dma-buf (one reference for the caller) filled from
+/// `file` at `offset`, the bytes read in `*read` (if not NULL); or an
+/// `ERR_PTR`.
+///
+/// # Safety
+///
+/// As for [`held`]; `file` is a file the caller holds a reference to for
+/// the call; `read` NULL or valid for a write; process context.
+#[no_mangle]
+unsafe extern "C" fn rdh_kapi_fill(
+    heap: *mut c_void,
+    len: u64,
+    fd_flags: u32,
+    heap_flags: u64,
+    file: *mut bindings::file,
+    offset: i64,
+    read: *mut usize,
+) -> *mut bindings::dma_buf {
+    // SAFETY: per the function's contract.
+    let heap = unsafe { held(heap) };
+    // SAFETY: a file the caller holds for the call (contract).
+    let done = unsafe { Source::from_file(file) }.and_then(|source| {
+        let offset = u64::try_from(offset).map_err(|_| EINVAL)?;
+        heap.fill(len, fd_flags, heap_flags, &source, offset)
+    });
+    match done {
+        Ok((buf, r)) => {
+            if !read.is_null() {
+                // SAFETY: valid for a write (contract).
+                // CAST: at most `len`, a `size_t` on the C side.
+                unsafe { *read = r.bytes as usize };
+            }
+            buf.into_raw()
+        }
         Err(e) => e.to_ptr(),
     }
 }

@@ -500,4 +500,65 @@ TEST(control_node)
 	RDH_TEARDOWN_HEAP(heap, bufs, "system");
 }
 
+/* rust_dma_heap_buffer_fill() through the test importer; fd or -errno. */
+static int kapi_fill(int imp, const char *heap, uint64_t len, int file, int64_t offset,
+		     uint64_t *read)
+{
+	struct rdh_heap_req req = {
+		.op = RDH_HEAP_FILL, .len = len, .fd_flags = O_RDWR,
+		.file_fd = file, .offset = offset,
+	};
+
+	snprintf(req.name, sizeof(req.name), "%s", heap);
+	if (ioctl(imp, RDH_IMPORT_HEAP, &req))
+		return -errno;
+	*read = req.read;
+	return req.fd;
+}
+
+/*
+ * The in-kernel API's fill (a driver loading weights or firmware): the
+ * bytes of the file, zero past its end; its errors as the ioctl's, a
+ * negative offset EINVAL; nothing left behind.
+ */
+TEST(kernel_api_fill)
+{
+	unsigned char *bytes;
+	int imp, file, wronly, pipes[2], buf, bufs = 0, heap;
+	uint64_t read = 0;
+	char path[64];
+
+	if (rdh_taken("system"))
+		SKIP(return, RDH_SYSTEM_TAKEN);
+	heap = rdh_fixture_open("system", &bufs);
+	ASSERT_LE(0, heap);
+	imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, imp) TH_LOG("test importer not loaded");
+	file = random_file(5 * PAGE + 99, &bytes);
+	ASSERT_LE(0, file);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", file);
+	wronly = open(path, O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, wronly);
+	ASSERT_EQ(0, pipe2(pipes, O_CLOEXEC));
+
+	buf = kapi_fill(imp, "system", 8 * PAGE, file, PAGE, &read);
+	ASSERT_LE(0, buf) TH_LOG("%s", strerror(-buf));
+	EXPECT_EQ(4 * PAGE + 99, read);
+	EXPECT_EQ(-1, first_mismatch(buf, 8 * PAGE, bytes + PAGE, 4 * PAGE + 99));
+	close(buf);
+	EXPECT_EQ(-EBADF, kapi_fill(imp, "system", PAGE, wronly, 0, &read));
+	EXPECT_EQ(-EINVAL, kapi_fill(imp, "system", PAGE, pipes[0], 0, &read));
+	EXPECT_EQ(-EINVAL, kapi_fill(imp, "system", PAGE, file, -PAGE, &read));
+	EXPECT_EQ(-EOVERFLOW, kapi_fill(imp, "system", 2 * PAGE, file, INT64_MAX - PAGE, &read));
+	EXPECT_EQ(-EINVAL, kapi_fill(imp, "system", 0, file, 0, &read));
+
+	close(pipes[0]);
+	close(pipes[1]);
+	close(wronly);
+	close(file);
+	free(bytes);
+	close(imp);
+	RDH_TEARDOWN_HEAP(heap, bufs, "system");
+}
+
 TEST_HARNESS_MAIN

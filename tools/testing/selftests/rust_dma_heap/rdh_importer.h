@@ -53,6 +53,7 @@ enum rdh_heap_op {
 	RDH_HEAP_ALLOC,		/* find, allocate, put; the buffer as fd */
 	RDH_HEAP_HOLD,		/* find and keep the heap (one at a time) */
 	RDH_HEAP_RELEASE,	/* put the kept heap */
+	RDH_HEAP_FILL,		/* find, fill from file_fd at offset, put; as ALLOC */
 };
 
 struct rdh_heap_req {
@@ -67,6 +68,10 @@ struct rdh_heap_req {
 	__u32 nents;		/* out: entries mapped for the importer's device */
 	__u32 pad;
 	char got_name[64];	/* out: rust_dma_heap_get_name() */
+	__s32 file_fd;		/* in: the file of RDH_HEAP_FILL */
+	__u32 pad2;
+	__u64 offset;		/* in: its offset, for RDH_HEAP_FILL */
+	__u64 read;		/* out: bytes read, for RDH_HEAP_FILL */
 };
 
 #define RDH_IMPORT_HEAP		_IOWR('R', 0x02, struct rdh_heap_req)

@@ -12,6 +12,7 @@
 #include <linux/device/faux.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
+#include <linux/file.h>
 #include <linux/iosys-map.h>
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
@@ -305,9 +306,13 @@ static int import_heap(struct rdh_heap_req *req)
 	const char *(*get_name)(struct rust_dma_heap *heap);
 	struct dma_buf *(*alloc)(struct rust_dma_heap *heap, size_t len, u32 fd_flags,
 				 u64 heap_flags);
+	struct dma_buf *(*fill)(struct rust_dma_heap *heap, size_t len, u32 fd_flags,
+				u64 heap_flags, struct file *file, loff_t offset, size_t *read);
 	void (*put)(struct rust_dma_heap *heap);
 	struct rust_dma_heap *heap;
 	struct dma_buf *dmabuf;
+	struct file *file;
+	size_t read = 0;
 	int ret = 0;
 
 	req->name[sizeof(req->name) - 1] = '\0';
@@ -316,8 +321,9 @@ static int import_heap(struct rdh_heap_req *req)
 	find = symbol_get(rust_dma_heap_find);
 	get_name = symbol_get(rust_dma_heap_get_name);
 	alloc = symbol_get(rust_dma_heap_buffer_alloc);
+	fill = symbol_get(rust_dma_heap_buffer_fill);
 	put = symbol_get(rust_dma_heap_put);
-	if (!find || !get_name || !alloc || !put) {
+	if (!find || !get_name || !alloc || !fill || !put) {
 		ret = -ENODEV;
 		goto out;
 	}
@@ -340,7 +346,20 @@ static int import_heap(struct rdh_heap_req *req)
 		}
 		goto out;
 	}
-	dmabuf = alloc(heap, req->len, req->fd_flags, req->heap_flags);
+	if (req->op == RDH_HEAP_FILL) {
+		file = fget(req->file_fd);
+		if (!file) {
+			put(heap);
+			ret = -EBADF;
+			goto out;
+		}
+		dmabuf = fill(heap, req->len, req->fd_flags, req->heap_flags, file,
+			      req->offset, &read);
+		fput(file);
+		req->read = read;
+	} else {
+		dmabuf = alloc(heap, req->len, req->fd_flags, req->heap_flags);
+	}
 	put(heap);
 	if (IS_ERR(dmabuf)) {
 		ret = PTR_ERR(dmabuf);
@@ -361,6 +380,8 @@ out:
 		symbol_put(rust_dma_heap_get_name);
 	if (alloc)
 		symbol_put(rust_dma_heap_buffer_alloc);
+	if (fill)
+		symbol_put(rust_dma_heap_buffer_fill);
 	if (put)
 		symbol_put(rust_dma_heap_put);
 	return ret;

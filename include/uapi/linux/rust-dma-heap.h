@@ -43,7 +43,11 @@
  * A failed call leaves nothing behind: no fd, no memory, no charge.
  */
 
-/* Out in @flags: the bytes came by direct I/O (not through the page cache). */
+/*
+ * Out in @flags: the file was read with direct I/O (IOCB_DIRECT), which it
+ * accepted: not through the page cache (tmpfs, which has none to bypass,
+ * accepts it too).
+ */
 #define RUST_DMA_HEAP_FILL_DIRECT	(1U << 0)
 
 /**

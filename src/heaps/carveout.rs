@@ -105,7 +105,7 @@ impl Heap for CarveoutHeap {
             return Err(EOPNOTSUPP);
         }
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
-        let run = PageRun::from_chunk(self.region.alloc(len)?)?.zero()?;
+        let run = PageRun::from_chunk(self.region.alloc(len)?)?;
         let (runs, read) = source.load(PageRuns::one(run), pos)?;
         Ok((slot.loaded(runs, charge), read))
     }

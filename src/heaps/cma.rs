@@ -14,7 +14,7 @@ use crate::{
         device::Devices,
         fs::{Read, Source},
         pages::{PageRun, PageRuns},
-        Zeroed,
+        Dirty, Zeroed,
     },
 };
 use kernel::{
@@ -78,13 +78,17 @@ impl CmaHeap {
 impl CmaHeap {
     /// `len` bytes of zeroed contiguous pages, charged to nobody yet.
     fn run(&self, len: usize) -> Result<Zeroed<PageRun>> {
+        // A killed caller stops zeroing; the run is released then.
+        self.dirty_run(len)?.zero()
+    }
+
+    /// `len` bytes of contiguous memory, not zeroed yet.
+    fn dirty_run(&self, len: usize) -> Result<Dirty<PageRun>> {
         // (More than the area holds fails at once in `cma_alloc`: no page
         // of the area is touched.)
         // Aligned to the buffer's own order, capped as upstream.
         let align = order_of(len).min(bindings::CONFIG_CMA_ALIGNMENT);
-        let run = PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)?;
-        // A killed caller stops zeroing; the run is released then.
-        run.zero()
+        PageRun::alloc_cma(self.area, len / PAGE_SIZE, align).ok_or(ENOMEM)
     }
 
     /// `len` bytes of zeroed contiguous memory carrying a charge made
@@ -160,7 +164,7 @@ impl Heap for CmaHeap {
         slot: MemorySlot<'_>,
     ) -> Result<(Filled, Read)> {
         let charge = Charge::dmem(self.dmem.as_ref(), len)?;
-        let (runs, read) = source.load(PageRuns::one(self.run(len)?), pos)?;
+        let (runs, read) = source.load(PageRuns::one(self.dirty_run(len)?), pos)?;
         Ok((slot.loaded(runs, charge), read))
     }
 

@@ -13,10 +13,10 @@ use crate::{
         fatal_signal_pending,
         fs::{Read, Source},
         memcg_charges_current,
-        pages::{Effort, PageRun, PageRuns, ZeroedRuns},
+        pages::{Effort, Fresh, FreshRuns, PageRun, PageRuns},
         pool_max_kb_param,
         shrinker::Shrinker,
-        totalram_pages, Zeroed,
+        totalram_pages, Dirty, Zeroed,
     },
 };
 use kernel::{page::PAGE_SIZE, prelude::*, str::CStr, sync::Arc};
@@ -74,7 +74,7 @@ impl SystemHeap {
         source: &Source,
         pos: u64,
     ) -> Result<(Memory, Read)> {
-        let (runs, read) = source.load(self.pages(len)?, pos)?;
+        let (runs, read) = source.load(self.dirty_pages(len)?, pos)?;
         Ok((Memory::loaded(runs, self.charge()), read))
     }
 
@@ -93,19 +93,19 @@ impl SystemHeap {
     /// its result (40 bytes) would otherwise be copied by a call to
     /// `memcpy`.
     #[inline(always)]
-    fn alloc_largest(
+    fn alloc_largest<F: Fresh>(
         &self,
         remaining: usize,
         max_order: u32,
         pooled: bool,
-    ) -> Result<Option<(Zeroed<PageRun>, u32)>> {
+    ) -> Result<Option<(F, u32)>> {
         for &order in ORDERS
             .iter()
             .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
         {
             if pooled {
                 if let Some(run) = self.pool.take(order)? {
-                    return Ok(Some((run, order)));
+                    return Ok(Some((F::from_zeroed(run), order)));
                 }
             }
             let effort = if order > 0 {
@@ -113,7 +113,7 @@ impl SystemHeap {
             } else {
                 Effort::Normal
             };
-            if let Some(run) = PageRun::alloc_buddy(order, effort, self.account) {
+            if let Some(run) = F::buddy(order, effort, self.account) {
                 return Ok(Some((run, order)));
             }
         }
@@ -123,9 +123,9 @@ impl SystemHeap {
     /// `runs`, back to the pool when freed if `pooled`. Inlined, as
     /// [`Self::alloc_largest`].
     #[inline(always)]
-    fn recycled(&self, runs: Zeroed<PageRuns>, pooled: bool) -> Zeroed<PageRuns> {
+    fn recycled<F: Fresh>(&self, runs: F::Runs, pooled: bool) -> F::Runs {
         if pooled {
-            runs.recycled_by(self.pool.clone())
+            F::recycled(runs, self.pool.clone())
         } else {
             runs
         }
@@ -137,6 +137,19 @@ impl SystemHeap {
     /// `memcpy`.
     #[inline(always)]
     pub(crate) fn pages(&self, len: usize) -> Result<Zeroed<PageRuns>> {
+        self.fresh_pages::<Zeroed<PageRun>>(len)
+    }
+
+    /// As [`Self::pages`], not zeroed (but for the pool's blocks, which
+    /// are): for memory a read will overwrite.
+    #[inline(always)]
+    pub(crate) fn dirty_pages(&self, len: usize) -> Result<Dirty<PageRuns>> {
+        self.fresh_pages::<Dirty<PageRun>>(len)
+    }
+
+    /// `len` bytes (page-aligned, non-zero) of new pages of kind `F`.
+    #[inline(always)]
+    fn fresh_pages<F: Fresh>(&self, len: usize) -> Result<F::Runs> {
         // More than the machine has was refused already (`max_alloc` is at
         // most the RAM size), before reclaim could get involved (upstream
         // does not refuse it).
@@ -145,16 +158,19 @@ impl SystemHeap {
         // pooled order (blocks come largest first) go near the pool.
         let smallest = PAGE_SIZE << POOLED[POOLED.len() - 1];
         let pooled = len >= smallest && !(self.account && memcg_charges_current());
-        let (first, order) = self.alloc_largest(len, ORDERS[0], pooled)?.ok_or(ENOMEM)?;
+        let (first, order) = self
+            .alloc_largest::<F>(len, ORDERS[0], pooled)?
+            .ok_or(ENOMEM)?;
         let pooled = pooled && POOLED.contains(&order);
-        if first.size() == len {
-            return Ok(self.recycled(PageRuns::one(first), pooled));
+        let size = first.run().size();
+        if size == len {
+            return Ok(self.recycled::<F>(PageRuns::one(first), pooled));
         }
-        let mut remaining = len - first.size();
+        let mut remaining = len - size;
         let mut max_order = order;
         // Room for the rest in blocks of this order (more only when the
         // allocator runs out of them).
-        let mut runs = ZeroedRuns::with_capacity(1 + remaining.div_ceil(first.size()))?;
+        let mut runs = FreshRuns::with_capacity(1 + remaining.div_ceil(size))?;
         runs.push(first)?;
         while remaining > 0 {
             // A killed caller stops here; dropping `runs` frees all.
@@ -162,13 +178,13 @@ impl SystemHeap {
                 return Err(EINTR);
             }
             let (run, order) = self
-                .alloc_largest(remaining, max_order, pooled)?
+                .alloc_largest::<F>(remaining, max_order, pooled)?
                 .ok_or(ENOMEM)?;
-            remaining -= run.size();
+            remaining -= run.run().size();
             max_order = order;
             runs.push(run)?;
         }
-        Ok(self.recycled(PageRuns::new(runs), pooled))
+        Ok(self.recycled::<F>(PageRuns::from_runs(runs), pooled))
     }
 }
 
@@ -198,7 +214,7 @@ impl Heap for SystemHeap {
         pos: u64,
         slot: MemorySlot<'_>,
     ) -> Result<(Filled, Read)> {
-        let (runs, read) = source.load(self.pages(len)?, pos)?;
+        let (runs, read) = source.load(self.dirty_pages(len)?, pos)?;
         Ok((slot.loaded(runs, self.charge()), read))
     }
 

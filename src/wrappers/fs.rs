@@ -5,7 +5,7 @@
 //! direct I/O (`IOCB_DIRECT`) where the file takes it, so the bytes go from
 //! the device into the pages once, without the page cache.
 
-use super::{fatal_signal_pending, ffi_helpers, pages::PageRuns, Loaded, Zeroed};
+use super::{fatal_signal_pending, ffi_helpers, pages::PageRuns, Dirty, Loaded};
 use kernel::{
     bindings, ffi,
     fs::{file::LocalFile, File},
@@ -85,16 +85,13 @@ impl Source {
     }
 
     /// Reads the file from `pos` into `runs`, in order: `runs.len()`
-    /// bytes, or up to the file's end, past which the runs stay zero.
+    /// bytes, or up to the file's end; every byte not read is zeroed (the
+    /// runs need not be zeroed before: only the tail is).
     /// Direct I/O when the file and `pos` allow it (and the file does not
-    /// refuse it), else through the page cache. Returns the memory and the
+    /// refuse it), else through the page cache. Returns the memory and
     /// what was read. A fatal signal stops it (`EINTR`), as an I/O
     /// error does (that error); the runs are then freed.
-    pub(crate) fn load(
-        &self,
-        runs: Zeroed<PageRuns>,
-        pos: u64,
-    ) -> Result<(Loaded<PageRuns>, Read)> {
+    pub(crate) fn load(&self, runs: Dirty<PageRuns>, pos: u64) -> Result<(Loaded<PageRuns>, Read)> {
         let len = runs.len();
         let in_file = usize::try_from(self.size.saturating_sub(pos)).unwrap_or(usize::MAX);
         let want = in_file.min(len);
@@ -135,7 +132,7 @@ impl Source {
             // size is an `loff_t`.
             let at = (pos + read as u64) as i64;
             // SAFETY: the pieces describe pages of `runs`, which we own and
-            // nobody else has seen (they are `Zeroed`): the read writes only
+            // nobody else has (a new allocation): the read writes only
             // there, `skip + count` bytes at most (`ask <= len`). The file
             // is held.
             let n = unsafe {
@@ -169,14 +166,13 @@ impl Source {
             read += n as usize;
         }
         let read = read.min(want);
-        // A direct read may have written the device's bytes past the file's
-        // end into the last block: zero again up to what was asked.
-        if direct && read < ask {
-            // SAFETY: the runs are ours and nobody else has seen them.
-            unsafe { zero_range(&runs, read, ask) };
-        }
-        // INVARIANT: zeroed runs, nobody else has seen them; bytes of a file
-        // the caller opened for reading read into them, zero elsewhere.
+        // The rest, and what a direct read may have written past the file's
+        // end into the last block.
+        // SAFETY: the runs are ours and nobody else has them.
+        unsafe { zero_range(&runs, read, len) };
+        // INVARIANT: bytes `..read` were read from a file the caller opened
+        // for reading (a read writes its bytes from the iterator's start),
+        // the rest zeroed just now; nobody else has seen them.
         Ok((
             Loaded(runs.into_inner()),
             Read {
@@ -191,7 +187,7 @@ impl Source {
 ///
 /// # Safety
 ///
-/// The caller owns the runs' memory and nobody else has seen it.
+/// The caller owns the runs' memory and nobody else has it.
 unsafe fn zero_range(runs: &PageRuns, from: usize, to: usize) {
     let mut start = 0;
     for run in runs.runs() {
@@ -202,7 +198,7 @@ unsafe fn zero_range(runs: &PageRuns, from: usize, to: usize) {
             let (page, offset) = ((at - start) / PAGE_SIZE, (at - start) % PAGE_SIZE);
             let n = (PAGE_SIZE - offset).min(hi - at);
             // SAFETY: a page of the run, which the caller owns and nobody
-            // else has seen; `offset + n` is within the page.
+            // else has; `offset + n` is within the page.
             unsafe { ffi_helpers::rdh_memzero_page(run.page(page), offset, n) };
             at += n;
         }

@@ -49,6 +49,8 @@ mod gfp {
     pub(super) const ZEROED_USER_OPPORTUNISTIC: gfp_t =
         ((HIGHUSER | ZERO | NOWARN | bit(bindings::___GFP_NORETRY_BIT)) & !RECLAIM)
             | bit(bindings::___GFP_COMP_BIT);
+    /// `__GFP_ZERO`.
+    pub(super) const ZERO_FLAG: gfp_t = ZERO;
     /// `__GFP_ACCOUNT`: charged to the caller's memory cgroup.
     pub(super) const ACCOUNT: gfp_t = bit(bindings::___GFP_ACCOUNT_BIT);
     /// `GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN`: kernel memory
@@ -111,10 +113,31 @@ impl PageRun {
     /// caller's memory cgroup when `account`; `None` when the allocator has
     /// none.
     pub(crate) fn alloc_buddy(order: u32, effort: Effort, account: bool) -> Option<Zeroed<Self>> {
+        let run = Self::buddy(order, effort, account, gfp::ZERO_FLAG)?;
+        // SAFETY: `__GFP_ZERO` zeroed the block, highmem included; it is
+        // new.
+        Some(unsafe { Zeroed::new_unchecked(run) })
+    }
+
+    /// As [`Self::alloc_buddy`], not zeroed: for memory that will be
+    /// overwritten whole (see [`Dirty`]).
+    pub(crate) fn alloc_buddy_dirty(
+        order: u32,
+        effort: Effort,
+        account: bool,
+    ) -> Option<Dirty<Self>> {
+        Some(Dirty(Self::buddy(order, effort, account, 0)?))
+    }
+
+    /// A buddy block, allocated with `zero` (`__GFP_ZERO` or nothing) added
+    /// to `effort`'s flags.
+    #[inline(always)]
+    fn buddy(order: u32, effort: Effort, account: bool, zero: bindings::gfp_t) -> Option<Self> {
         let mut gfp = match effort {
             Effort::Normal => gfp::ZEROED_USER,
             Effort::Opportunistic => gfp::ZEROED_USER_OPPORTUNISTIC,
-        };
+        } & !gfp::ZERO_FLAG
+            | zero;
         if account {
             gfp |= gfp::ACCOUNT;
         }
@@ -123,15 +146,11 @@ impl PageRun {
         let page = unsafe { bindings::alloc_pages(gfp, order) };
         // INVARIANT: a non-NULL result is a block of `2^order` pages we own
         // (a buddy block never spans memory sections, so its `struct page`s
-        // are contiguous); `__GFP_ZERO` zeroed it, highmem included.
-        NonNull::new(page).map(|first| {
-            let run = Self {
-                first,
-                count: 1 << order,
-                source: Source::Buddy { order },
-            };
-            // SAFETY: `__GFP_ZERO` zeroed the block; it is new.
-            unsafe { Zeroed::new_unchecked(run) }
+        // are contiguous).
+        NonNull::new(page).map(|first| Self {
+            first,
+            count: 1 << order,
+            source: Source::Buddy { order },
         })
     }
 
@@ -343,20 +362,124 @@ unsafe impl Allocator for MayFail {
 /// A list of page runs that grows without invoking the OOM killer.
 type RunVec = Vec<PageRun, MayFail>;
 
-/// A list of zeroed page runs (see [`RunVec`]), for [`PageRuns::new`].
-pub(crate) struct ZeroedRuns(RunVec);
+/// A new run as a heap gets it: zeroed ([`Zeroed`]), or not ([`Dirty`], for
+/// memory a read will overwrite); the runs of a buffer are all of one kind.
+pub(crate) trait Fresh: Sized {
+    /// The buffer's runs of this kind.
+    type Runs;
 
-impl ZeroedRuns {
+    /// A buddy block (see [`PageRun::alloc_buddy`]).
+    fn buddy(order: u32, effort: Effort, account: bool) -> Option<Self>;
+
+    /// A zeroed run (a pool's clean block) as this kind.
+    fn from_zeroed(run: Zeroed<PageRun>) -> Self;
+
+    /// The run.
+    fn run(&self) -> &PageRun;
+
+    /// The run, its promise (if any) dropped: for [`FreshRuns`].
+    fn into_run(self) -> PageRun;
+
+    /// `runs` as this kind.
+    ///
+    /// # Safety
+    ///
+    /// Every run of `runs` was a `Self`.
+    unsafe fn wrap(runs: PageRuns) -> Self::Runs;
+
+    /// The same runs, given to `recycler` when dropped.
+    fn recycled(runs: Self::Runs, recycler: Arc<dyn Recycle>) -> Self::Runs;
+}
+
+impl Fresh for Zeroed<PageRun> {
+    type Runs = Zeroed<PageRuns>;
+
+    #[inline(always)]
+    fn buddy(order: u32, effort: Effort, account: bool) -> Option<Self> {
+        PageRun::alloc_buddy(order, effort, account)
+    }
+
+    #[inline(always)]
+    fn from_zeroed(run: Zeroed<PageRun>) -> Self {
+        run
+    }
+
+    #[inline(always)]
+    fn run(&self) -> &PageRun {
+        self
+    }
+
+    #[inline(always)]
+    fn into_run(self) -> PageRun {
+        self.into_inner()
+    }
+
+    #[inline(always)]
+    unsafe fn wrap(runs: PageRuns) -> Zeroed<PageRuns> {
+        // SAFETY: every run was zeroed and unseen (the caller's promise).
+        unsafe { Zeroed::new_unchecked(runs) }
+    }
+
+    #[inline(always)]
+    fn recycled(runs: Zeroed<PageRuns>, recycler: Arc<dyn Recycle>) -> Zeroed<PageRuns> {
+        runs.recycled_by(recycler)
+    }
+}
+
+impl Fresh for Dirty<PageRun> {
+    type Runs = Dirty<PageRuns>;
+
+    #[inline(always)]
+    fn buddy(order: u32, effort: Effort, account: bool) -> Option<Self> {
+        PageRun::alloc_buddy_dirty(order, effort, account)
+    }
+
+    #[inline(always)]
+    fn from_zeroed(run: Zeroed<PageRun>) -> Self {
+        Dirty(run.into_inner())
+    }
+
+    #[inline(always)]
+    fn run(&self) -> &PageRun {
+        self
+    }
+
+    #[inline(always)]
+    fn into_run(self) -> PageRun {
+        self.into_inner()
+    }
+
+    #[inline(always)]
+    unsafe fn wrap(runs: PageRuns) -> Dirty<PageRuns> {
+        Dirty(runs)
+    }
+
+    #[inline(always)]
+    fn recycled(runs: Dirty<PageRuns>, recycler: Arc<dyn Recycle>) -> Dirty<PageRuns> {
+        let mut runs = runs.into_inner();
+        runs.recycler = Some(recycler);
+        Dirty(runs)
+    }
+}
+
+/// A list of new runs of one kind `F` (see [`RunVec`]), for
+/// [`PageRuns::from_runs`].
+pub(crate) struct FreshRuns<F>(RunVec, core::marker::PhantomData<F>);
+
+impl<F: Fresh> FreshRuns<F> {
     /// An empty list with room for `n` runs.
     #[inline]
     pub(crate) fn with_capacity(n: usize) -> Result<Self> {
-        Ok(Self(RunVec::with_capacity(n, GFP_KERNEL)?))
+        Ok(Self(
+            RunVec::with_capacity(n, GFP_KERNEL)?,
+            core::marker::PhantomData,
+        ))
     }
 
     /// Appends `run`.
     #[inline]
-    pub(crate) fn push(&mut self, run: Zeroed<PageRun>) -> Result {
-        self.0.push(run.into_inner(), GFP_KERNEL)?;
+    pub(crate) fn push(&mut self, run: F) -> Result {
+        self.0.push(run.into_run(), GFP_KERNEL)?;
         Ok(())
     }
 }
@@ -403,9 +526,9 @@ enum Caching {
 }
 
 impl PageRuns {
-    /// Wraps runs allocated and zeroed by a heap.
+    /// Wraps the runs a heap allocated, of one kind.
     #[inline]
-    pub(crate) fn new(runs: ZeroedRuns) -> Zeroed<Self> {
+    pub(crate) fn from_runs<F: Fresh>(runs: FreshRuns<F>) -> F::Runs {
         let runs = runs.0;
         let len = runs.iter().map(PageRun::size).sum();
         let this = Self {
@@ -414,22 +537,22 @@ impl PageRuns {
             recycler: None,
             caching: Caching::Cached,
         };
-        // SAFETY: every run of `ZeroedRuns` was zeroed and unseen.
-        unsafe { Zeroed::new_unchecked(this) }
+        // SAFETY: every run of `FreshRuns<F>` was an `F`.
+        unsafe { F::wrap(this) }
     }
 
-    /// Wraps a single run allocated and zeroed by a heap.
+    /// Wraps a single run a heap allocated.
     #[inline]
-    pub(crate) fn one(run: Zeroed<PageRun>) -> Zeroed<Self> {
-        let run = run.into_inner();
+    pub(crate) fn one<F: Fresh>(run: F) -> F::Runs {
+        let run = run.into_run();
         let this = Self {
             len: run.size(),
             runs: RunList::One(run),
             recycler: None,
             caching: Caching::Cached,
         };
-        // SAFETY: the run was zeroed and unseen.
-        unsafe { Zeroed::new_unchecked(this) }
+        // SAFETY: the run was an `F`.
+        unsafe { F::wrap(this) }
     }
 }
 

@@ -26,12 +26,15 @@
  *
  * Then the same over an importer's first map of a buffer (the test
  * importer, RDH_IMPORT_MAP_RETRY): an attachment whose first map failed
- * maps whole on the retry.
+ * maps whole on the retry; and over RUST_DMA_HEAP_IOCTL_FILL from a file,
+ * on every heap that fills: ENOMEM or a buffer holding the file's bytes.
  */
 #include <inttypes.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <time.h>
+
+#include <linux/rust-dma-heap.h>
 
 #include "rdh.h"
 #include "rdh_importer.h"
@@ -397,6 +400,111 @@ TEST_F_TIMEOUT(inject, alloc_fail_nth_sweep, SWEEP_TIMEOUT)
 	bad_kmsg = rdh_kmsg_bad_since(self->kmsg, first, sizeof(first));
 	self->kmsg = -1;
 	EXPECT_EQ(0, bad_kmsg) TH_LOG("kernel log: %s", first);
+	free(names);
+}
+
+/* Whether buffer @fd (@len bytes) holds @want's @n bytes, then zeros. */
+static bool holds(int fd, size_t len, const unsigned char *want, size_t n)
+{
+	unsigned char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	size_t i;
+
+	if (p == MAP_FAILED)
+		return false;
+	for (i = 0; i < len; i++)
+		if (p[i] != (i < n ? want[i] : 0))
+			break;
+	munmap(p, len);
+	return i == len;
+}
+
+/*
+ * fail-nth = N, N = 1, 2, ..., over fills of 64 KiB and 1 MiB (+ 1 page
+ * past the file's end) from a memfd, on every heap that fills: each call
+ * fails ENOMEM or returns the file's bytes then zeros; nothing is left.
+ */
+TEST_F_TIMEOUT(inject, fill_fail_nth_sweep, SWEEP_TIMEOUT)
+{
+	char (*names)[RDH_NAME_LEN] = calloc(RDH_MAX_HEAPS, RDH_NAME_LEN);
+	static const size_t lens[] = { 64 << 10, (1 << 20) + 4096 };
+	size_t flen = 1 << 20, i;
+	unsigned char *bytes = malloc(flen);
+	long slack = rdh_mem_slack(MEM_SLACK_KB);
+	unsigned long injected = 0, failed = 0;
+	int n, h, nth, fds, file;
+	uint64_t seed = rdh_random_seed();
+
+	ASSERT_NE(NULL, names);
+	ASSERT_NE(NULL, bytes);
+	for (i = 0; i < flen; i++)
+		bytes[i] = rnd(&seed);
+	file = memfd_create("rdh-fill", MFD_CLOEXEC);
+	ASSERT_LE(0, file);
+	ASSERT_EQ((ssize_t)flen, pwrite(file, bytes, flen, 0));
+	n = rdh_list_heaps(names, RDH_MAX_HEAPS);
+	ASSERT_LT(0, n) TH_LOG("no heap in %s", rdh_dir());
+	nth = open(FAIL_NTH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, nth);
+	fds = rdh_count_fds();
+
+	for (h = 0; h < n; h++) {
+		long mem = rdh_meminfo("MemFree+pool"), mem2;
+		int heap = rdh_open_heap(names[h], O_RDONLY), bufs = rdh_bufinfo_count(names[h]);
+		unsigned long sw_injected = 0, sw_failed = 0;
+		unsigned int k, l;
+
+		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
+		for (l = 0; l < ARRAY_SIZE(lens); l++) {
+			for (k = 1; k <= MAX_NTH; k++) {
+				struct rust_dma_heap_fill_data d = {
+					.len = lens[l], .fd_flags = O_RDWR | O_CLOEXEC, .file_fd = file,
+				};
+				bool consumed;
+				int ret, err;
+
+				ASSERT_EQ(0, ioctl_failing_nth(nth, k, heap, RUST_DMA_HEAP_IOCTL_FILL,
+							       &d, &ret, &err, &consumed));
+				if (ret && err == EOPNOTSUPP && !consumed)
+					goto next_heap;	/* no struct page: no fill */
+				if (!ret) {
+					EXPECT_TRUE(holds(d.fd, lens[l], bytes,
+							  lens[l] < flen ? lens[l] : flen))
+						TH_LOG("%s, %zu bytes, fail-nth %u", names[h],
+						       lens[l], k);
+					close(d.fd);
+				} else {
+					EXPECT_TRUE(consumed)
+						TH_LOG("%s, fail-nth %u: %s without an injected failure",
+						       names[h], k, strerror(err));
+					EXPECT_TRUE(err == ENOMEM || (self->usercopy && err == EFAULT))
+						TH_LOG("%s, fail-nth %u: %s, want ENOMEM", names[h],
+						       k, strerror(err));
+					sw_failed++;
+				}
+				if (!consumed)
+					break;
+				sw_injected++;
+			}
+		}
+		ksft_print_msg("%-20s fill: %4lu injected: %4lu failed\n", names[h], sw_injected,
+			       sw_failed);
+		EXPECT_LT(0, sw_failed) TH_LOG("%s", names[h]);
+		injected += sw_injected;
+		failed += sw_failed;
+next_heap:
+		close(heap);
+		EXPECT_EQ(bufs, rdh_bufinfo_count(names[h])) TH_LOG("%s", names[h]);
+		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", names[h]);
+		mem2 = rdh_meminfo_wait("MemFree+pool", mem - slack, 5000);
+		EXPECT_GE(mem2, mem - slack) TH_LOG("%s: MemFree %ld -> %ld KiB", names[h], mem,
+						    mem2);
+	}
+	close(nth);
+	close(file);
+	ksft_print_msg("fills: %lu failures injected, %lu of them failed the call\n", injected,
+		       failed);
+	EXPECT_LE(50, injected);
+	free(bytes);
 	free(names);
 }
 

@@ -141,8 +141,9 @@ FIXTURE_TEARDOWN(fill)
 /*
  * Byte-exact: lengths of a page, odd and of several blocks; offsets 0,
  * odd (read through the page cache) and sector-aligned; the buffer
- * ending before the file, with it, and past it (zero there); an offset at
- * and past the end (all zero, nothing read).
+ * ending before the file, with it, and past it (zero there, though the
+ * heap does not zero what a fill overwrites); an offset at and past the
+ * end (all zero, nothing read).
  */
 TEST_F(fill, contents_exact)
 {
@@ -166,6 +167,15 @@ TEST_F(fill, contents_exact)
 
 		file = random_file(c[i].file, &bytes);
 		ASSERT_LE(0, file);
+		/*
+		 * Memory of that size written and freed just before: what the
+		 * fill gets next may be those pages (a CMA area's first fit, the
+		 * page allocator's per-CPU lists), not zeroed by the heap.
+		 */
+		buf = rdh_alloc(self->heap, len, O_RDWR, 0);
+		ASSERT_LE(0, buf);
+		ASSERT_EQ(0, rdh_fill(buf, len, 0xa5));
+		close(buf);
 		buf = fill_simple(self->heap, c[i].len, file, c[i].offset, &out);
 		ASSERT_LE(0, buf) TH_LOG("case %zu: %s", i, strerror(-buf));
 		expect = c[i].offset >= c[i].file ? 0 : c[i].file - c[i].offset;
@@ -419,6 +429,59 @@ TEST_F(fill, killed_filler_leaves_nothing)
 	free_after = rdh_meminfo_wait("MemFree:", free_before - rdh_mem_slack(4096), 5000);
 	EXPECT_LE(free_before - rdh_mem_slack(4096), free_after)
 		TH_LOG("MemFree %ld KiB before, %ld after", free_before, free_after);
+}
+
+#define FAIL_REQ "/sys/kernel/debug/fail_make_request"
+#define RAMDISK_FAIL "/sys/block/ram0/make-it-fail"
+
+/*
+ * An I/O error mid-fill (the debug kernel's fail_make_request: the
+ * ramdisk's requests fail once 4 MiB of them went through) is the call's
+ * error, EIO, and leaves no fd, no buffer and no memory behind; the same
+ * fill succeeds once the device is well again.
+ */
+TEST_F(fill, io_error_leaves_nothing)
+{
+	static const char *const knobs[] = {
+		FAIL_REQ "/probability", FAIL_REQ "/interval", FAIL_REQ "/times",
+		FAIL_REQ "/space", FAIL_REQ "/verbose",
+	};
+	static const char *const values[] = { "100", "1", "-1", "4194304", "0" };
+	char saved[ARRAY_SIZE(knobs)][32];
+	size_t len = 16 * MIB, i;
+	long before, after;
+	int dev, buf, fds;
+
+	if (access(RAMDISK_FAIL, W_OK) || access(FAIL_REQ, F_OK))
+		SKIP(return, "no %s or %s (CONFIG_FAIL_MAKE_REQUEST, debugfs)", RAMDISK_FAIL,
+		     FAIL_REQ);
+	dev = open(RAMDISK, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	for (i = 0; i < ARRAY_SIZE(knobs); i++)
+		ASSERT_EQ(0, rdh_read_text(knobs[i], saved[i], sizeof(saved[i])));
+	fds = rdh_count_fds();
+	rdh_write_text("/proc/sys/vm/drop_caches", "3\n");
+	before = rdh_meminfo("MemFree+pool");
+	for (i = 0; i < ARRAY_SIZE(knobs); i++)
+		ASSERT_EQ(0, rdh_write_text(knobs[i], values[i]));
+	ASSERT_EQ(0, rdh_write_text(RAMDISK_FAIL, "1"));
+	buf = fill_simple(self->heap, len, dev, 0, NULL);
+	rdh_write_text(RAMDISK_FAIL, "0");
+	for (i = 0; i < ARRAY_SIZE(knobs); i++)
+		EXPECT_EQ(0, rdh_write_text(knobs[i], saved[i]));
+	EXPECT_EQ(-EIO, buf);
+	if (buf >= 0)
+		close(buf);
+	EXPECT_EQ(fds, rdh_count_fds());
+	rdh_write_text("/proc/sys/vm/drop_caches", "3\n");
+	after = rdh_meminfo_wait("MemFree+pool", before - rdh_mem_slack(4096), 5000);
+	EXPECT_LE(before - rdh_mem_slack(4096), after)
+		TH_LOG("MemFree+pool %ld KiB before, %ld after", before, after);
+	buf = fill_simple(self->heap, len, dev, 0, NULL);
+	EXPECT_LE(0, buf);
+	if (buf >= 0)
+		close(buf);
+	close(dev);
 }
 
 /*

@@ -8,8 +8,8 @@
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `slab`, `device`, `cgroup`, `cma`,
-//! `reserved_mem`, `pages`, `cache`, `shrinker`, `vmalloc`, `sgtable`, `vma`,
-//! `dmabuf`, `dma_heap`, `chrdev`, `kobject`, `kapi`.
+//! `reserved_mem`, `pages`, `fs`, `cache`, `shrinker`, `vmalloc`, `sgtable`,
+//! `vma`, `dmabuf`, `chrdev`, `dma_heap`, `kobject`, `kapi`.
 
 pub(crate) mod cache;
 pub(crate) mod cgroup;

@@ -431,6 +431,58 @@ TEST_F(fill, killed_filler_leaves_nothing)
 		TH_LOG("MemFree %ld KiB before, %ld after", free_before, free_after);
 }
 
+#define FILL_CG RDH_CG_ROOT "/rdh-fill"
+
+/*
+ * A fill is charged as an allocation from the same heap is: from a cgroup
+ * whose limit is 32 MiB (memory.max for the system heaps, dmem.max on the
+ * default area's region for CMA), 16 MiB fill and raise the charge by as
+ * much, 48 MiB are ENOMEM; the charge goes with the buffer.
+ */
+TEST_F(fill, charged_within_limits)
+{
+	bool dmem = !strcmp(self->name, "default_cma_region");
+	const char *region = rdh_default_cma_region();
+	char limit[128], text[256] = "";
+	unsigned char *bytes;
+	long long before, during, after;
+	int file, buf;
+
+	if (strcmp(self->name, "system") && !dmem)
+		SKIP(return, "the system and default CMA variants check the charge");
+	if (rdh_read_text(RDH_CG_ROOT "/cgroup.controllers", text, sizeof(text)) ||
+	    !rdh_has_word(text, dmem ? "dmem" : "memory"))
+		SKIP(return, "no %s controller", dmem ? "dmem" : "memory");
+	rdh_write_text(RDH_CG_ROOT "/cgroup.subtree_control", dmem ? "+dmem" : "+memory");
+	ASSERT_TRUE(!mkdir(FILL_CG, 0755) || errno == EEXIST);
+	if (dmem)
+		snprintf(limit, sizeof(limit), "%s %lu\n", region, 32 * MIB);
+	else
+		snprintf(limit, sizeof(limit), "%lu\n", 32 * MIB);
+	ASSERT_EQ(0, rdh_cg_set(FILL_CG, dmem ? "dmem.max" : "memory.max", limit));
+	file = random_file(48 * MIB, &bytes);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, rdh_cg_set(FILL_CG, "cgroup.procs", "0\n"));
+#define CHARGED() (dmem ? rdh_keyed(region, FILL_CG "/dmem.current", ' ') \
+		   : rdh_cg_num(FILL_CG, "memory.current"))
+	before = CHARGED();
+	buf = fill_simple(self->heap, 16 * MIB, file, 0, NULL);
+	during = CHARGED();
+	EXPECT_LE(0, buf);
+	EXPECT_LE(before + (long long)(16 * MIB), during)
+		TH_LOG("charged %lld before, %lld with the buffer", before, during);
+	EXPECT_EQ(-ENOMEM, fill_simple(self->heap, 48 * MIB, file, 0, NULL));
+	if (buf >= 0)
+		close(buf);
+	after = CHARGED();
+#undef CHARGED
+	EXPECT_GT(before + (long long)(8 * MIB), after) TH_LOG("%lld charged after the close", after);
+	rdh_cg_set(RDH_CG_ROOT, "cgroup.procs", "0\n");
+	EXPECT_EQ(0, rdh_cg_remove(FILL_CG));
+	close(file);
+	free(bytes);
+}
+
 #define FAIL_REQ "/sys/kernel/debug/fail_make_request"
 #define RAMDISK_FAIL "/sys/block/ram0/make-it-fail"
 

@@ -74,7 +74,7 @@ impl SystemHeap {
         source: &Source,
         pos: u64,
     ) -> Result<(Memory, Read)> {
-        let (runs, read) = source.load(self.dirty_pages(len)?, pos)?;
+        let (runs, read) = source.load_pieces(len, pos, |n| self.dirty_pages(n))?;
         Ok((Memory::loaded(runs, self.charge()), read))
     }
 
@@ -214,7 +214,7 @@ impl Heap for SystemHeap {
         pos: u64,
         slot: MemorySlot<'_>,
     ) -> Result<(Filled, Read)> {
-        let (runs, read) = source.load(self.dirty_pages(len)?, pos)?;
+        let (runs, read) = source.load_pieces(len, pos, |n| self.dirty_pages(n))?;
         Ok((slot.loaded(runs, self.charge()), read))
     }
 

@@ -69,7 +69,7 @@ impl Heap for UncachedHeap {
         pos: u64,
         slot: MemorySlot<'_>,
     ) -> Result<(Filled, Read)> {
-        let (runs, read) = source.load(self.system.dirty_pages(len)?, pos)?;
+        let (runs, read) = source.load_pieces(len, pos, |n| self.system.dirty_pages(n))?;
         let runs = self.cleaner.write_combined(runs)?;
         Ok((slot.loaded(runs, self.system.charge()), read))
     }

@@ -507,22 +507,32 @@ int rdh_file_for_read(struct file *file, u64 *size, bool *direct)
 
 /*
  * Reads @count bytes at @pos of @file into @nr bio_vecs, starting @skip
- * bytes into them: a synchronous kiocb, with IOCB_DIRECT when @direct.
+ * bytes into them, with IOCB_DIRECT when @direct (whatever the file was
+ * opened with). Synchronous when @iocb is NULL; otherwise through @iocb,
+ * asynchronous with @complete (-EIOCBQUEUED: @complete comes later).
  * Bytes read, or -errno.
  */
-ssize_t rdh_read_bvec(struct file *file, struct bio_vec *bv, unsigned long nr,
-		      size_t skip, size_t count, loff_t pos, bool direct)
+ssize_t rdh_read_bvec(struct file *file, struct kiocb *iocb,
+		      void (*complete)(struct kiocb *iocb, long ret),
+		      struct bio_vec *bv, unsigned long nr, size_t skip,
+		      size_t count, loff_t pos, bool direct)
 {
-	struct kiocb kiocb;
+	struct kiocb sync;
 	struct iov_iter iter;
 
-	init_sync_kiocb(&kiocb, file);
-	kiocb.ki_pos = pos;
+	if (!iocb) {
+		iocb = &sync;
+		complete = NULL;
+	}
+	init_sync_kiocb(iocb, file);
+	iocb->ki_pos = pos;
+	iocb->ki_flags &= ~IOCB_DIRECT;
 	if (direct)
-		kiocb.ki_flags |= IOCB_DIRECT;
+		iocb->ki_flags |= IOCB_DIRECT;
+	iocb->ki_complete = complete;
 	iov_iter_bvec(&iter, ITER_DEST, bv, nr, skip + count);
 	iov_iter_advance(&iter, skip);
-	return vfs_iocb_iter_read(file, &kiocb, &iter);
+	return vfs_iocb_iter_read(file, iocb, &iter);
 }
 
 void rdh_memzero_page(struct page *page, size_t offset, size_t len)

@@ -15,6 +15,7 @@ struct cgroup_subsys_state;
 struct cma;
 struct device;
 struct file;
+struct kiocb;
 struct mem_cgroup;
 struct dma_resv;
 struct dmem_cgroup_pool_state;
@@ -102,8 +103,10 @@ void rdh_release_mem_region(phys_addr_t base, u64 size);
 void rdh_device_lock(struct device *dev);
 void rdh_device_unlock(struct device *dev);
 int rdh_file_for_read(struct file *file, u64 *size, bool *direct);
-ssize_t rdh_read_bvec(struct file *file, struct bio_vec *bv, unsigned long nr,
-		      size_t skip, size_t count, loff_t pos, bool direct);
+ssize_t rdh_read_bvec(struct file *file, struct kiocb *iocb,
+		      void (*complete)(struct kiocb *iocb, long ret),
+		      struct bio_vec *bv, unsigned long nr, size_t skip,
+		      size_t count, loff_t pos, bool direct);
 void rdh_memzero_page(struct page *page, size_t offset, size_t len);
 
 #endif /* RUST_DMA_HEAP_HELPERS_H */

@@ -166,6 +166,8 @@ mod ffi_helpers {
         ) -> ffi::c_int;
         pub(super) fn rdh_read_bvec(
             file: *mut bindings::file,
+            iocb: *mut bindings::kiocb,
+            complete: Option<unsafe extern "C" fn(*mut bindings::kiocb, ffi::c_long)>,
             bv: *mut bindings::bio_vec,
             nr: ffi::c_ulong,
             skip: usize,

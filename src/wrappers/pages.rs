@@ -556,6 +556,46 @@ impl PageRuns {
     }
 }
 
+impl PageRuns {
+    /// The runs of `pieces`, in order, as one buffer's (going where the
+    /// first piece that has a recycler would have gone); not zeroed.
+    pub(crate) fn concat(pieces: KVec<Dirty<PageRuns>>) -> Result<Dirty<PageRuns>> {
+        if pieces.len() == 1 {
+            if let Some(piece) = pieces.into_iter().next() {
+                return Ok(piece);
+            }
+            return Err(EINVAL);
+        }
+        let n = pieces.iter().map(|p| p.runs().len()).sum();
+        let mut all = RunVec::with_capacity(n, GFP_KERNEL)?;
+        let mut recycler = None;
+        for piece in pieces {
+            let mut piece = piece.into_inner();
+            if recycler.is_none() {
+                recycler = piece.recycler.take();
+            }
+            // Taken out: the piece's drop has nothing to give back.
+            piece.recycler = None;
+            match core::mem::replace(&mut piece.runs, RunList::None) {
+                RunList::One(run) => all.push(run, GFP_KERNEL)?,
+                RunList::Many(runs) => {
+                    for run in runs {
+                        all.push(run, GFP_KERNEL)?;
+                    }
+                }
+                RunList::None => {}
+            }
+        }
+        let len = all.iter().map(PageRun::size).sum();
+        Ok(Dirty(Self {
+            runs: RunList::Many(all),
+            len,
+            recycler,
+            caching: Caching::Cached,
+        }))
+    }
+}
+
 impl Zeroed<PageRuns> {
     /// The same runs, given to `recycler` when dropped.
     #[inline]

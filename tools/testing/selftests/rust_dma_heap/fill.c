@@ -323,7 +323,7 @@ TEST_F(fill, bad_input)
 
 /*
  * The argument is size-versioned as the allocation's: a 40-byte struct
- * (up to @file_fd's word, @read not written back) fills too.
+ * (up to @heap_fd, @read not written back) fills too.
  */
 TEST_F(fill, shorter_argument)
 {
@@ -335,8 +335,9 @@ TEST_F(fill, shorter_argument)
 	file = random_file(8192, &bytes);
 	ASSERT_LE(0, file);
 	d.file_fd = file;
+	d.heap_fd = self->heap;
 	d.read = 77;
-	ASSERT_EQ(0, ioctl(self->heap, cmd, &d));
+	ASSERT_EQ(0, ioctl(ctl >= 0 ? ctl : self->heap, cmd, &d));
 	EXPECT_EQ(77, d.read);
 	EXPECT_EQ(-1, first_mismatch(d.fd, 8192, bytes, 8192));
 	close(d.fd);

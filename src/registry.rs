@@ -160,6 +160,9 @@ impl HeapFile {
         offset: u64,
     ) -> Result<(DmaBuf, Read)> {
         let len = self.checked_len(len, fd_flags, heap_flags)?;
+        if !self.heap.loads() {
+            return Err(EOPNOTSUPP);
+        }
         if let Some(chooser) = &self.deferred {
             // Memory placed now, for the CPU that writes it.
             let (memory, from, read) = chooser.load(len, source, offset)?;

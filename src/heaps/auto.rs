@@ -136,6 +136,10 @@ impl Heap for AutoHeap {
             .allocate(len, fd_flags, heap_flags, slot)
     }
 
+    fn loads(&self) -> bool {
+        true
+    }
+
     fn contiguous(&self) -> bool {
         false
     }

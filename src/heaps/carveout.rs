@@ -110,6 +110,10 @@ impl Heap for CarveoutHeap {
         Ok((slot.loaded(runs, charge), read))
     }
 
+    fn loads(&self) -> bool {
+        self.region.has_pages()
+    }
+
     fn contiguous(&self) -> bool {
         true
     }

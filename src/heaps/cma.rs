@@ -168,6 +168,10 @@ impl Heap for CmaHeap {
         Ok((slot.loaded(runs, charge), read))
     }
 
+    fn loads(&self) -> bool {
+        true
+    }
+
     fn contiguous(&self) -> bool {
         true
     }

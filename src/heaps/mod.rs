@@ -65,6 +65,11 @@ pub(crate) trait Heap: Send + Sync {
         Err(EOPNOTSUPP)
     }
 
+    /// Whether [`Heap::load`] fills (its memory has `struct page`s).
+    fn loads(&self) -> bool {
+        false
+    }
+
     /// Whether each buffer is one physically contiguous range.
     fn contiguous(&self) -> bool;
 

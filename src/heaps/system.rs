@@ -218,6 +218,10 @@ impl Heap for SystemHeap {
         Ok((slot.loaded(runs, self.charge()), read))
     }
 
+    fn loads(&self) -> bool {
+        true
+    }
+
     fn contiguous(&self) -> bool {
         false
     }

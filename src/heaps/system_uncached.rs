@@ -74,6 +74,10 @@ impl Heap for UncachedHeap {
         Ok((slot.loaded(runs, self.system.charge()), read))
     }
 
+    fn loads(&self) -> bool {
+        true
+    }
+
     fn contiguous(&self) -> bool {
         false
     }

@@ -127,12 +127,15 @@ impl NodeKey {
     /// data); `None` for a file that is not a char device.
     pub(crate) fn of_file(file: &kernel::fs::file::LocalFile) -> Option<Self> {
         // SAFETY: a file we hold a reference to: its inode is live, its
-        // mode fixed; the private data of an open char device file is set
-        // by its open, before the fd existed.
+        // mode fixed. Its private data is read once (`READ_ONCE`): ours
+        // and the framework's are set at open, before the fd existed;
+        // another driver's may change under us, and is then some other
+        // value (compared, never dereferenced).
         unsafe {
             let f = file.as_ptr();
             let mode = u32::from((*(*f).f_inode).i_mode);
-            (mode & bindings::S_IFMT == bindings::S_IFCHR).then(|| Self((*f).private_data as usize))
+            (mode & bindings::S_IFMT == bindings::S_IFCHR)
+                .then(|| Self(core::ptr::read_volatile(&raw const (*f).private_data) as usize))
         }
     }
 }

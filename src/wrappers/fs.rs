@@ -9,7 +9,7 @@ use super::{fatal_signal_pending, ffi_helpers, pages::PageRuns, Dirty, Loaded};
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use kernel::{
     bindings, container_of, ffi,
-    fs::{file::LocalFile, File},
+    fs::file::LocalFile,
     page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Completion},
@@ -35,7 +35,7 @@ pub(crate) struct Read {
 /// A file the caller opened for reading, taken from one of its fds: a
 /// regular file or a block device.
 pub(crate) struct Source {
-    file: ARef<File>,
+    file: ARef<LocalFile>,
     /// Its size when taken (a block device's too).
     size: u64,
     /// It takes direct I/O (`FMODE_CAN_ODIRECT`).
@@ -48,12 +48,9 @@ impl Source {
     /// block device (a pipe, a socket, a directory, a character device).
     pub(crate) fn from_fd(fd: i32) -> Result<Self> {
         let fd = u32::try_from(fd).map_err(|_| EBADF)?;
-        let file = LocalFile::fget(fd)?;
-        // SAFETY: called from an ioctl, which does not use `fdget_pos` on
-        // this thread; the file is only read at positions of ours (its
-        // `f_pos` is never touched).
-        let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
-        Self::new(file)
+        // (Used on this thread only, and only at positions of ours: its
+        // `f_pos` is never touched.)
+        Self::new(LocalFile::fget(fd)?)
     }
 
     /// A file a kernel caller holds: `EBADF` when it is not open for
@@ -64,14 +61,14 @@ impl Source {
     ///
     /// `file` is a valid file the caller holds a reference to for the call.
     pub(crate) unsafe fn from_file(file: *mut bindings::file) -> Result<Self> {
-        // SAFETY: valid for the call (the caller's promise); the reference
-        // taken here is ours.
-        let file: ARef<File> = unsafe { ARef::from(File::from_raw_file(file)) };
+        // SAFETY: valid for the call (the caller's promise); used on this
+        // thread only, never its `f_pos`; the reference taken here is ours.
+        let file: ARef<LocalFile> = unsafe { ARef::from(LocalFile::from_raw_file(file)) };
         Self::new(file)
     }
 
     /// What `from_fd` and `from_file` check.
-    fn new(file: ARef<File>) -> Result<Self> {
+    fn new(file: ARef<LocalFile>) -> Result<Self> {
         let (mut size, mut direct) = (0u64, false);
         // SAFETY: a file we hold a reference to.
         let err = unsafe { ffi_helpers::rdh_file_for_read(file.as_ptr(), &mut size, &mut direct) };
@@ -330,10 +327,6 @@ struct Reads {
     pieces: KVec<Dirty<PageRuns>>,
     waited: bool,
 }
-
-// SAFETY: the raw pointer in each read only points to `state`, which lives
-// as long; the rest is `Send`.
-unsafe impl Send for AsyncRead {}
 
 impl Reads {
     /// Room for `n` pieces.

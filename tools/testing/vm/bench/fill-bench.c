@@ -59,6 +59,19 @@ struct source {
 };
 
 static int ctl, heaps[2];	/* heaps[0] upstream's, heaps[1] ours */
+/* Each route's last buffer: a word of every page summed (untimed). */
+static uint64_t sums[ROUTES];
+
+/* The sum of the first word of every page of @p (@len bytes). */
+static uint64_t page_sum(const void *p, size_t len)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < len; i += 4096)
+		sum += *(const volatile uint64_t *)((const char *)p + i) * (i / 4096 + 1);
+	return sum;
+}
 static int failures, results;
 
 static uint64_t now_ns(void)
@@ -140,6 +153,8 @@ static uint64_t run(enum route route, const struct source *src, size_t len, long
 			buf = d.fd;
 		}
 		*growth = meminfo_kb("Cached:") + meminfo_kb("Buffers:") - before;
+		if (buf >= 0)
+			p = mmap(NULL, len, PROT_READ, MAP_SHARED, buf, 0);
 		break;
 	}
 	case MMAP_READ: {
@@ -193,8 +208,12 @@ static uint64_t run(enum route route, const struct source *src, size_t len, long
 	default:
 		break;
 	}
-	if (p != MAP_FAILED)
+	if (p != MAP_FAILED) {
+		sums[route] = page_sum(p, len);
 		munmap(p, len);
+	} else {
+		sums[route] = 0;
+	}
 	if (buf >= 0)
 		close(buf);
 	if (memfd >= 0)
@@ -236,6 +255,14 @@ static void measure(const struct source *src, size_t mib, int iters, bool pressu
 				growth[i] = g;
 			if (!ns[k][i])
 				ok = false;
+		}
+		/* Every route read the same bytes. */
+		for (r = 1; r < ROUTES; r++) {
+			if (sums[r] != sums[FILL]) {
+				printf("# %s %zu MiB: %s read other bytes than fill\n", src->name, mib,
+				       route_name[r]);
+				ok = false;
+			}
 		}
 	}
 	for (r = 0; r < ROUTES; r++) {

@@ -213,9 +213,33 @@ fn arg_sizes(cmd: u32) -> (usize, usize) {
     )
 }
 
+/// An ioctl's argument of `in_size` bytes in and `out_size` out, around a
+/// struct of `N` bytes: read into a zeroed buffer (missing input reads as
+/// zero, extra input is ignored), `f` on the struct's bytes, and only what
+/// the caller's size covers written back. Returns `f`'s dma-buf and fd,
+/// the fd still to install: on a failed copy-out, dropping them frees the
+/// buffer and un-reserves the fd, and nothing leaks.
+fn sized_arg<const N: usize, R>(
+    user: UserPtr,
+    in_size: usize,
+    out_size: usize,
+    f: impl FnOnce(&mut [u8; N]) -> Result<R>,
+) -> Result<R> {
+    let mut kdata = KVec::new();
+    kdata.resize(in_size.max(out_size).max(N), 0u8, GFP_KERNEL)?;
+    UserSlice::new(user, in_size)
+        .reader()
+        .read_slice(&mut kdata[..in_size])?;
+    let head: &mut [u8; N] = (&mut kdata[..N]).try_into().map_err(|_| EINVAL)?;
+    let done = f(head)?;
+    UserSlice::new(user, out_size)
+        .writer()
+        .write_slice(&kdata[..out_size])?;
+    Ok(done)
+}
+
 /// `RUST_DMA_HEAP_IOCTL_FILL` on the heap `pick` names (from the
-/// argument), its argument of any size (as the allocation's): missing input
-/// reads as zero, only what the caller's size covers is written back.
+/// argument), its argument of any size (as the allocation's).
 fn ioctl_fill<H: core::ops::Deref<Target = HeapFile>>(
     cmd: u32,
     arg: usize,
@@ -223,23 +247,15 @@ fn ioctl_fill<H: core::ops::Deref<Target = HeapFile>>(
 ) -> Result<isize> {
     let (in_size, out_size) = arg_sizes(cmd);
     let user = UserPtr::from_addr(arg);
-    let mut kdata = KVec::new();
-    kdata.resize(in_size.max(out_size).max(FILL_DATA_SIZE), 0u8, GFP_KERNEL)?;
-    UserSlice::new(user, in_size)
-        .reader()
-        .read_slice(&mut kdata[..in_size])?;
-    let head: [u8; FILL_DATA_SIZE] = kdata[..FILL_DATA_SIZE].try_into().map_err(|_| EINVAL)?;
-    let mut data: FillData = zerocopy::transmute!(head);
-    let (dmabuf, fd, read) = pick(&data)?.fill(&data)?;
-    data.fd = fd.reserved_fd();
-    data.read = read.bytes;
-    data.flags = if read.direct { FILL_DIRECT } else { 0 };
-    let head: [u8; FILL_DATA_SIZE] = zerocopy::transmute!(data);
-    kdata[..FILL_DATA_SIZE].copy_from_slice(&head);
-    // Nothing leaks on a failed copy-out (as the allocation's).
-    UserSlice::new(user, out_size)
-        .writer()
-        .write_slice(&kdata[..out_size])?;
+    let (dmabuf, fd) = sized_arg::<FILL_DATA_SIZE, _>(user, in_size, out_size, |head| {
+        let mut data: FillData = zerocopy::transmute!(*head);
+        let (dmabuf, fd, read) = pick(&data)?.fill(&data)?;
+        data.fd = fd.reserved_fd();
+        data.read = read.bytes;
+        data.flags = if read.direct { FILL_DIRECT } else { 0 };
+        *head = zerocopy::transmute!(data);
+        Ok((dmabuf, fd))
+    })?;
     dmabuf.install(fd);
     Ok(0)
 }
@@ -448,22 +464,13 @@ impl HeapFile {
     /// read into a zeroed vector, only what the caller's size covers
     /// written back.
     fn ioctl_resized(&self, user: UserPtr, in_size: usize, out_size: usize) -> Result<isize> {
-        let mut kdata = KVec::new();
-        kdata.resize(in_size.max(out_size).max(ALLOC_DATA_SIZE), 0u8, GFP_KERNEL)?;
-        UserSlice::new(user, in_size)
-            .reader()
-            .read_slice(&mut kdata[..in_size])?;
-        let head: [u8; ALLOC_DATA_SIZE] =
-            kdata[..ALLOC_DATA_SIZE].try_into().map_err(|_| EINVAL)?;
-        let mut data: AllocationData = zerocopy::transmute!(head);
-        let (dmabuf, fd) = self.allocate(&data)?;
-        data.fd = fd.reserved_fd();
-        let head: [u8; ALLOC_DATA_SIZE] = zerocopy::transmute!(data);
-        kdata[..ALLOC_DATA_SIZE].copy_from_slice(&head);
-        // As above, nothing leaks on a failed copy-out.
-        UserSlice::new(user, out_size)
-            .writer()
-            .write_slice(&kdata[..out_size])?;
+        let (dmabuf, fd) = sized_arg::<ALLOC_DATA_SIZE, _>(user, in_size, out_size, |head| {
+            let mut data: AllocationData = zerocopy::transmute!(*head);
+            let (dmabuf, fd) = self.allocate(&data)?;
+            data.fd = fd.reserved_fd();
+            *head = zerocopy::transmute!(data);
+            Ok((dmabuf, fd))
+        })?;
         dmabuf.install(fd);
         Ok(0)
     }

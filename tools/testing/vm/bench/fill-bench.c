@@ -65,11 +65,13 @@ static uint64_t sums[ROUTES];
 /* The sum of the first word of every page of @p (@len bytes). */
 static uint64_t page_sum(const void *p, size_t len)
 {
-	uint64_t sum = 0;
+	uint64_t sum = 0, word;
 	size_t i;
 
-	for (i = 0; i < len; i += 4096)
-		sum += *(const volatile uint64_t *)((const char *)p + i) * (i / 4096 + 1);
+	for (i = 0; i < len; i += 4096) {
+		memcpy(&word, (const char *)p + i, sizeof(word));
+		sum += word * (i / 4096 + 1);
+	}
 	return sum;
 }
 static int failures, results;

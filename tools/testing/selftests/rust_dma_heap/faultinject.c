@@ -420,8 +420,10 @@ static bool holds(int fd, size_t len, const unsigned char *want, size_t n)
 
 /*
  * fail-nth = N, N = 1, 2, ..., over fills of 64 KiB and 1 MiB (+ 1 page
- * past the file's end) from a memfd, on every heap that fills: each call
- * fails ENOMEM or returns the file's bytes then zeros; nothing is left.
+ * past the file's end) from a memfd, on every heap that fills, each from a
+ * cgroup of its own: each call fails ENOMEM or returns the file's bytes
+ * then zeros; nothing is left (buffers, fds, memory, memcg and dmem
+ * charges).
  */
 TEST_F_TIMEOUT(inject, fill_fail_nth_sweep, SWEEP_TIMEOUT)
 {
@@ -452,8 +454,13 @@ TEST_F_TIMEOUT(inject, fill_fail_nth_sweep, SWEEP_TIMEOUT)
 		int heap = rdh_open_heap(names[h], O_RDONLY), bufs = rdh_bufinfo_count(names[h]);
 		unsigned long sw_injected = 0, sw_failed = 0;
 		unsigned int k, l;
+		bool in_cg;
+		char cg[64];
 
 		ASSERT_LE(0, heap) TH_LOG("%s: %s", names[h], strerror(errno));
+		/* In a cgroup of its own: the charges come back too. */
+		snprintf(cg, sizeof(cg), CGROUP_ROOT "/rdh-faultinject-fill-%d", h);
+		in_cg = !enter_cgroup(cg);
 		{
 			/* A heap that does not fill (no struct page) is refused first. */
 			struct rust_dma_heap_fill_data d = {
@@ -503,6 +510,19 @@ TEST_F_TIMEOUT(inject, fill_fail_nth_sweep, SWEEP_TIMEOUT)
 		failed += sw_failed;
 next_heap:
 		close(heap);
+		if (in_cg) {
+			long long charged = cgroup_charged(cg, false);
+			int tries;
+
+			EXPECT_EQ(0, cgroup_charged(cg, true)) TH_LOG("%s: dmem.current", names[h]);
+			for (tries = 0; tries < 50 && charged > 2 << 20; tries++) {
+				usleep(100000);
+				charged = cgroup_charged(cg, false);
+			}
+			EXPECT_GE(2 << 20, charged) TH_LOG("%s: memory.current %lld", names[h],
+							    charged);
+			leave_cgroup(cg);
+		}
 		EXPECT_EQ(bufs, rdh_bufinfo_count(names[h])) TH_LOG("%s", names[h]);
 		EXPECT_EQ(fds, rdh_count_fds()) TH_LOG("%s", names[h]);
 		mem2 = rdh_meminfo_wait("MemFree+pool", mem - slack, 5000);

@@ -113,22 +113,9 @@ impl HeapFile {
 
     /// `len` page-aligned, after the checks of `dma_heap_ioctl_allocate()`
     /// on the flags and length and ours on the heap's `max_alloc`.
+    #[inline]
     fn checked_len(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<usize> {
-        if fd_flags & !VALID_FD_FLAGS != 0 || heap_flags & !VALID_HEAP_FLAGS != 0 {
-            return Err(EINVAL);
-        }
-        // PAGE_ALIGN(); a length that wraps (or does not fit size_t) is 0.
-        let len = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_next_multiple_of(PAGE_SIZE))
-            .unwrap_or(0);
-        if len == 0 {
-            return Err(EINVAL);
-        }
-        if len as u64 > self.heap.usage().max_alloc() {
-            return Err(ENOMEM);
-        }
-        Ok(len)
+        checked_len(len, fd_flags, heap_flags, self.heap.usage().max_alloc())
     }
 
     /// A new buffer of `len` bytes, exported (the ioctl's and the
@@ -200,6 +187,29 @@ impl HeapFile {
         let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
         Ok((dmabuf, fd, read))
     }
+}
+
+/// `len` page-aligned, after the checks of `dma_heap_ioctl_allocate()` on
+/// the flags (`EINVAL`) and length (`EINVAL` for 0 or one that wraps when
+/// aligned), and ours against the heap's `max_alloc` (`ENOMEM`).
+#[inline]
+fn checked_len(len: u64, fd_flags: u32, heap_flags: u64, max_alloc: u64) -> Result<usize> {
+    if fd_flags & !VALID_FD_FLAGS != 0 || heap_flags & !VALID_HEAP_FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    // PAGE_ALIGN(); a length that wraps (or does not fit size_t) is 0.
+    let len = usize::try_from(len)
+        .ok()
+        .and_then(|l| l.checked_next_multiple_of(PAGE_SIZE))
+        .unwrap_or(0);
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    // CAST: usize is at most 64 bits on every architecture the kernel has.
+    if len as u64 > max_alloc {
+        return Err(ENOMEM);
+    }
+    Ok(len)
 }
 
 /// An ioctl's argument sizes in and out, as its direction bits say.
@@ -739,9 +749,14 @@ impl Registry {
                     pr_err!("heap {}: node not created ({:?})\n", name.name(), e);
                     continue;
                 }
-                // Capacity reserved above: cannot fail.
-                let _ = served.push((node.key(), file.clone()), GFP_KERNEL);
-                let _ = nodes.push(node, GFP_KERNEL);
+                // Room for every node and heap reserved above: neither
+                // push can fail (a node not kept would go, unserved).
+                let key = node.key();
+                if nodes.push_within_capacity(node).is_err()
+                    || served.push_within_capacity((key, file.clone())).is_err()
+                {
+                    pr_err!("heap {}: no room to keep its node\n", name.name());
+                }
             }
         }
         if served.is_empty() {
@@ -789,7 +804,9 @@ impl Registry {
             match done {
                 // Room reserved by the caller: cannot fail.
                 Ok(key) => {
-                    let _ = added.push((key, file.clone()), GFP_KERNEL);
+                    if added.push_within_capacity((key, file.clone())).is_err() {
+                        pr_err!("heap {}: added, but no room to list it\n", name.name());
+                    }
                 }
                 Err(e) if e == EEXIST => pr_info!(
                     "the kernel has a heap named {} already: ours not added\n",
@@ -807,5 +824,124 @@ impl Registry {
     /// How many heaps are served.
     pub(crate) fn len(&self) -> usize {
         self.served
+    }
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_uapi)]
+mod tests {
+    use super::*;
+    use kernel::ioctl::{_IO, _IOR, _IOW, _IOWR};
+
+    #[test]
+    fn arg_sizes_follow_direction() {
+        assert_eq!(
+            arg_sizes(_IOWR::<AllocationData>(DMA_HEAP_IOC_MAGIC, 0)),
+            (24, 24)
+        );
+        assert_eq!(
+            arg_sizes(_IOWR::<FillData>(DMA_HEAP_IOC_MAGIC, 0x40)),
+            (56, 56)
+        );
+        assert_eq!(
+            arg_sizes(_IOW::<AllocationData>(DMA_HEAP_IOC_MAGIC, 0)),
+            (24, 0)
+        );
+        assert_eq!(
+            arg_sizes(_IOR::<AllocationData>(DMA_HEAP_IOC_MAGIC, 0)),
+            (0, 24)
+        );
+        assert_eq!(arg_sizes(_IO(DMA_HEAP_IOC_MAGIC, 0)), (0, 0));
+        // An older, shorter struct; a newer, longer one.
+        assert_eq!(
+            arg_sizes(_IOWR::<[u8; 16]>(DMA_HEAP_IOC_MAGIC, 0)),
+            (16, 16)
+        );
+        assert_eq!(
+            arg_sizes(_IOWR::<[u8; 40]>(DMA_HEAP_IOC_MAGIC, 0)),
+            (40, 40)
+        );
+    }
+
+    #[test]
+    fn uapi_layouts() {
+        assert_eq!(core::mem::size_of::<AllocationData>(), 24);
+        assert_eq!(core::mem::offset_of!(AllocationData, fd), 8);
+        assert_eq!(core::mem::offset_of!(AllocationData, heap_flags), 16);
+        assert_eq!(core::mem::size_of::<FillData>(), 56);
+        assert_eq!(core::mem::offset_of!(FillData, offset), 24);
+        assert_eq!(core::mem::offset_of!(FillData, heap_fd), 36);
+        assert_eq!(core::mem::offset_of!(FillData, read), 48);
+    }
+
+    #[test]
+    fn len_is_page_aligned() {
+        assert_eq!(checked_len(1, 0, 0, u64::MAX), Ok(PAGE_SIZE));
+        assert_eq!(checked_len(PAGE_SIZE as u64, 0, 0, u64::MAX), Ok(PAGE_SIZE));
+        assert_eq!(
+            checked_len(PAGE_SIZE as u64 + 1, 0, 0, u64::MAX),
+            Ok(2 * PAGE_SIZE)
+        );
+    }
+
+    #[test]
+    fn len_zero_or_wrapping_is_einval() {
+        assert_eq!(checked_len(0, 0, 0, u64::MAX), Err(EINVAL));
+        assert_eq!(checked_len(u64::MAX, 0, 0, u64::MAX), Err(EINVAL));
+        assert_eq!(checked_len(u64::MAX - 1, 0, 0, u64::MAX), Err(EINVAL));
+    }
+
+    #[test]
+    fn flags_checked_as_upstream() {
+        let rw = bindings::O_RDWR | bindings::O_CLOEXEC;
+        assert_eq!(checked_len(1, rw, 0, u64::MAX), Ok(PAGE_SIZE));
+        assert_eq!(
+            checked_len(1, bindings::O_NONBLOCK, 0, u64::MAX),
+            Err(EINVAL)
+        );
+        assert_eq!(checked_len(1, 0, 1, u64::MAX), Err(EINVAL));
+        assert_eq!(checked_len(1, 0, 1 << 63, u64::MAX), Err(EINVAL));
+    }
+
+    #[test]
+    fn max_alloc_is_enomem() {
+        let max = 16 * PAGE_SIZE as u64;
+        assert_eq!(checked_len(max, 0, 0, max), Ok(16 * PAGE_SIZE));
+        assert_eq!(checked_len(max + 1, 0, 0, max), Err(ENOMEM));
+        assert_eq!(checked_len(1, 0, 0, 0), Err(ENOMEM));
+    }
+
+    #[test]
+    fn fill_span_fits_loff_t() {
+        assert_eq!(check_span(0, 4096), Ok(()));
+        assert_eq!(check_span(i64::MAX as u64 - 4096, 4096), Ok(()));
+        assert_eq!(check_span(i64::MAX as u64 - 4095, 4096), Err(EOVERFLOW));
+        assert_eq!(check_span(u64::MAX, 1), Err(EOVERFLOW));
+    }
+
+    /// `bytes` as a report writes them.
+    fn escaped(bytes: &[u8]) -> Result<KVec<u8>> {
+        struct Text(KVec<u8>);
+        impl Write for Text {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0
+                    .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+                    .map_err(|_| fmt::Error)
+            }
+        }
+        let mut text = Text(KVec::new());
+        write!(text, "{}", Escaped(bytes)).map_err(|_| ENOMEM)?;
+        Ok(text.0)
+    }
+
+    #[test]
+    fn escaped_text() -> Result {
+        assert_eq!(
+            &escaped(b"cam\\\0\tx\x7f\xff ok~")?[..],
+            b"cam\\134\\000\\011x\\177\\377 ok~"
+        );
+        assert_eq!(&escaped(b"")?[..], b"");
+        assert_eq!(&escaped(b"a\nb")?[..], b"a\\012b");
+        Ok(())
     }
 }

@@ -85,18 +85,16 @@ impl Choose for Sources {
             // The CPU first, or every device behind a merging IOMMU.
             return Ok((self.system.memory(len)?, c"system"));
         }
-        let mut err = ENOMEM;
-        for heap in self.cma.iter().filter(|h| h.reachable_by(devices)) {
-            if len as u64 > heap.usage().max_alloc() {
-                continue;
-            }
-            match heap.allocate_reserved(len, reserved) {
-                Ok(memory) => return Ok((memory, heap.static_name())),
-                // Killed: no further area.
-                Err(e) if e == EINTR => return Err(e),
-                Err(e) => err = e,
-            }
-        }
+        let err = match first_area(
+            &self.cma,
+            // CAST: usize is at most 64 bits.
+            |heap| heap.reachable_by(devices) && len as u64 <= heap.usage().max_alloc(),
+            |heap| heap.allocate_reserved(len, reserved),
+        ) {
+            Ok((memory, heap)) => return Ok((memory, heap.static_name())),
+            Err(e) if e == EINTR => return Err(e),
+            Err(e) => e,
+        };
         warn_ratelimited(fmt!(
             "rust_dma_heap: auto: no CMA area holds {} contiguous bytes {} reach\n",
             len,
@@ -111,6 +109,26 @@ impl Choose for Sources {
         let (memory, read) = self.system.loaded_memory(len, source, pos)?;
         Ok((memory, c"system", read))
     }
+}
+
+/// The memory `alloc` gives from the first of `areas` that `usable`
+/// admits and can hold it, with that area. A killed caller (`EINTR`) stops
+/// at the area it was killed in; otherwise the last failure's error is
+/// returned (`ENOMEM` when no area was usable).
+fn first_area<'a, A, M>(
+    areas: &'a [A],
+    mut usable: impl FnMut(&A) -> bool,
+    mut alloc: impl FnMut(&A) -> Result<M>,
+) -> Result<(M, &'a A)> {
+    let mut err = ENOMEM;
+    for area in areas.iter().filter(|&a| usable(a)) {
+        match alloc(area) {
+            Ok(memory) => return Ok((memory, area)),
+            Err(e) if e == EINTR => return Err(e),
+            Err(e) => err = e,
+        }
+    }
+    Err(err)
 }
 
 impl Heap for AutoHeap {
@@ -150,5 +168,77 @@ impl Heap for AutoHeap {
 
     fn deferred(&self) -> Option<Arc<dyn Choose>> {
         Some(self.sources.clone())
+    }
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_auto)]
+mod tests {
+    use super::*;
+
+    /// An area: whether the devices reach it, and what allocating from it
+    /// gives.
+    struct Area {
+        reached: bool,
+        gives: Result<u32>,
+    }
+
+    const fn area(reached: bool, gives: Result<u32>) -> Area {
+        Area { reached, gives }
+    }
+
+    /// The index of the area chosen, or the error; `tried` counts the
+    /// allocations asked for.
+    fn pick(areas: &[Area], tried: &mut u32) -> Result<u32> {
+        first_area(
+            areas,
+            |a| a.reached,
+            |a| {
+                *tried += 1;
+                a.gives
+            },
+        )
+        .map(|(m, _)| m)
+    }
+
+    #[test]
+    fn first_reachable_area_wins() {
+        let mut tried = 0;
+        let areas = [area(false, Ok(0)), area(true, Ok(1)), area(true, Ok(2))];
+        assert_eq!(pick(&areas, &mut tried), Ok(1));
+        assert_eq!(tried, 1);
+    }
+
+    #[test]
+    fn full_area_falls_through() {
+        let mut tried = 0;
+        let areas = [area(true, Err(ENOMEM)), area(true, Ok(1))];
+        assert_eq!(pick(&areas, &mut tried), Ok(1));
+        assert_eq!(tried, 2);
+    }
+
+    #[test]
+    fn killed_stops_the_search() {
+        let mut tried = 0;
+        let areas = [area(true, Err(EINTR)), area(true, Ok(1))];
+        assert_eq!(pick(&areas, &mut tried), Err(EINTR));
+        assert_eq!(tried, 1);
+    }
+
+    #[test]
+    fn last_error_when_all_fail() {
+        let mut tried = 0;
+        let areas = [area(true, Err(ENOMEM)), area(true, Err(EBUSY))];
+        assert_eq!(pick(&areas, &mut tried), Err(EBUSY));
+        assert_eq!(tried, 2);
+    }
+
+    #[test]
+    fn no_reachable_area_is_enomem() {
+        let mut tried = 0;
+        let areas = [area(false, Ok(0)), area(false, Ok(1))];
+        assert_eq!(pick(&areas, &mut tried), Err(ENOMEM));
+        assert_eq!(pick(&[], &mut tried), Err(ENOMEM));
+        assert_eq!(tried, 0);
     }
 }

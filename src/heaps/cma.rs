@@ -180,3 +180,20 @@ impl Heap for CmaHeap {
         true
     }
 }
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_cma_order)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_as_get_order() {
+        assert_eq!(order_of(1), 0);
+        assert_eq!(order_of(PAGE_SIZE), 0);
+        assert_eq!(order_of(PAGE_SIZE + 1), 1);
+        assert_eq!(order_of(3 * PAGE_SIZE), 2);
+        assert_eq!(order_of(4 * PAGE_SIZE), 2);
+        assert_eq!(order_of(256 * PAGE_SIZE), 8);
+        assert_eq!(order_of(257 * PAGE_SIZE), 9);
+    }
+}

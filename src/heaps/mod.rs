@@ -126,3 +126,38 @@ impl Usage {
         Ok(())
     }
 }
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_limits)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_alloc_starts_at_the_size() {
+        let usage = Usage::new(1 << 30);
+        assert_eq!(usage.size(), 1 << 30);
+        assert_eq!(usage.max_alloc(), 1 << 30);
+    }
+
+    #[test]
+    fn max_alloc_up_to_the_size() {
+        let usage = Usage::new(1 << 30);
+        assert_eq!(usage.set_max_alloc(1 << 20), Ok(()));
+        assert_eq!(usage.max_alloc(), 1 << 20);
+        assert_eq!(usage.set_max_alloc(1 << 30), Ok(()));
+        assert_eq!(usage.max_alloc(), 1 << 30);
+        // 0: every allocation refused.
+        assert_eq!(usage.set_max_alloc(0), Ok(()));
+        assert_eq!(usage.max_alloc(), 0);
+    }
+
+    #[test]
+    fn max_alloc_above_the_size_is_einval() {
+        let usage = Usage::new(1 << 30);
+        assert_eq!(usage.set_max_alloc(1 << 20), Ok(()));
+        assert_eq!(usage.set_max_alloc((1 << 30) + 1), Err(EINVAL));
+        assert_eq!(usage.set_max_alloc(u64::MAX), Err(EINVAL));
+        // Unchanged by a refused write.
+        assert_eq!(usage.max_alloc(), 1 << 20);
+    }
+}

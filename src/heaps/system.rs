@@ -99,10 +99,7 @@ impl SystemHeap {
         max_order: u32,
         pooled: bool,
     ) -> Result<Option<(F, u32)>> {
-        for &order in ORDERS
-            .iter()
-            .filter(|&&order| order <= max_order && remaining >= PAGE_SIZE << order)
-        {
+        for order in fitting_orders(remaining, max_order) {
             if pooled {
                 if let Some(run) = self.pool.take(order)? {
                     return Ok(Some((F::from_zeroed(run), order)));
@@ -188,6 +185,16 @@ impl SystemHeap {
     }
 }
 
+/// The block orders of [`ORDERS`] to try, largest first, for `remaining`
+/// bytes when blocks of `max_order` at most are wanted (a buffer's blocks
+/// never grow: after a smaller block, only that order or less).
+#[inline(always)]
+fn fitting_orders(remaining: usize, max_order: u32) -> impl Iterator<Item = u32> {
+    ORDERS
+        .into_iter()
+        .filter(move |&order| order <= max_order && remaining >= PAGE_SIZE << order)
+}
+
 impl Heap for SystemHeap {
     fn name(&self) -> &CStr {
         c"system"
@@ -240,5 +247,69 @@ impl Drop for SystemHeap {
         // The last buffers may have queued the worker: it finishes before
         // the module's code goes.
         self.pool.flush();
+    }
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_orders)]
+mod tests {
+    use super::*;
+
+    /// The orders of a buffer of `len` bytes when every block comes:
+    /// largest first, never larger than the previous one.
+    fn plan(len: usize) -> Result<KVec<u32>> {
+        let mut orders = KVec::new();
+        let (mut remaining, mut max) = (len, ORDERS[0]);
+        while let Some(order) = fitting_orders(remaining, max).next() {
+            orders.push(order, GFP_KERNEL)?;
+            remaining -= PAGE_SIZE << order;
+            max = order;
+        }
+        assert_eq!(remaining, 0);
+        Ok(orders)
+    }
+
+    #[test]
+    fn orders_largest_first() {
+        assert_eq!(ORDERS, [8, 4, 0]);
+        // Every pooled order is an allocation order.
+        assert!(POOLED.iter().all(|o| ORDERS.contains(o)));
+    }
+
+    #[test]
+    fn fitting_one_page() {
+        let mut it = fitting_orders(PAGE_SIZE, 8);
+        assert_eq!(it.next(), Some(0));
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn fitting_respects_max_order() {
+        let mut it = fitting_orders(4 << 20, 4);
+        assert_eq!(it.next(), Some(4));
+        assert_eq!(it.next(), Some(0));
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn fitting_nothing_below_a_page() {
+        assert_eq!(fitting_orders(PAGE_SIZE - 1, 8).next(), None);
+        assert_eq!(fitting_orders(0, 8).next(), None);
+    }
+
+    #[test]
+    fn plans_of_sizes() -> Result {
+        assert_eq!(&plan(PAGE_SIZE)?[..], &[0]);
+        assert_eq!(&plan(16 * PAGE_SIZE)?[..], &[4]);
+        assert_eq!(&plan(17 * PAGE_SIZE)?[..], &[4, 0]);
+        assert_eq!(&plan(256 * PAGE_SIZE)?[..], &[8]);
+        assert_eq!(&plan(3 * 256 * PAGE_SIZE)?[..], &[8, 8, 8]);
+        assert_eq!(&plan((256 + 32 + 3) * PAGE_SIZE)?[..], &[8, 4, 4, 0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn pooled_threshold_is_smallest_pooled_block() {
+        assert_eq!(PAGE_SIZE << POOLED[POOLED.len() - 1], 16 * PAGE_SIZE);
     }
 }

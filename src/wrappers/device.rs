@@ -32,9 +32,19 @@ pub(super) unsafe fn reaches(dev: NonNull<bindings::device>, phys: u64, len: u64
     }
     // SAFETY: as above; `dma_mask` points into the live device.
     let mask = unsafe { *mask };
-    let limit = if limit == 0 { mask } else { mask.min(limit) };
     // SAFETY: a live device; a pure address translation.
     let dma = unsafe { ffi_helpers::rdh_phys_to_dma(dev, phys) };
+    within(dma, len, mask, limit)
+}
+
+/// Whether the `len` (non-zero) bytes of DMA addresses from `dma` lie under
+/// a device's DMA `mask` and its bus limit (`bus_limit`, 0 for none).
+fn within(dma: u64, len: u64, mask: u64, bus_limit: u64) -> bool {
+    let limit = if bus_limit == 0 {
+        mask
+    } else {
+        mask.min(bus_limit)
+    };
     dma.checked_add(len - 1).is_some_and(|end| end <= limit)
 }
 
@@ -112,14 +122,44 @@ impl Devices<'_> {
 impl kernel::fmt::Display for Names<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, dev) in self.0.list.iter().enumerate() {
-            // SAFETY: a live device (type invariant of `Devices`); its name
-            // is a NUL-terminated string it owns.
-            let name = unsafe {
-                kernel::str::CStr::from_char_ptr(ffi_helpers::rdh_dev_name(dev.as_ptr()))
-            };
+            // SAFETY: a live device (type invariant of `Devices`) for as
+            // long as the reference is used.
+            let dev: &kernel::device::Device =
+                unsafe { kernel::device::Device::from_raw(dev.as_ptr()) };
             let sep = if i > 0 { " " } else { "" };
-            write!(f, "{sep}{}", name.to_str().unwrap_or("?"))?;
+            write!(f, "{sep}{}", dev.name().to_str().unwrap_or("?"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_reach)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+    const MASK32: u64 = u32::MAX as u64;
+
+    #[test]
+    fn under_a_32_bit_mask() {
+        assert!(within(0, 4096, MASK32, 0));
+        assert!(within(4 * GIB - 4096, 4096, MASK32, 0));
+        assert!(!within(4 * GIB - 4096, 4097, MASK32, 0));
+        assert!(!within(4 * GIB, 4096, MASK32, 0));
+    }
+
+    #[test]
+    fn bus_limit_below_the_mask() {
+        assert!(within(GIB - 4096, 4096, u64::MAX, GIB - 1));
+        assert!(!within(GIB, 4096, u64::MAX, GIB - 1));
+        // A bus limit above the mask does not widen it.
+        assert!(!within(4 * GIB, 4096, MASK32, u64::MAX));
+    }
+
+    #[test]
+    fn end_of_the_address_space() {
+        assert!(within(u64::MAX - 4095, 4096, u64::MAX, 0));
+        assert!(!within(u64::MAX - 4095, 4097, u64::MAX, 0));
     }
 }

@@ -134,8 +134,15 @@ impl Resv {
     ///
     /// As for [`Self::lock`].
     unsafe fn try_lock(dmabuf: NonNull<bindings::dma_buf>) -> Option<Self> {
-        // SAFETY: a live dma-buf (caller), so its `resv` is valid.
-        let taken = unsafe { ffi_helpers::rdh_dma_resv_trylock((*dmabuf.as_ptr()).resv) };
+        // SAFETY: a live dma-buf (caller), so its `resv` is valid;
+        // `dma_resv_trylock()`: the lock's `ww_mutex`, without an acquire
+        // context.
+        let taken = unsafe {
+            bindings::ww_mutex_trylock(
+                &raw mut (*(*dmabuf.as_ptr()).resv).lock,
+                core::ptr::null_mut(),
+            )
+        } != 0;
         // INVARIANT: taken here, released in `drop`.
         taken.then_some(Self {
             dmabuf,
@@ -1066,7 +1073,7 @@ impl<T: Exporter> VTable<T> {
                 Resv::held(Self::live((*att).dmabuf)),
             )
         };
-        match this.map(&mut resv, a, dma_dir_from_raw(dir)) {
+        match dma_dir_from_raw(dir).and_then(|dir| this.map(&mut resv, a, dir)) {
             Ok(sgt) => sgt,
             Err(e) => e.to_ptr(),
         }
@@ -1121,7 +1128,10 @@ impl<T: Exporter> VTable<T> {
         // SAFETY: called by the dma-buf core on our live dma-buf, without
         // its reservation lock (`dma_buf_begin_cpu_access` may take it).
         let done = unsafe {
-            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dma_dir_from_raw(dir), true)
+            let Ok(dir) = dma_dir_from_raw(dir) else {
+                return EINVAL.to_errno();
+            };
+            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dir, true)
         };
         match done {
             Ok(()) => 0,
@@ -1138,7 +1148,10 @@ impl<T: Exporter> VTable<T> {
     ) -> ffi::c_int {
         // SAFETY: as in `begin_cpu_access`.
         let done = unsafe {
-            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dma_dir_from_raw(dir), false)
+            let Ok(dir) = dma_dir_from_raw(dir) else {
+                return EINVAL.to_errno();
+            };
+            Self::exported(dmabuf).cpu_access(Self::live(dmabuf), dir, false)
         };
         match done {
             Ok(()) => 0,

@@ -212,19 +212,9 @@ void rdh_sg_set_dma(struct scatterlist *sg, dma_addr_t addr, unsigned int len)
 	sg_dma_len(sg) = len;
 }
 
-bool rdh_dma_resv_trylock(struct dma_resv *obj)
-{
-	return dma_resv_trylock(obj);
-}
-
 void rdh_warn_ratelimited(const char *msg)
 {
 	pr_warn_ratelimited("%s", msg);
-}
-
-const char *rdh_dev_name(const struct device *dev)
-{
-	return dev_name(dev);
 }
 
 dma_addr_t rdh_phys_to_dma(struct device *dev, phys_addr_t phys)

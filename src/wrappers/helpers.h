@@ -29,8 +29,6 @@ const char *rdh_class_name(void);
 const char *rdh_mode(void);
 unsigned long rdh_cma_pages(const struct cma *cma);
 void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end);
-const char *rdh_dev_name(const struct device *dev);
-bool rdh_dma_resv_trylock(struct dma_resv *obj);
 void rdh_warn_ratelimited(const char *msg);
 pid_t rdh_current_owner(char buf[16]);
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);

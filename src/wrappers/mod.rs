@@ -66,8 +66,6 @@ mod ffi_helpers {
             base: *mut bindings::phys_addr_t,
             end: *mut bindings::phys_addr_t,
         );
-        pub(super) fn rdh_dev_name(dev: *const bindings::device) -> *const ffi::c_char;
-        pub(super) fn rdh_dma_resv_trylock(obj: *mut bindings::dma_resv) -> bool;
         pub(super) fn rdh_warn_ratelimited(msg: *const ffi::c_char);
         pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;
         pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;
@@ -364,17 +362,20 @@ pub(crate) fn memcg_charges_current() -> bool {
     unsafe { ffi_helpers::rdh_memcg_charges_current() }
 }
 
-/// Converts a raw DMA direction from C into the Rust enum.
-fn dma_dir_from_raw(dir: bindings::dma_data_direction) -> kernel::dma::DataDirection {
+/// A DMA direction from C as the Rust enum: `EINVAL` for `DMA_NONE` and
+/// any value that is no direction (mapping or syncing with either would
+/// trip the DMA API's `BUG_ON(!valid_dma_direction(dir))`).
+fn dma_dir_from_raw(
+    dir: bindings::dma_data_direction,
+) -> kernel::error::Result<kernel::dma::DataDirection> {
+    use bindings::dma_data_direction as raw;
     use kernel::dma::DataDirection;
-    if dir == bindings::dma_data_direction::DMA_TO_DEVICE {
-        DataDirection::ToDevice
-    } else if dir == bindings::dma_data_direction::DMA_FROM_DEVICE {
-        DataDirection::FromDevice
-    } else if dir == bindings::dma_data_direction::DMA_NONE {
-        DataDirection::None
-    } else {
-        DataDirection::Bidirectional
+    use kernel::error::code::EINVAL;
+    match dir {
+        raw::DMA_BIDIRECTIONAL => Ok(DataDirection::Bidirectional),
+        raw::DMA_TO_DEVICE => Ok(DataDirection::ToDevice),
+        raw::DMA_FROM_DEVICE => Ok(DataDirection::FromDevice),
+        _ => Err(EINVAL),
     }
 }
 
@@ -412,4 +413,27 @@ fn errno(ret: ffi::c_int) -> kernel::error::Result {
         return Err(kernel::error::Error::from_errno(ret));
     }
     Ok(())
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kernel::macros::kunit_tests(rust_dma_heap_dma_dir)]
+mod tests {
+    use super::*;
+    use bindings::dma_data_direction as raw;
+    use kernel::dma::DataDirection;
+    use kernel::error::code::EINVAL;
+
+    #[test]
+    fn directions_map_one_to_one() {
+        assert!(dma_dir_from_raw(raw::DMA_BIDIRECTIONAL) == Ok(DataDirection::Bidirectional));
+        assert!(dma_dir_from_raw(raw::DMA_TO_DEVICE) == Ok(DataDirection::ToDevice));
+        assert!(dma_dir_from_raw(raw::DMA_FROM_DEVICE) == Ok(DataDirection::FromDevice));
+    }
+
+    #[test]
+    fn no_direction_is_einval() {
+        assert!(dma_dir_from_raw(raw::DMA_NONE) == Err(EINVAL));
+        // A value C could pass that is no direction.
+        assert!(dma_dir_from_raw(raw(7)) == Err(EINVAL));
+    }
 }

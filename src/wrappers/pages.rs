@@ -860,3 +860,85 @@ impl CleanBlocks {
             .map(|run| unsafe { Zeroed::new_unchecked(run) })
     }
 }
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_block_stack)]
+mod tests {
+    use super::*;
+
+    fn block(order: u32) -> Result<PageRun> {
+        Ok(PageRun::alloc_buddy(order, Effort::Normal, false)
+            .ok_or(ENOMEM)?
+            .into_inner())
+    }
+
+    #[test]
+    fn last_in_first_out() -> Result {
+        let mut stack = BlockStack::new(0);
+        let (a, b) = (block(0)?, block(0)?);
+        let (pa, pb) = (a.pfn(), b.pfn());
+        assert!(stack.push(a).is_ok());
+        assert!(stack.push(b).is_ok());
+        assert_eq!(stack.len(), 2);
+        let first = stack.pop().ok_or(EINVAL)?;
+        let second = stack.pop().ok_or(EINVAL)?;
+        assert_eq!((first.pfn(), second.pfn()), (pb, pa));
+        assert!(stack.pop().is_none());
+        assert_eq!(stack.len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn popped_block_is_whole_and_unlinked() -> Result {
+        let mut stack = BlockStack::new(4);
+        let run = block(4)?;
+        let pfn = run.pfn();
+        assert!(stack.push(run).is_ok());
+        assert!(stack.push(block(4)?).is_ok());
+        // The bottom block: its link was 0 when pushed.
+        stack.pop();
+        let run = stack.pop().ok_or(EINVAL)?;
+        assert_eq!((run.pfn(), run.order(), run.count()), (pfn, Some(4), 16));
+        // SAFETY: the block is `run`'s; reading its first page's field.
+        let private = unsafe { (*run.page(0)).__bindgen_anon_1.__bindgen_anon_1.private };
+        assert_eq!(private, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn other_order_is_given_back() -> Result {
+        let mut stack = BlockStack::new(0);
+        let run = block(1)?;
+        let pfn = run.pfn();
+        match stack.push(run) {
+            Err(back) => assert_eq!(back.pfn(), pfn),
+            Ok(()) => assert!(false),
+        }
+        assert_eq!(stack.len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn clean_blocks_keep_the_proof() -> Result {
+        let mut clean = CleanBlocks::new(0);
+        let run = PageRun::alloc_buddy(0, Effort::Normal, false).ok_or(ENOMEM)?;
+        let pfn = run.pfn();
+        assert!(clean.push(run).is_ok());
+        let back: Zeroed<PageRun> = clean.pop().ok_or(EINVAL)?;
+        assert_eq!(back.pfn(), pfn);
+        assert!(clean.pop().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn dirty_blocks_come_back_dirty() -> Result {
+        let mut dirty = DirtyBlocks::new(0);
+        assert!(dirty.push(block(0)?).is_ok());
+        assert_eq!(dirty.len(), 1);
+        let run: Dirty<PageRun> = dirty.pop().ok_or(EINVAL)?;
+        let zeroed = run.zero()?;
+        assert_eq!(zeroed.order(), Some(0));
+        assert_eq!(dirty.len(), 0);
+        Ok(())
+    }
+}

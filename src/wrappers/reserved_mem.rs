@@ -17,7 +17,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     bindings,
-    bitmap::BitmapVec,
+    bitmap::{Bitmap, BitmapVec},
     ffi, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -247,19 +247,11 @@ impl Region {
     pub(crate) fn from_param(param: CarveoutParam) -> Result<Option<Arc<Self>>> {
         let text = param.0.to_str().map_err(|_| EINVAL)?;
         let param = text.trim();
-        if param.is_empty() {
+        let Some((size, base)) = parse_carveout(param)? else {
             return Ok(None);
-        }
-        let (size, base) = param.split_once('@').ok_or(EINVAL)?;
-        let (size, base) = (memparse(size)?, memparse(base)?);
-        if size == 0 {
-            return Err(EINVAL);
-        }
+        };
         let name = CString::try_from_fmt(fmt!("carveout@{:x}", base))?;
-        let last = base
-            .checked_add(size)
-            .and_then(|e| e.checked_sub(1))
-            .ok_or(EINVAL)?;
+        let last = base + (size - 1);
         let len = usize::try_from(size).map_err(|_| EINVAL)?;
         if range_is_system_ram(base, len) {
             pr_err!(
@@ -330,22 +322,7 @@ impl Region {
         }
         let count = len / PAGE_SIZE;
         let mut used = self.used.lock();
-        let pages = used.len();
-        let mut start = 0;
-        loop {
-            // (`next_zero_bit` wants a start inside the bitmap.)
-            if start >= pages {
-                return Err(ENOMEM);
-            }
-            start = used.next_zero_bit(start).ok_or(ENOMEM)?;
-            if start + count > pages {
-                return Err(ENOMEM);
-            }
-            match used.next_bit(start) {
-                Some(b) if b < start + count => start = b + 1,
-                _ => break,
-            }
-        }
+        let start = first_fit(&used, count).ok_or(ENOMEM)?;
         for p in start..start + count {
             used.set_bit(p);
         }
@@ -358,6 +335,41 @@ impl Region {
             len,
         }))
     }
+}
+
+/// The first run of `count` (non-zero) clear bits of `used`, lowest first.
+fn first_fit(used: &Bitmap, count: usize) -> Option<usize> {
+    let bits = used.len();
+    let mut start = 0;
+    loop {
+        // (`next_zero_bit` wants a start inside the bitmap.)
+        if start >= bits {
+            return None;
+        }
+        start = used.next_zero_bit(start)?;
+        if start.checked_add(count)? > bits {
+            return None;
+        }
+        match used.next_bit(start) {
+            Some(b) if b < start + count => start = b + 1,
+            _ => return Some(start),
+        }
+    }
+}
+
+/// `carveout=<size>@<base>` (trimmed) as `(size, base)`: `None` for an
+/// empty parameter, `EINVAL` for anything malformed, a size of 0 or a
+/// range that wraps the address space.
+fn parse_carveout(text: &str) -> Result<Option<(u64, u64)>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let (size, base) = text.split_once('@').ok_or(EINVAL)?;
+    let (size, base) = (memparse(size)?, memparse(base)?);
+    if size == 0 || base.checked_add(size - 1).is_none() {
+        return Err(EINVAL);
+    }
+    Ok(Some((size, base)))
 }
 
 /// The `carveout` module parameter (declared in `helpers.c`), as root wrote
@@ -583,4 +595,113 @@ fn reserved_nodes() -> Result<KVec<ReservedNode>> {
         ffi_helpers::rdh_of_node_put(root);
     }
     result.map(|()| nodes)
+}
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kunit_tests(rust_dma_heap_carveout)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memparse_suffixes_and_bases() {
+        assert_eq!(memparse("4096"), Ok(4096));
+        assert_eq!(memparse("4K"), Ok(4096));
+        assert_eq!(memparse("16M"), Ok(16 << 20));
+        assert_eq!(memparse("1G"), Ok(1 << 30));
+        assert_eq!(memparse("0xb4000000"), Ok(0xb400_0000));
+        assert_eq!(memparse(" 0x10 "), Ok(16));
+    }
+
+    #[test]
+    fn memparse_rejects_junk() {
+        assert_eq!(memparse(""), Err(EINVAL));
+        assert_eq!(memparse("16Q"), Err(EINVAL));
+        assert_eq!(memparse("abc"), Err(EINVAL));
+        assert_eq!(memparse("1M2"), Err(EINVAL));
+        // 32 bytes or more: longer than any number.
+        assert_eq!(memparse("00000000000000000000000000000001"), Err(EINVAL));
+    }
+
+    #[test]
+    fn carveout_empty_is_none() {
+        assert_eq!(parse_carveout(""), Ok(None));
+    }
+
+    #[test]
+    fn carveout_size_at_base() {
+        assert_eq!(
+            parse_carveout("16M@0xb4000000"),
+            Ok(Some((16 << 20, 0xb400_0000)))
+        );
+        assert_eq!(parse_carveout("4K@3G"), Ok(Some((4096, 3 << 30))));
+    }
+
+    #[test]
+    fn carveout_malformed() {
+        assert_eq!(parse_carveout("16M"), Err(EINVAL));
+        assert_eq!(parse_carveout("16M@"), Err(EINVAL));
+        assert_eq!(parse_carveout("@0x1000"), Err(EINVAL));
+        assert_eq!(parse_carveout("16M@0x1000@0x2000"), Err(EINVAL));
+    }
+
+    #[test]
+    fn carveout_zero_size() {
+        assert_eq!(parse_carveout("0@0xb4000000"), Err(EINVAL));
+    }
+
+    #[test]
+    fn carveout_range_wraps() {
+        assert_eq!(parse_carveout("8K@0xfffffffffffff000"), Err(EINVAL));
+        // The last page of the address space is a range.
+        assert_eq!(
+            parse_carveout("4K@0xfffffffffffff000"),
+            Ok(Some((4096, 0xffff_ffff_ffff_f000)))
+        );
+    }
+
+    fn bitmap(bits: usize, set: &[usize]) -> Result<BitmapVec> {
+        let mut b = BitmapVec::new(bits, GFP_KERNEL)?;
+        for &i in set {
+            b.set_bit(i);
+        }
+        Ok(b)
+    }
+
+    #[test]
+    fn first_fit_empty_region() -> Result {
+        let b = bitmap(16, &[])?;
+        assert_eq!(first_fit(&b, 1), Some(0));
+        assert_eq!(first_fit(&b, 16), Some(0));
+        assert_eq!(first_fit(&b, 17), None);
+        Ok(())
+    }
+
+    #[test]
+    fn first_fit_skips_short_holes() -> Result {
+        // Free: 2, 5..8, 12..16.
+        let b = bitmap(16, &[0, 1, 3, 4, 8, 9, 10, 11])?;
+        assert_eq!(first_fit(&b, 1), Some(2));
+        assert_eq!(first_fit(&b, 2), Some(5));
+        assert_eq!(first_fit(&b, 3), Some(5));
+        assert_eq!(first_fit(&b, 4), Some(12));
+        assert_eq!(first_fit(&b, 5), None);
+        Ok(())
+    }
+
+    #[test]
+    fn first_fit_full_region() -> Result {
+        let b = bitmap(4, &[0, 1, 2, 3])?;
+        assert_eq!(first_fit(&b, 1), None);
+        Ok(())
+    }
+
+    #[test]
+    fn first_fit_at_the_end() -> Result {
+        let b = bitmap(8, &[0, 1, 2, 3, 4])?;
+        assert_eq!(first_fit(&b, 3), Some(5));
+        assert_eq!(first_fit(&b, 4), None);
+        // A huge count does not wrap.
+        assert_eq!(first_fit(&b, usize::MAX), None);
+        Ok(())
+    }
 }

@@ -36,6 +36,17 @@ cases=(
 	"oops on console|1|${good/\#\#\# RDH-DONE/[    2.0] Internal error: Oops: 96000004}"
 	"kCFI report|1|${good/rust_dma_heap: loaded/CFI failure at dma_buf_release+0x50/0xc0 (target: x+0x0/0xd0 [rust_dma_heap]; expected type: 0x5e3d944f)}"
 	"BUG_ON|1|${good/rust_dma_heap: loaded/kernel BUG at mm/slub.c:1!}"
+	"KUnit failure at a reload|1|${good/rust_dma_heap: loaded/    # first_fit_empty_region: ASSERTION FAILED at src\/wrappers\/reserved_mem.rs:1}"
+	"skip-all program|0|${good/\#\#\# RDH-DMESG-BEGIN/\#\#\# RDH-BEGIN s
+TAP version 13
+1..0 \# SKIP no suites
+\#\#\# RDH-END s rc=4
+\#\#\# RDH-DMESG-BEGIN}"
+	"skip-all exiting 1|1|${good/\#\#\# RDH-DMESG-BEGIN/\#\#\# RDH-BEGIN s
+TAP version 13
+1..0 \# SKIP no suites
+\#\#\# RDH-END s rc=1
+\#\#\# RDH-DMESG-BEGIN}"
 	"shadow call stack|1|${good/rust_dma_heap: loaded/Kernel panic - not syncing: corrupted shadow stack detected inside scheduler}"
 )
 n=0 fail=0

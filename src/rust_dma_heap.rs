@@ -99,10 +99,16 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
             cma.push(heap, GFP_KERNEL)?;
         }
     }
+    // Without a CMA area, `auto` could only ever give system pages, and
+    // fail every device that needs one contiguous range: not registered.
     #[cfg(CONFIG_RUST_DMA_HEAP_AUTO)]
     if let Some(system) = system {
-        let heap = heaps::auto::AutoHeap::new(system, &cma)?;
-        all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+        if cma.is_empty() {
+            pr_info!("no CMA area: auto not registered\n");
+        } else {
+            let heap = heaps::auto::AutoHeap::new(system, &cma)?;
+            all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
     }
     #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
     if module_parameters::carveout_heaps.value() {

@@ -49,6 +49,7 @@ build() { # m|y
 		grep -qx "CONFIG_RUST_DMA_HEAP=$1" "$out/.config" &&
 		grep -qx "CONFIG_RUST_DMA_HEAP_CMA=y" "$out/.config" &&
 		grep -qx "CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED=y" "$out/.config" &&
+		grep -qx "CONFIG_RUST_DMA_HEAP_KUNIT_TEST=y" "$out/.config" &&
 		make -C "$TREE" O="$out" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE" -j"$(nproc)" \
 			prepare &&
 		make -C "$TREE" O="$out" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE" -j"$(nproc)" \

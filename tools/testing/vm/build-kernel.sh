@@ -14,7 +14,7 @@ set -euo pipefail
 
 VARIANT=${1:-main}
 KSRC=$CACHE/src/linux-$KVER
-[ -f "$KSRC/.rdh-extracted" ] || die "no kernel source in $KSRC: run setup.sh"
+[ -f "$KSRC/.rdh-extracted" ] || die "no kernel source in $KSRC: run scripts/setup.sh"
 
 frags=("$VM_DIR/configs/base.config" "$VM_DIR/configs/$ARCH.config")
 IFS=+ read -r -a parts <<<"$VARIANT"

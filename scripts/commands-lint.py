@@ -19,9 +19,9 @@ import subprocess
 import sys
 
 REPO = sys.argv[1]
-VM = os.path.join(REPO, "tools/testing/vm")
-REQ = os.path.join(VM, "requirements")
-SETUP = os.path.join(VM, "setup.sh")
+SCRIPTS = os.path.join(REPO, "scripts")
+REQ = os.path.join(SCRIPTS, "requirements")
+SETUP = os.path.join(SCRIPTS, "setup.sh")
 
 # Run inside the guest by busybox, not on the host.
 GUEST = {"tools/testing/vm/initramfs/init", "tools/testing/vm/bench/trace.sh",
@@ -149,7 +149,7 @@ def functions(node, out):
 
 def scripts():
     shell, py = [], []
-    for top in ("tools/testing/vm", ".ci"):
+    for top in ("scripts", "tools/testing/vm", ".ci"):
         for d, _, files in os.walk(os.path.join(REPO, top)):
             for f in sorted(files):
                 path = os.path.join(d, f)
@@ -208,7 +208,7 @@ def main():
 
     for cmd, where in sorted(found.items()):
         if cmd not in req:
-            problems.append(f"{where}: calls '{cmd}', which tools/testing/vm/requirements "
+            problems.append(f"{where}: calls '{cmd}', which scripts/requirements "
                             "does not list (set-up would not install it)")
 
     setup = open(SETUP).read()

@@ -9,7 +9,7 @@
 #
 # Usage: lint.sh KBUILD KSRC WORKDIR
 set -uo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../tools/testing/vm/lib.sh"
 KBUILD=$1 KSRC=$2 W=$3
 mkdir -p "$W"
 
@@ -46,14 +46,14 @@ else
 	result not-ok "make CLIPPY=1: no warnings" "$W/clippy.short"
 fi
 
-if python3 "$VM_DIR/rustdoc-module.py" "$W/clippy/src/.rust_dma_heap.o.cmd" "$W/rustdoc" \
+if python3 "$REPO/scripts/rustdoc-module.py" "$W/clippy/src/.rust_dma_heap.o.cmd" "$W/rustdoc" \
 	>"$W/rustdoc.log" 2>&1; then
 	result ok "rustdoc (private items, -D warnings)"
 else
 	result not-ok "rustdoc (private items, -D warnings)" "$W/rustdoc.log"
 fi
 
-cfiles=$(cd "$REPO" && find src samples tools/testing/selftests tools/testing/vm -name '*.[ch]' | sort)
+cfiles=$(cd "$REPO" && find src samples scripts tools/testing/selftests tools/testing/vm -name '*.[ch]' | sort)
 if (cd "$REPO" && "$KSRC/scripts/checkpatch.pl" --no-tree --quiet -f $cfiles) \
 	>"$W/checkpatch.log" 2>&1; then
 	result ok "checkpatch on all C"
@@ -108,13 +108,13 @@ else
 fi
 # Every external command the bench's scripts call is installed by set-up
 # (./requirements) or part of the base system.
-if python3 "$VM_DIR/commands-lint.py" "$REPO" >"$W/commands.log" 2>&1; then
+if python3 "$REPO/scripts/commands-lint.py" "$REPO" >"$W/commands.log" 2>&1; then
 	result ok "external commands: all in requirements, all provided"
 else
 	result not-ok "external commands: all in requirements, all provided" "$W/commands.log"
 fi
 # The module's layers depend one way, without cycles.
-if python3 "$VM_DIR/layers-lint.py" "$REPO" >"$W/layers.log" 2>&1; then
+if python3 "$REPO/scripts/layers-lint.py" "$REPO" >"$W/layers.log" 2>&1; then
 	result ok "layers: entry > registry > heaps > buffer > wrappers, no cycles"
 else
 	result not-ok "layers: entry > registry > heaps > buffer > wrappers, no cycles" "$W/layers.log"

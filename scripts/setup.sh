@@ -4,7 +4,7 @@
 # Install everything the test bench needs on a Debian 12 (bookworm) machine.
 # Idempotent: a second run installs nothing and takes a few seconds.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../tools/testing/vm/lib.sh"
 
 BINDGEN_VERSION=0.73.0
 
@@ -12,7 +12,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 # What to install, and every command that must run afterwards: ./requirements.
-REQ=$VM_DIR/requirements
+REQ=$REPO/scripts/requirements
 req_rows() { # provider-kind: the names after "kind:" in the provider column
 	awk -v k="$1:" '!/^#/ && NF == 2 && index($2, k) == 1 { print substr($2, length(k) + 1) }' "$REQ" |
 		sort -u

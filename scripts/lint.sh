@@ -26,7 +26,7 @@ result() { # ok|not-ok name [details file]
 
 echo "### RDH-BEGIN lint"
 echo "TAP version 13"
-echo "1..10"
+echo "1..11"
 rs=$(find "$REPO/src" -name '*.rs' | sort)
 if rustfmt --edition 2021 --config-path "$KSRC/.rustfmt.toml" --check $rs >"$W/rustfmt.log" 2>&1; then
 	result ok "rustfmt (kernel .rustfmt.toml)"
@@ -105,6 +105,13 @@ EOF
 	result ok "Documentation: reStructuredText without warnings"
 else
 	result not-ok "Documentation: reStructuredText without warnings" "$W/rst.log"
+fi
+# The benchmark report's summary is what the committed CSV says.
+if python3 "$REPO/tools/testing/vm/bench/summary.py" "$REPO/Documentation/benchmark" --check \
+	>"$W/summary.log" 2>&1; then
+	result ok "Documentation/benchmark: summary generated from the CSV"
+else
+	result not-ok "Documentation/benchmark: summary generated from the CSV" "$W/summary.log"
 fi
 # Every external command the bench's scripts call is installed by set-up
 # (./requirements) or part of the base system.

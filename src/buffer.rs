@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use crate::wrappers::{
-    cgroup::{DmemCharge, DmemRegion, MemCgroup, Owner},
+    cgroup::{Charged, DmemCharge, DmemRegion, MemCgroup, Owner},
     device::Devices,
     dmabuf::{Exporter, MemoryRef},
     fs::{Read, Source},
@@ -224,15 +224,21 @@ struct Deferred {
 pub(crate) struct Buffer {
     contents: Contents,
     owner: Owner,
+    /// The process charged instead of the allocating one, when a service
+    /// allocated for it (`charge_pid_fd`).
+    charged: Option<KBox<Charged>>,
 }
 
 impl Buffer {
     /// A buffer for the current task whose memory `alloc` writes, in
     /// place, into the buffer's own object (allocated and zeroed by a
     /// heap).
+    /// `charged`: the process a service allocates for (the memory is
+    /// charged to it: the caller runs this in its memory cgroup's scope).
     #[inline]
     pub(crate) fn now(
         alloc: impl FnOnce(MemorySlot<'_>) -> Result<Filled>,
+        charged: Option<KBox<Charged>>,
     ) -> impl Init<Self, Error> {
         try_init!(Self {
             contents: Contents::Empty,
@@ -241,6 +247,7 @@ impl Buffer {
                 let Filled(()) = alloc(MemorySlot(contents))?;
             },
             owner: Owner::current(matches!(contents, Contents::Now(m) if m.dmem_charged())),
+            charged,
         })
     }
 
@@ -248,7 +255,13 @@ impl Buffer {
     /// task, without memory until its first use, when `chooser` picks it.
     /// Refused (`ENOMEM`) when the task's memory cgroup has no room for
     /// `len` bytes now, or `chooser` cannot reserve them.
-    pub(crate) fn deferred(len: usize, chooser: Arc<dyn Choose>) -> Result<Self> {
+    /// The task's memory cgroup is the one active in the caller's scope
+    /// (`charged`'s, see [`Self::now`]).
+    pub(crate) fn deferred(
+        len: usize,
+        chooser: Arc<dyn Choose>,
+        charged: Option<KBox<Charged>>,
+    ) -> Result<Self> {
         let memcg = MemCgroup::current();
         if memcg.as_ref().is_some_and(|m| len > m.room()) {
             return Err(ENOMEM);
@@ -267,6 +280,7 @@ impl Buffer {
                 GFP_KERNEL,
             )?),
             owner,
+            charged,
         })
     }
 
@@ -296,6 +310,7 @@ impl Buffer {
                 GFP_KERNEL,
             )?),
             owner,
+            charged: None,
         })
     }
 
@@ -320,6 +335,11 @@ impl Buffer {
     /// Who allocated it.
     pub(crate) fn owner(&self) -> &Owner {
         &self.owner
+    }
+
+    /// Who it is charged to when another process allocated it for them.
+    pub(crate) fn charged(&self) -> Option<&Charged> {
+        self.charged.as_deref()
     }
 
     /// For a buffer whose memory is chosen at first use: the heap it came

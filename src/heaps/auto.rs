@@ -158,6 +158,11 @@ impl Heap for AutoHeap {
         true
     }
 
+    /// Its buffers' size is reserved in the default CMA area's region.
+    fn charges_dmem(&self) -> bool {
+        self.sources.cma.first().is_some_and(|h| h.dmem().is_some())
+    }
+
     fn contiguous(&self) -> bool {
         false
     }

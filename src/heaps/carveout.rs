@@ -114,6 +114,10 @@ impl Heap for CarveoutHeap {
         self.region.has_pages()
     }
 
+    fn charges_dmem(&self) -> bool {
+        self.dmem.is_some()
+    }
+
     fn contiguous(&self) -> bool {
         true
     }

@@ -172,6 +172,10 @@ impl Heap for CmaHeap {
         true
     }
 
+    fn charges_dmem(&self) -> bool {
+        self.dmem().is_some()
+    }
+
     fn contiguous(&self) -> bool {
         true
     }

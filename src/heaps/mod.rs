@@ -65,6 +65,13 @@ pub(crate) trait Heap: Send + Sync {
         Err(EOPNOTSUPP)
     }
 
+    /// Whether its buffers are charged to the dmem controller (a CMA area
+    /// or carve-out with a registered region), which charges only the
+    /// current task's cgroup.
+    fn charges_dmem(&self) -> bool {
+        false
+    }
+
     /// Whether [`Heap::load`] fills (its memory has `struct page`s).
     fn loads(&self) -> bool {
         false

@@ -11,6 +11,7 @@
 #include <linux/dma-direct.h>
 #include <linux/dma-resv.h>
 #include <linux/dma-mapping.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/iommu.h>
@@ -20,7 +21,11 @@
 #include <linux/moduleparam.h>
 #include <linux/of.h>
 #include <linux/of_reserved_mem.h>
+#include <linux/magic.h>
+#include <linux/pid.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/scatterlist.h>
 #include <linux/swiotlb.h>
 #include <linux/uio.h>
@@ -428,7 +433,106 @@ void rdh_cond_resched(void)
 
 struct mem_cgroup *rdh_current_memcg(void)
 {
+#ifdef CONFIG_MEMCG
+	/* A set_active_memcg() scope charges its memcg, not the task's. */
+	struct mem_cgroup *active = current->active_memcg;
+
+	if (active) {
+		css_get(&active->css);
+		return active;
+	}
+#endif
 	return get_mem_cgroup_from_mm(current->mm);
+}
+
+/*
+ * The task pidfd @fd refers to, with a reference, if the current task may
+ * charge memory to it: it could signal it (the credential rule of
+ * kill(2) and pidfd_send_signal(2)) or has CAP_SYS_RESOURCE. ERR_PTR:
+ * -EBADF (@fd is not an open pidfd), -ESRCH (the task has exited or is
+ * exiting, or has no memory of its own), -EPERM.
+ *
+ * pidfd_pid() is not exported: a pidfd is a file of pidfs, whose inode
+ * keeps the struct pid in i_private (what pidfd_pid() reads).
+ */
+struct task_struct *rdh_pidfd_charge_target(int fd)
+{
+	const struct cred *cred, *tcred;
+	struct task_struct *task;
+	struct file *file;
+	bool allowed;
+
+	if (fd < 0)
+		return ERR_PTR(-EBADF);
+	file = fget(fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	if (file_inode(file)->i_sb->s_magic != PID_FS_MAGIC) {
+		fput(file);
+		return ERR_PTR(-EBADF);
+	}
+	task = get_pid_task(file_inode(file)->i_private, PIDTYPE_PID);
+	fput(file);
+	if (!task)
+		return ERR_PTR(-ESRCH);
+	if (task->flags & (PF_EXITING | PF_KTHREAD)) {
+		put_task_struct(task);
+		return ERR_PTR(-ESRCH);
+	}
+	cred = current_cred();
+	tcred = get_task_cred(task);
+	allowed = same_thread_group(current, task) ||
+		  uid_eq(cred->euid, tcred->suid) || uid_eq(cred->euid, tcred->uid) ||
+		  uid_eq(cred->uid, tcred->suid) || uid_eq(cred->uid, tcred->uid) ||
+		  ns_capable(tcred->user_ns, CAP_KILL) || capable(CAP_SYS_RESOURCE);
+	put_cred(tcred);
+	if (!allowed) {
+		put_task_struct(task);
+		return ERR_PTR(-EPERM);
+	}
+	return task;
+}
+
+void rdh_put_task(struct task_struct *task)
+{
+	put_task_struct(task);
+}
+
+/* @task's memory cgroup, with a reference (NULL without memcg); -ESRCH when it has no mm. */
+struct mem_cgroup *rdh_task_memcg(struct task_struct *task)
+{
+	struct mem_cgroup *memcg;
+	struct mm_struct *mm;
+
+	mm = get_task_mm(task);
+	if (!mm)
+		return ERR_PTR(-ESRCH);
+	memcg = get_mem_cgroup_from_mm(mm);
+	mmput(mm);
+	return memcg;
+}
+
+/* Whether @task is in the current task's cgroup of the dmem controller. */
+bool rdh_same_dmem_cgroup(struct task_struct *task)
+{
+#ifdef CONFIG_CGROUP_DMEM
+	bool same;
+
+	rcu_read_lock();
+	same = task_css(task, dmem_cgrp_id) == task_css(current, dmem_cgrp_id);
+	rcu_read_unlock();
+	return same;
+#else
+	return true;
+#endif
+}
+
+/* @task's thread group id and name (as rdh_current_owner()). */
+pid_t rdh_task_owner(struct task_struct *task, char *buf)
+{
+	memcpy(buf, task->comm, TASK_COMM_LEN);
+	buf[TASK_COMM_LEN - 1] = '\0';
+	return task_tgid_nr(task);
 }
 
 void rdh_memcg_put(struct mem_cgroup *memcg)

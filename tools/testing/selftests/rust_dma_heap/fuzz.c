@@ -184,10 +184,14 @@ static unsigned int random_cmd(uint64_t *s)
 	if (r < 85)
 		return _IOC(dir, DMA_HEAP_IOC_MAGIC, 0, random_size(s));
 	if (r < 95) {
-		/* Not the fill ioctl's number: fill.c checks its inputs. */
+		/*
+		 * Not the fill's or the charged allocation's number: fill.c
+		 * and charge.c check their inputs.
+		 */
 		do
 			nr = 1 + below(s, 255);
-		while (_IOC_NR(RUST_DMA_HEAP_IOCTL_FILL) == nr);
+		while (_IOC_NR(RUST_DMA_HEAP_IOCTL_FILL) == nr ||
+		       _IOC_NR(RUST_DMA_HEAP_IOCTL_ALLOC) == nr);
 		return _IOC(dir, DMA_HEAP_IOC_MAGIC, nr, random_size(s));
 	}
 	do
@@ -368,6 +372,26 @@ static struct expect model(const struct call *c)
 		return e;
 	}
 	e.len = (d.len + PAGE - 1) & ~(PAGE - 1);
+	/*
+	 * Ours (not the framework's): a 32-byte argument is the
+	 * charge-the-client proposal's, whose last 8 bytes are charge_pid_fd
+	 * and a padding word that must be 0; no fd of this program is a
+	 * pidfd (EBADF), checked after the length.
+	 */
+	if (!rdh_provider() && e.in == sizeof(struct rust_dma_heap_alloc_data)) {
+		uint32_t charge, padding;
+
+		memcpy(&charge, c->in + 24, sizeof(charge));
+		memcpy(&padding, c->in + 28, sizeof(padding));
+		if (padding) {
+			e.err = EINVAL;
+			return e;
+		}
+		if (charge) {
+			e.err = e.len >= HUGE_LEN ? ENOMEM : EBADF;
+			return e;
+		}
+	}
 	e.fd_flags = d.fd_flags;
 	e.enomem_only = e.len >= HUGE_LEN;
 	e.out_fault = e.out > c->wr;

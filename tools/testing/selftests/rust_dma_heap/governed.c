@@ -442,12 +442,14 @@ static void bufinfo_totals(const struct binfo *b, int n, const char *exp,
 	}
 }
 
-#define BUFFERS_HEADER "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory"
+#define BUFFERS_HEADER \
+	"inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory\tcharged"
 #define MAX_LIVE 4096
 
 struct live {
 	unsigned long long ino, size, pid, attachments, vmaps;
 	char heap[RDH_NAME_LEN], comm[32], cgroup[CG_LEN], name[64], memory[RDH_NAME_LEN];
+	char charged[64];
 };
 
 /*
@@ -461,7 +463,7 @@ static int live_parse(FILE *f, struct live *l, int max)
 	int n = 0, lines = 0;
 
 	while (fgets(line, sizeof(line), f)) {
-		char *field[10], *p = line;
+		char *field[11], *p = line;
 		int k;
 
 		if (!strchr(line, '\n')) {
@@ -476,20 +478,21 @@ static int live_parse(FILE *f, struct live *l, int max)
 				break;
 			continue;
 		}
-		for (k = 0; k < 10 && p; k++)
+		for (k = 0; k < 11 && p; k++)
 			field[k] = strsep(&p, "\t");
 		if (n == max) {
 			n = -ENOSPC;
 			break;
 		}
-		if (k != 10 || p || !parse_ull(field[0], &l[n].ino) ||
+		if (k != 11 || p || !parse_ull(field[0], &l[n].ino) ||
 		    !copy_field(l[n].heap, sizeof(l[n].heap), field[1]) ||
 		    !parse_ull(field[2], &l[n].size) || !parse_ull(field[3], &l[n].pid) ||
 		    !copy_field(l[n].comm, sizeof(l[n].comm), field[4]) ||
 		    !copy_field(l[n].cgroup, sizeof(l[n].cgroup), field[5]) ||
 		    !parse_ull(field[6], &l[n].attachments) || !parse_ull(field[7], &l[n].vmaps) ||
 		    !copy_field(l[n].name, sizeof(l[n].name), field[8]) ||
-		    !copy_field(l[n].memory, sizeof(l[n].memory), field[9])) {
+		    !copy_field(l[n].memory, sizeof(l[n].memory), field[9]) ||
+		    !copy_field(l[n].charged, sizeof(l[n].charged), field[10])) {
 			n = -EPROTO;
 			break;
 		}

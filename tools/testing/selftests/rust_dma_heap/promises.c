@@ -139,8 +139,9 @@ static long touch_pages(char *p, size_t len)
 
 /* debugfs <class>/buffers */
 
-#define BUFFERS_HEADER "inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory"
-#define FIELDS 10
+#define BUFFERS_HEADER \
+	"inode\theap\tsize\tpid\tcomm\tcgroup\tattachments\tvmaps\tname\tmemory\tcharged"
+#define FIELDS 11
 #define F_INODE 0
 #define F_PID 3
 #define F_COMM 4

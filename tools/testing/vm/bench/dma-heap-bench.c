@@ -25,6 +25,14 @@
  *                     in the kernel: the cache maintenance a sync costs
  *   sg_entries        scatterlist entries of the mapped buffer (a count)
  *
+ * KIND "charged" is not upstream against ours but, both nodes ours, an
+ * ordinary allocation (the "upstream" column) against one charged to
+ * another process by a pidfd (charge_pid_fd, the proposal's 32-byte
+ * DMA_HEAP_IOCTL_ALLOC: the "rust" column), both charged to the same
+ * memory cgroup (the bench's own, which it makes for the pair and whose
+ * other process it charges): the price of the pidfd alone. Only the
+ * allocation ops run for it.
+ *
  * (RDH_BENCH_OPS="op,op" runs only those; RDH_BENCH_ITERS=N sets the
  * iterations), and the guest's memset of the same sizes, the floor of any allocation
  * that must zero its memory, and the cost of one atomic operation. Output is KTAP, one result per KIND and size,
@@ -35,12 +43,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +77,8 @@ static const uint64_t sizes[] = {
 	4UL << 10, 64UL << 10, 1UL << 20, 16UL << 20, 256UL << 20,
 };
 static int vgem_fd = -1, importer_fd = -1;
+/* Per side (0, 1): a pidfd to charge allocations to, or 0. */
+static int charge_pidfd[2];
 static int short_mode;
 static unsigned int tests, failures;
 
@@ -111,16 +125,88 @@ static int iterations(uint64_t size)
 	return short_mode ? (n > 11 ? 11 : 3) : n;
 }
 
-static int alloc_buf(int heap_fd, uint64_t size)
+/* The proposal's allocation argument, with charge_pid_fd. */
+struct charged_allocation_data {
+	__u64 len;
+	__u32 fd;
+	__u32 fd_flags;
+	__u64 heap_flags;
+	__u32 charge_pid_fd;
+	__u32 padding;
+};
+
+static int alloc_buf(int heap_fd, uint64_t size, int who)
 {
 	struct dma_heap_allocation_data data = {
 		.len = size,
 		.fd_flags = O_RDWR | O_CLOEXEC,
 	};
+	struct charged_allocation_data charged = {
+		.len = size,
+		.fd_flags = O_RDWR | O_CLOEXEC,
+		.charge_pid_fd = charge_pidfd[who],
+	};
 
+	if (charge_pidfd[who]) {
+		if (ioctl(heap_fd, _IOWR(DMA_HEAP_IOC_MAGIC, 0x0, struct charged_allocation_data),
+			  &charged))
+			return -errno;
+		return charged.fd;
+	}
 	if (ioctl(heap_fd, DMA_HEAP_IOCTL_ALLOC, &data))
 		return -errno;
 	return data.fd;
+}
+
+/* The "charged" pair's cgroup and the process it charges. */
+#define CHARGE_CG "/sys/fs/cgroup/rdh-bench-charge"
+static pid_t charged_child;
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Into a memory cgroup of the pair's own, with a process to charge. */
+static int charged_setup(void)
+{
+	int ret;
+
+	if (mkdir(CHARGE_CG, 0755) && errno != EEXIST)
+		return -errno;
+	ret = write_file(CHARGE_CG "/cgroup.procs", "0\n");
+	if (ret)
+		return ret;
+	charged_child = fork();
+	if (charged_child < 0)
+		return -errno;
+	if (charged_child == 0) {
+		pause();
+		_exit(0);
+	}
+	charge_pidfd[1] = syscall(SYS_pidfd_open, charged_child, 0);
+	return charge_pidfd[1] < 0 ? -errno : 0;
+}
+
+static void charged_teardown(void)
+{
+	if (charge_pidfd[1] > 0)
+		close(charge_pidfd[1]);
+	charge_pidfd[1] = 0;
+	if (charged_child > 0) {
+		kill(charged_child, SIGKILL);
+		waitpid(charged_child, NULL, 0);
+	}
+	charged_child = 0;
+	write_file("/sys/fs/cgroup/cgroup.procs", "0\n");
+	rmdir(CHARGE_CG);
 }
 
 static int touch(int buf_fd, uint64_t size)
@@ -269,7 +355,7 @@ static int run_once(enum op op, int who, int heap_fd, uint64_t size, uint64_t *n
 	uint64_t t0;
 
 	if (op >= MMAP_TOUCH) {
-		buf = alloc_buf(heap_fd, size);
+		buf = alloc_buf(heap_fd, size, who);
 		if (buf < 0)
 			return buf;
 	}
@@ -283,14 +369,14 @@ static int run_once(enum op op, int who, int heap_fd, uint64_t size, uint64_t *n
 	case ALLOC:
 	case REALLOC:
 	case FIRST_ALLOC:
-		buf = alloc_buf(heap_fd, size);
+		buf = alloc_buf(heap_fd, size, who);
 		if (buf < 0)
 			return buf;
 		close(buf);
 		buf = -1;
 		break;
 	case ALLOC_MMAP_TOUCH:
-		buf = alloc_buf(heap_fd, size);
+		buf = alloc_buf(heap_fd, size, who);
 		if (buf < 0)
 			return buf;
 		ret = touch(buf, size);
@@ -366,6 +452,8 @@ static int bench_size(struct pair *p, uint64_t size)
 
 		if (!op_selected(op))
 			continue;
+		if (!strcmp(p->kind, "charged") && op > FIRST_ALLOC)
+			continue;
 		if (op == IMPORT_VGEM && vgem_fd < 0)
 			continue;
 		if ((op == ATTACH_MAP || op == SYNC) && importer_fd < 0)
@@ -373,7 +461,7 @@ static int bench_size(struct pair *p, uint64_t size)
 		/* A warm pool: one buffer of the size freed before. */
 		if (op == REALLOC)
 			for (s = 0; s < 2; s++) {
-				ret = alloc_buf(p->fd[s], size);
+				ret = alloc_buf(p->fd[s], size, s);
 				if (ret < 0)
 					return ret;
 				close(ret);
@@ -395,9 +483,9 @@ static int bench_size(struct pair *p, uint64_t size)
 		report(p->kind, op_names[op], size, median(samples[0], rounds),
 		       median(samples[1], rounds), rounds);
 	}
-	if (importer_fd >= 0) {
+	if (importer_fd >= 0 && strcmp(p->kind, "charged")) {
 		for (s = 0; s < 2; s++) {
-			int buf = alloc_buf(p->fd[s], size);
+			int buf = alloc_buf(p->fd[s], size, s);
 
 			if (buf < 0)
 				return buf;
@@ -518,6 +606,13 @@ int main(int argc, char **argv)
 
 		for (s = 0; s < 2; s++)
 			p->fd[s] = open(p->node[s], O_RDONLY | O_CLOEXEC);
+		if (!strcmp(p->kind, "charged") && charged_setup()) {
+			printf("# charged: no memory cgroup or pidfd: %s\n", strerror(errno));
+			charged_teardown();
+			for (s = 0; s < 2; s++)
+				close(p->fd[s]);
+			p->fd[0] = p->fd[1] = -1;
+		}
 		for (z = 0; z < nsizes; z++) {
 			if (!runs_size(p, sizes[z]))
 				continue;
@@ -529,6 +624,8 @@ int main(int argc, char **argv)
 		for (s = 0; s < 2; s++)
 			if (p->fd[s] >= 0)
 				close(p->fd[s]);
+		if (!strcmp(p->kind, "charged"))
+			charged_teardown();
 	}
 	for (z = 0; z < nsizes; z++)
 		bench_memset(sizes[z]);

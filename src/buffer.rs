@@ -226,7 +226,7 @@ pub(crate) struct Buffer {
     owner: Owner,
     /// The process charged instead of the allocating one, when a service
     /// allocated for it (`charge_pid_fd`).
-    charged: Option<KBox<Charged>>,
+    charged: Option<Charged>,
 }
 
 impl Buffer {
@@ -238,7 +238,7 @@ impl Buffer {
     #[inline]
     pub(crate) fn now(
         alloc: impl FnOnce(MemorySlot<'_>) -> Result<Filled>,
-        charged: Option<KBox<Charged>>,
+        charged: Option<Charged>,
     ) -> impl Init<Self, Error> {
         try_init!(Self {
             contents: Contents::Empty,
@@ -260,7 +260,7 @@ impl Buffer {
     pub(crate) fn deferred(
         len: usize,
         chooser: Arc<dyn Choose>,
-        charged: Option<KBox<Charged>>,
+        charged: Option<Charged>,
     ) -> Result<Self> {
         let memcg = MemCgroup::current();
         if memcg.as_ref().is_some_and(|m| len > m.room()) {
@@ -339,7 +339,7 @@ impl Buffer {
 
     /// Who it is charged to when another process allocated it for them.
     pub(crate) fn charged(&self) -> Option<&Charged> {
-        self.charged.as_deref()
+        self.charged.as_ref()
     }
 
     /// For a buffer whose memory is chosen at first use: the heap it came

@@ -14,7 +14,7 @@ use crate::{
     buffer::{Buffer, Choose},
     heaps::Heap,
     wrappers::{
-        cgroup::{Charged, Client},
+        cgroup::{charge_target, Charged},
         chrdev::{ChrdevRegion, Class, Node, NodeKey, NodeOps},
         dmabuf::{DmaBuf, Exports, Info, Slabs},
         fs::{Read, Source},
@@ -164,14 +164,11 @@ impl HeapFile {
     #[inline(never)]
     fn buffer_for(&self, len: u64, fd_flags: u32, heap_flags: u64, pidfd: u32) -> Result<DmaBuf> {
         self.checked_len(len, fd_flags, heap_flags)?;
-        let client = Client::from_pidfd(i32::try_from(pidfd).map_err(|_| EBADF)?)?;
-        if self.heap.charges_dmem() && !client.shares_dmem_cgroup() {
-            return Err(EOPNOTSUPP);
-        }
-        let charged = Some(KBox::new(client.charged(), GFP_KERNEL)?);
-        match client.memcg()? {
-            Some(memcg) => memcg.charging(|| self.buffer(len, fd_flags, heap_flags, charged)),
-            None => self.buffer(len, fd_flags, heap_flags, charged),
+        let fd = i32::try_from(pidfd).map_err(|_| EBADF)?;
+        let (memcg, charged) = charge_target(fd, self.heap.charges_dmem())?;
+        match memcg {
+            Some(memcg) => memcg.charging(|| self.buffer(len, fd_flags, heap_flags, Some(charged))),
+            None => self.buffer(len, fd_flags, heap_flags, Some(charged)),
         }
     }
 
@@ -191,7 +188,7 @@ impl HeapFile {
         len: u64,
         fd_flags: u32,
         heap_flags: u64,
-        charged: Option<KBox<Charged>>,
+        charged: Option<Charged>,
     ) -> Result<DmaBuf> {
         let len = self.checked_len(len, fd_flags, heap_flags)?;
         match &self.deferred {
@@ -559,6 +556,9 @@ impl NodeOps for HeapFile {
         let (in_size, out_size) = arg_sizes(cmd);
         let user = UserPtr::from_addr(arg);
         if in_size != ALLOC_DATA_SIZE || out_size != ALLOC_DATA_SIZE {
+            if in_size == CHARGE_DATA_SIZE && out_size == CHARGE_DATA_SIZE {
+                return self.ioctl_charged(user);
+            }
             return self.ioctl_resized(user, in_size, out_size);
         }
         // Today's `DMA_HEAP_IOCTL_ALLOC`: one typed value each way (one
@@ -576,11 +576,35 @@ impl NodeOps for HeapFile {
     }
 }
 
+/// The proposal's argument as the kernel copies it (see
+/// [`AllocationWords`]).
+type ChargeWords = [u64; 4];
+
 impl HeapFile {
+    /// `DMA_HEAP_IOCTL_ALLOC` with the charge-the-client proposal's 32-byte
+    /// argument (see [`ChargeData`]: its `__padding` must be zero), read
+    /// and written as one typed value each way.
+    #[inline(never)]
+    fn ioctl_charged(&self, user: UserPtr) -> Result<isize> {
+        let words: ChargeWords = UserSlice::new(user, CHARGE_DATA_SIZE).reader().read()?;
+        let mut data: ChargeData = zerocopy::transmute!(words);
+        if data.heap_fd != 0 {
+            return Err(EINVAL);
+        }
+        let (dmabuf, fd) = self.allocate_charged(&data)?;
+        data.fd = fd.reserved_fd();
+        let words: ChargeWords = zerocopy::transmute!(data);
+        UserSlice::new(user, CHARGE_DATA_SIZE)
+            .writer()
+            .write(&words)?;
+        dmabuf.install(fd);
+        Ok(0)
+    }
+
     /// The ioctl for an argument smaller or larger than today's struct:
     /// read into a zeroed vector, only what the caller's size covers
     /// written back.
-    /// A 32-byte argument is the charge-the-client proposal's (see
+    /// A 32-byte argument in is the charge-the-client proposal's (see
     /// [`ChargeData`]: its `__padding` must be zero); other sizes are
     /// upstream's struct, older or newer (extra bytes ignored: upstream's
     /// kselftest sends a longer one with garbage after the struct).

@@ -266,71 +266,27 @@ impl Drop for MemCgroup {
     }
 }
 
-/// A task a service allocates for (a pidfd the caller passed): its memory
-/// cgroup is charged for the buffer instead of the caller's.
-///
-/// # Invariants
-///
-/// `task` is a task this object holds one reference on, put in `Drop`; the
-/// caller that made it was allowed to charge it (it could signal the
-/// task, or has `CAP_SYS_RESOURCE`).
-pub(crate) struct Client {
-    task: NonNull<bindings::task_struct>,
-}
-
-// SAFETY: a task reference may be used and put from any thread.
-unsafe impl Send for Client {}
-// SAFETY: shared access only reads the task's cgroups and name.
-unsafe impl Sync for Client {}
-
-impl Client {
-    /// The task pidfd `fd` refers to, if the current task may charge
-    /// memory to it: `EBADF` when `fd` is not an open pidfd, `ESRCH` when
-    /// the task has exited (or is exiting), `EPERM` when the current task
-    /// could not signal it and lacks `CAP_SYS_RESOURCE`.
-    pub(crate) fn from_pidfd(fd: i32) -> Result<Self> {
-        // SAFETY: process context; any value of `fd`; an `ERR_PTR` or a
-        // task with a reference for us.
-        let ptr = unsafe { ffi_helpers::rdh_pidfd_charge_target(fd) };
-        // INVARIANT: the reference just taken, after the permission check.
-        Ok(Self {
-            task: NonNull::new(kernel::error::from_err_ptr(ptr)?).ok_or(ESRCH)?,
-        })
-    }
-
-    /// Its memory cgroup (`None` without the memory controller); `ESRCH`
-    /// when it has no memory of its own any more (it exited meanwhile).
-    pub(crate) fn memcg(&self) -> Result<Option<MemCgroup>> {
-        // SAFETY: a task we hold (type invariant); an `ERR_PTR`, NULL or a
-        // cgroup with a reference for us.
-        let ptr = unsafe { ffi_helpers::rdh_task_memcg(self.task.as_ptr()) };
-        // INVARIANT: the reference just taken.
-        Ok(NonNull::new(kernel::error::from_err_ptr(ptr)?).map(|ptr| MemCgroup { ptr }))
-    }
-
-    /// Whether it is in the current task's cgroup of the dmem controller
-    /// (which charges only the current task's: the same charge, then).
-    pub(crate) fn shares_dmem_cgroup(&self) -> bool {
-        // SAFETY: a task we hold (type invariant); reads its css under RCU.
-        unsafe { ffi_helpers::rdh_same_dmem_cgroup(self.task.as_ptr()) }
-    }
-
-    /// Its process, for the attribution report.
-    pub(crate) fn charged(&self) -> Charged {
-        let mut comm = Comm([0u8; 16]);
-        // SAFETY: a task we hold (type invariant); `comm` has room for
-        // `TASK_COMM_LEN` (16) bytes.
-        let tgid =
-            unsafe { ffi_helpers::rdh_task_owner(self.task.as_ptr(), comm.0.as_mut_ptr().cast()) };
-        Charged { tgid, comm }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        // SAFETY: our reference (type invariant).
-        unsafe { ffi_helpers::rdh_put_task(self.task.as_ptr()) };
-    }
+/// For an allocation a service makes for the process of pidfd `fd` (its
+/// client): that process's memory cgroup (`None` without the memory
+/// controller), to charge in its scope ([`MemCgroup::charging`]), and the
+/// process, for the report. `EBADF` when `fd` is not an open pidfd,
+/// `ESRCH` when the process has exited (or is exiting), `EPERM` when the
+/// current task could not signal it and lacks `CAP_SYS_RESOURCE`; with
+/// `dmem`, `EOPNOTSUPP` when it is in another dmem cgroup than the
+/// current task (7.3's controller charges only the current task's).
+pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, Charged)> {
+    let mut memcg = core::ptr::null_mut();
+    let mut tgid = 0;
+    let mut comm = Comm([0u8; 16]);
+    // SAFETY: process context; any value of `fd`; the out pointers are
+    // valid (`comm` has room for `TASK_COMM_LEN`, 16, bytes). On success
+    // `memcg` is NULL or a cgroup with a reference for us.
+    kernel::error::to_result(unsafe {
+        ffi_helpers::rdh_pidfd_charge(fd, dmem, &mut memcg, &mut tgid, comm.0.as_mut_ptr().cast())
+    })?;
+    // INVARIANT: the reference just taken.
+    let memcg = NonNull::new(memcg).map(|ptr| MemCgroup { ptr });
+    Ok((memcg, Charged { tgid, comm }))
 }
 
 /// The process a buffer is charged to when another allocated it for it

@@ -446,93 +446,67 @@ struct mem_cgroup *rdh_current_memcg(void)
 }
 
 /*
- * The task pidfd @fd refers to, with a reference, if the current task may
- * charge memory to it: it could signal it (the credential rule of
- * kill(2) and pidfd_send_signal(2)) or has CAP_SYS_RESOURCE. ERR_PTR:
- * -EBADF (@fd is not an open pidfd), -ESRCH (the task has exited or is
- * exiting, or has no memory of its own), -EPERM.
+ * An allocation charged to the process of pidfd @fd: if the current task
+ * may charge it (it could signal it: the credential rule of kill(2) and
+ * pidfd_send_signal(2), or has CAP_SYS_RESOURCE), its memory cgroup in
+ * *@memcg (a reference; NULL without memcg), its thread group id in *@tgid
+ * and its name in @comm (TASK_COMM_LEN bytes). 0, or -EBADF (@fd is not an
+ * open pidfd), -ESRCH (the process has exited or is exiting), -EPERM, or,
+ * with @dmem, -EOPNOTSUPP when it is in another cgroup of the dmem
+ * controller than the current task (which charges only the current one's).
  *
  * pidfd_pid() is not exported: a pidfd is a file of pidfs, whose inode
- * keeps the struct pid in i_private (what pidfd_pid() reads).
+ * keeps the struct pid in i_private (what pidfd_pid() reads). Everything
+ * is read under RCU, at once, without a reference on the task.
  */
-struct task_struct *rdh_pidfd_charge_target(int fd)
+int rdh_pidfd_charge(int fd, bool dmem, struct mem_cgroup **memcg, pid_t *tgid, char *comm)
 {
 	const struct cred *cred, *tcred;
 	struct task_struct *task;
-	struct file *file;
-	bool allowed;
+	CLASS(fd, f)(fd);
+	int ret = 0;
 
-	if (fd < 0)
-		return ERR_PTR(-EBADF);
-	file = fget(fd);
-	if (!file)
-		return ERR_PTR(-EBADF);
-	if (file_inode(file)->i_sb->s_magic != PID_FS_MAGIC) {
-		fput(file);
-		return ERR_PTR(-EBADF);
-	}
-	task = get_pid_task(file_inode(file)->i_private, PIDTYPE_PID);
-	fput(file);
-	if (!task)
-		return ERR_PTR(-ESRCH);
-	if (task->flags & (PF_EXITING | PF_KTHREAD)) {
-		put_task_struct(task);
-		return ERR_PTR(-ESRCH);
+	*memcg = NULL;
+	if (fd_empty(f) || file_inode(fd_file(f))->i_sb->s_magic != PID_FS_MAGIC)
+		return -EBADF;
+	rcu_read_lock();
+	task = pid_task(file_inode(fd_file(f))->i_private, PIDTYPE_PID);
+	if (!task || task->flags & (PF_EXITING | PF_KTHREAD)) {
+		ret = -ESRCH;
+		goto out;
 	}
 	cred = current_cred();
-	tcred = get_task_cred(task);
-	allowed = same_thread_group(current, task) ||
-		  uid_eq(cred->euid, tcred->suid) || uid_eq(cred->euid, tcred->uid) ||
-		  uid_eq(cred->uid, tcred->suid) || uid_eq(cred->uid, tcred->uid) ||
-		  ns_capable(tcred->user_ns, CAP_KILL) || capable(CAP_SYS_RESOURCE);
-	put_cred(tcred);
-	if (!allowed) {
-		put_task_struct(task);
-		return ERR_PTR(-EPERM);
+	tcred = __task_cred(task);
+	if (!same_thread_group(current, task) &&
+	    !uid_eq(cred->euid, tcred->suid) && !uid_eq(cred->euid, tcred->uid) &&
+	    !uid_eq(cred->uid, tcred->suid) && !uid_eq(cred->uid, tcred->uid) &&
+	    !ns_capable(tcred->user_ns, CAP_KILL) && !capable(CAP_SYS_RESOURCE)) {
+		ret = -EPERM;
+		goto out;
 	}
-	return task;
-}
-
-void rdh_put_task(struct task_struct *task)
-{
-	put_task_struct(task);
-}
-
-/* @task's memory cgroup, with a reference (NULL without memcg); -ESRCH when it has no mm. */
-struct mem_cgroup *rdh_task_memcg(struct task_struct *task)
-{
-	struct mem_cgroup *memcg;
-	struct mm_struct *mm;
-
-	mm = get_task_mm(task);
-	if (!mm)
-		return ERR_PTR(-ESRCH);
-	memcg = get_mem_cgroup_from_mm(mm);
-	mmput(mm);
-	return memcg;
-}
-
-/* Whether @task is in the current task's cgroup of the dmem controller. */
-bool rdh_same_dmem_cgroup(struct task_struct *task)
-{
 #ifdef CONFIG_CGROUP_DMEM
-	bool same;
-
-	rcu_read_lock();
-	same = task_css(task, dmem_cgrp_id) == task_css(current, dmem_cgrp_id);
-	rcu_read_unlock();
-	return same;
-#else
-	return true;
+	if (dmem && task_css(task, dmem_cgrp_id) != task_css(current, dmem_cgrp_id)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 #endif
-}
+#ifdef CONFIG_MEMCG
+	if (!mem_cgroup_disabled()) {
+		struct mem_cgroup *m;
 
-/* @task's thread group id and name (as rdh_current_owner()). */
-pid_t rdh_task_owner(struct task_struct *task, char *buf)
-{
-	memcpy(buf, task->comm, TASK_COMM_LEN);
-	buf[TASK_COMM_LEN - 1] = '\0';
-	return task_tgid_nr(task);
+		/* As get_mem_cgroup_from_mm(): the task may be moving. */
+		do {
+			m = mem_cgroup_from_task(task);
+		} while (!css_tryget(&m->css));
+		*memcg = m;
+	}
+#endif
+	*tgid = task_tgid_nr(task);
+	memcpy(comm, task->comm, TASK_COMM_LEN);
+	comm[TASK_COMM_LEN - 1] = '\0';
+out:
+	rcu_read_unlock();
+	return ret;
 }
 
 void rdh_memcg_put(struct mem_cgroup *memcg)

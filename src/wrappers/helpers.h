@@ -92,11 +92,7 @@ bool rdh_dev_force_bounce(struct device *dev);
 bool rdh_cc_guest(void);
 void rdh_cond_resched(void);
 struct mem_cgroup *rdh_current_memcg(void);
-struct task_struct *rdh_pidfd_charge_target(int fd);
-void rdh_put_task(struct task_struct *task);
-struct mem_cgroup *rdh_task_memcg(struct task_struct *task);
-bool rdh_same_dmem_cgroup(struct task_struct *task);
-pid_t rdh_task_owner(struct task_struct *task, char *buf);
+int rdh_pidfd_charge(int fd, bool dmem, struct mem_cgroup **memcg, pid_t *tgid, char *comm);
 void rdh_memcg_put(struct mem_cgroup *memcg);
 struct mem_cgroup *rdh_set_active_memcg(struct mem_cgroup *memcg);
 /* mem_cgroup_margin() (static in mm/memcontrol.c) of memcg and its ancestors, in pages. */

@@ -144,15 +144,13 @@ mod ffi_helpers {
         pub(super) fn rdh_cc_guest() -> bool;
         pub(super) fn rdh_cond_resched();
         pub(super) fn rdh_current_memcg() -> *mut bindings::mem_cgroup;
-        pub(super) fn rdh_pidfd_charge_target(fd: ffi::c_int) -> *mut bindings::task_struct;
-        pub(super) fn rdh_put_task(task: *mut bindings::task_struct);
-        pub(super) fn rdh_task_memcg(task: *mut bindings::task_struct)
-            -> *mut bindings::mem_cgroup;
-        pub(super) fn rdh_same_dmem_cgroup(task: *mut bindings::task_struct) -> bool;
-        pub(super) fn rdh_task_owner(
-            task: *mut bindings::task_struct,
-            buf: *mut ffi::c_char,
-        ) -> bindings::pid_t;
+        pub(super) fn rdh_pidfd_charge(
+            fd: ffi::c_int,
+            dmem: bool,
+            memcg: *mut *mut bindings::mem_cgroup,
+            tgid: *mut bindings::pid_t,
+            comm: *mut ffi::c_char,
+        ) -> ffi::c_int;
         pub(super) fn rdh_memcg_put(memcg: *mut bindings::mem_cgroup);
         pub(super) fn rdh_set_active_memcg(
             memcg: *mut bindings::mem_cgroup,

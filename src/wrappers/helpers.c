@@ -463,9 +463,9 @@ int rdh_pidfd_charge(int fd, bool dmem, struct mem_cgroup **memcg, pid_t *tgid, 
 {
 	const struct cred *cred, *tcred;
 	struct task_struct *task;
-	CLASS(fd, f)(fd);
 	int ret = 0;
 
+	CLASS(fd, f)(fd);
 	*memcg = NULL;
 	if (fd_empty(f) || file_inode(fd_file(f))->i_sb->s_magic != PID_FS_MAGIC)
 		return -EBADF;

@@ -17,7 +17,8 @@
 use crate::wrappers::{
     pages::{CleanBlocks, DirtyBlocks, PageRun, Recycle},
     pool_zeroing_param,
-    shrinker::{flush_delayed, unbound_long_queue, Reclaim},
+    shrinker::Reclaim,
+    workqueue::{flush_delayed, unbound_long_queue},
     Dirty, Zeroed,
 };
 use kernel::{

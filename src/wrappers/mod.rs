@@ -8,8 +8,8 @@
 //!
 //! Files are named after the kernel API they wrap. Files, each using only
 //! those before it (and this one): `slab`, `device`, `cgroup`, `cma`,
-//! `reserved_mem`, `pages`, `fs`, `cache`, `shrinker`, `vmalloc`, `sgtable`,
-//! `vma`, `dmabuf`, `chrdev`, `dma_heap`, `kobject`, `kapi`.
+//! `reserved_mem`, `pages`, `fs`, `cache`, `shrinker`, `workqueue`, `vmalloc`,
+//! `sgtable`, `vma`, `dmabuf`, `chrdev`, `dma_heap`, `kobject`, `kapi`.
 
 pub(crate) mod cache;
 pub(crate) mod cgroup;
@@ -30,6 +30,7 @@ pub(crate) mod shrinker;
 pub(crate) mod slab;
 pub(crate) mod vma;
 pub(crate) mod vmalloc;
+pub(crate) mod workqueue;
 
 use kernel::{
     bindings, ffi,

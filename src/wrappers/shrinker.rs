@@ -1,17 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Shrinkers (`include/linux/shrinker.h`, no `rust/kernel` type in 7.3): how
-//! memory kept for reuse goes back to the system under memory pressure, and
-//! the deferred work that prepares it.
+//! memory kept for reuse goes back to the system under memory pressure.
 
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{
-    bindings, ffi,
-    prelude::*,
-    str::CStr,
-    sync::Arc,
-    workqueue::{DelayedWork, Queue},
-};
+use kernel::{bindings, ffi, prelude::*, str::CStr, sync::Arc};
 
 /// What a shrinker reclaims from.
 pub(crate) trait Reclaim: Send + Sync + 'static {
@@ -112,24 +105,4 @@ impl<T: Reclaim> Drop for Shrinker<T> {
             drop(Arc::from_raw(data));
         }
     }
-}
-
-/// Waits until `work` has run if it was queued (a pending timer fires at
-/// once), so that nothing it refers to is used afterwards; it may be
-/// queued again later.
-pub(crate) fn flush_delayed<T: ?Sized, const ID: u64>(work: &DelayedWork<T, ID>) {
-    // SAFETY: `DelayedWork` is a transparent wrapper of an initialized
-    // `struct delayed_work`.
-    unsafe {
-        bindings::flush_delayed_work(core::ptr::from_ref(work).cast_mut().cast());
-    }
-}
-
-/// The kernel's unbound workqueue for long work items
-/// (`system_dfl_long_wq`): zeroing a pool's blocks may take a while, and
-/// runs on whichever CPU is free rather than on the one that freed them.
-pub(crate) fn unbound_long_queue() -> &'static Queue {
-    // SAFETY: `system_dfl_long_wq` is a C global set up at boot and never
-    // freed.
-    unsafe { Queue::from_raw(bindings::system_dfl_long_wq) }
 }

@@ -8,8 +8,9 @@ Usage: summary.py DIR           print the section for DIR (bench.csv, fill/fill.
 
 Every number of the section comes from the committed CSV files: bench.csv
 (per row the median of the boots' medians and the median of their ratios,
-as bench/report.py wrote it) and fill/fill.csv (each boot's median per
-route, as bench/fill-report.py wrote it). The section sits between the
+as bench/report.py wrote it), fill/fill.csv (each boot's median per route,
+as bench/fill-report.py wrote it) and charged/bench.csv (report.py's, of
+a run of the "charged" pair). The section sits between the
 lines BEGIN and END below.
 """
 import collections
@@ -77,6 +78,22 @@ def bench_section(path):
     return out
 
 
+def charged_section(path):
+    ratio = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row["heap"] == "charged":
+                ratio[(row["op"], int(row["size_bytes"]))] = row["ratio"]
+    sizes = [s for s in SIZES if any(k[1] == s for k in ratio)]
+    ops = [op for op in OPS if any(k[0] == op for k in ratio)]
+    rows = [[op] + [ratio.get((op, s), "-") for s in sizes] for op in ops]
+    out = textwrap.wrap("An allocation charged to another process by a pidfd "
+                        "(``charge_pid_fd``) against an ordinary one, both on this "
+                        "module's system heap and charged to the same memory cgroup "
+                        "(``charged/bench.csv``, the ``charged`` pair):", 78) + [""]
+    return out + table(["op"] + [size_name(s) for s in sizes], rows) + [""]
+
+
 def fill_section(path):
     times = collections.defaultdict(list)
     growth = collections.defaultdict(list)
@@ -117,6 +134,9 @@ def section(d):
     fill = os.path.join(d, "fill", "fill.csv")
     if os.path.exists(fill):
         out += fill_section(fill)
+    charged = os.path.join(d, "charged", "bench.csv")
+    if os.path.exists(charged):
+        out += charged_section(charged)
     out += [END]
     return "\n".join(out) + "\n"
 

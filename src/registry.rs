@@ -13,6 +13,7 @@
 use crate::{
     buffer::{Buffer, Choose},
     heaps::Heap,
+    pool::Pool,
     wrappers::{
         cgroup::{charge_target, Charged},
         chrdev::{ChrdevRegion, Class, Node, NodeKey, NodeOps},
@@ -771,11 +772,11 @@ impl fmt::Display for ChargedTo<'_> {
 
 /// `/sys/kernel/<class>/total_pools_kb`: the KiB every heap's pool holds
 /// (Android's file of the same name).
-struct Pools(KVec<Arc<dyn Heap>>);
+struct Pools(KVec<Arc<Pool>>);
 
 impl Show for Pools {
     fn show(&self, f: &mut dyn Write) -> fmt::Result {
-        let bytes: usize = self.0.iter().filter_map(|h| h.pool()).sum();
+        let bytes: usize = self.0.iter().map(|p| p.bytes()).sum();
         writeln!(f, "{}", bytes / 1024)
     }
 }
@@ -861,8 +862,11 @@ impl Registry {
         let mut serve = KVec::with_capacity(files.len(), GFP_KERNEL)?;
         for file in &files {
             exports.push(file.exports.clone(), GFP_KERNEL)?;
-            if file.heap.pool().is_some() {
-                pools.push(file.heap.clone(), GFP_KERNEL)?;
+            // Each pool once, whichever heaps draw from it.
+            if let Some(pool) = file.heap.draws_from() {
+                if !pools.iter().any(|p| Arc::ptr_eq(p, pool)) {
+                    pools.push(pool.clone(), GFP_KERNEL)?;
+                }
             }
             serve.push(file.clone(), GFP_KERNEL)?;
         }

@@ -32,6 +32,7 @@
 use super::{cma::CmaHeap, system::SystemHeap, Heap, Usage};
 use crate::{
     buffer::{Charge, Choose, Filled, Memory, MemorySlot},
+    pool::Pool,
     wrappers::{
         device::Devices,
         fs::{Read, Source},
@@ -138,6 +139,10 @@ impl Heap for AutoHeap {
 
     fn usage(&self) -> &Usage {
         &self.usage
+    }
+
+    fn draws_from(&self) -> Option<&Arc<Pool>> {
+        Some(self.sources.system.shared_pool())
     }
 
     /// Not called for `auto` buffers (see [`Heap::deferred`]): memory as

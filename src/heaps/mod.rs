@@ -8,6 +8,7 @@
 
 use crate::{
     buffer::{Choose, Filled, MemorySlot},
+    pool::Pool,
     wrappers::fs::{Read, Source},
 };
 use kernel::{
@@ -85,6 +86,13 @@ pub(crate) trait Heap: Send + Sync {
 
     /// Bytes of freed memory kept for reuse, for a heap with a pool.
     fn pool(&self) -> Option<usize> {
+        None
+    }
+
+    /// The pool its buffers' pages come from and go back to: its own, or
+    /// the system heap's it draws from (`system-uncached`, `auto`), which
+    /// holds pages whether or not the system heap itself is registered.
+    fn draws_from(&self) -> Option<&Arc<Pool>> {
         None
     }
 

@@ -78,6 +78,11 @@ impl SystemHeap {
         Ok((Memory::loaded(runs, self.charge()), read))
     }
 
+    /// Its pool (the heaps that draw from it share it).
+    pub(crate) fn shared_pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
     /// What the buffers are charged to.
     pub(crate) fn charge(&self) -> Charge {
         if self.account {
@@ -239,6 +244,10 @@ impl Heap for SystemHeap {
 
     fn pool(&self) -> Option<usize> {
         Some(self.pool.bytes())
+    }
+
+    fn draws_from(&self) -> Option<&Arc<Pool>> {
+        Some(&self.pool)
     }
 }
 

@@ -13,6 +13,7 @@
 use super::{system::SystemHeap, Heap, Usage};
 use crate::{
     buffer::{Filled, MemorySlot},
+    pool::Pool,
     wrappers::{
         cache::CacheCleaner,
         fs::{Read, Source},
@@ -46,6 +47,10 @@ impl Heap for UncachedHeap {
 
     fn usage(&self) -> &Usage {
         &self.usage
+    }
+
+    fn draws_from(&self) -> Option<&Arc<Pool>> {
+        Some(self.system.shared_pool())
     }
 
     fn allocate(

@@ -367,6 +367,41 @@ TEST(limit_holds)
 	ASSERT_EQ(0, rdh_load_module(""));
 }
 
+/*
+ * total_pools_kb counts the pool the system heaps share even when the
+ * system heap itself is not registered (system_heap=0): system-uncached
+ * draws from it.
+ */
+TEST(total_counts_a_pool_without_the_system_heap)
+{
+	char path[128], text[32];
+	int heap, buf;
+	long kb;
+
+	if (rdh_provider())
+		SKIP(return, RDH_PINNED);
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module("system_heap=0"));
+	EXPECT_EQ(-1, rdh_open_heap("system", O_RDONLY));
+	heap = rdh_open_heap("system-uncached", O_RDONLY);
+	if (heap < 0) {
+		ASSERT_EQ(0, rdh_unload_module());
+		ASSERT_EQ(0, rdh_load_module(""));
+		SKIP(return, "no system-uncached heap");
+	}
+	buf = rdh_alloc(heap, 4 * MIB, O_RDWR, 0);
+	ASSERT_LE(0, buf);
+	close(buf);
+	close(heap);
+	snprintf(path, sizeof(path), "/sys/kernel/%s/total_pools_kb", rdh_class());
+	ASSERT_EQ(0, rdh_read_text(path, text, sizeof(text)));
+	kb = strtol(text, NULL, 10);
+	/* 4 MiB of 1 MiB blocks back in the pool (the worker zeroes them). */
+	EXPECT_EQ(4096, kb);
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
+}
+
 /* Unloading with a full pool gives every page back. */
 TEST(unload_frees_pool)
 {

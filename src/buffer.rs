@@ -14,7 +14,7 @@ use crate::wrappers::{
     fs::{Read, Source},
     pages::PageRuns,
     reserved_mem::Chunk,
-    Loaded, Zeroed,
+    warn_ratelimited, Loaded, Zeroed,
 };
 use core::mem::ManuallyDrop;
 use kernel::{
@@ -408,5 +408,29 @@ impl Exporter for Buffer {
 
     fn checks_devices(&self) -> bool {
         matches!(self.contents, Contents::Deferred(_))
+    }
+
+    /// A device that maps memory chosen for others must be able to use it:
+    /// `EINVAL` when it needs one contiguous range and the memory is
+    /// scattered, `EIO` when it cannot reach it under its DMA mask and bus
+    /// limit; a log line names the device and the reason.
+    fn admit(&self, heap: &CStr, device: &Devices<'_>, memory: MemoryRef<'_>) -> Result {
+        let MemoryRef::Pages(runs) = memory else {
+            return Ok(());
+        };
+        let (err, why) = if device.need_contiguous() && !runs.contiguous() {
+            (EINVAL, "needs one contiguous range")
+        } else if !runs.reachable_by(device) {
+            (EIO, "cannot reach it under its DMA mask")
+        } else {
+            return Ok(());
+        };
+        warn_ratelimited(fmt!(
+            "rust_dma_heap: {}: {} cannot map a buffer whose memory was chosen at its first use: it {}\n",
+            heap.to_str().unwrap_or("?"),
+            device.names(),
+            why
+        ));
+        Err(err)
     }
 }

@@ -66,11 +66,17 @@ pub(crate) trait Exporter: Send + Sync + Sized + 'static {
         Err(EINVAL)
     }
 
-    /// Whether each device's first map checks that the memory suits it
-    /// (contiguous if it needs that, reachable under its DMA mask): for
-    /// memory chosen for other devices than the one mapping.
+    /// Whether each device's first map asks [`Self::admit`]: for memory
+    /// chosen for other devices than the one mapping.
     fn checks_devices(&self) -> bool {
         false
+    }
+
+    /// Whether `device` (one, mapping the buffer of heap `heap` for the
+    /// first time) may use `memory`, chosen for others; the error its map
+    /// fails with otherwise. Asked only when [`Self::checks_devices`].
+    fn admit(&self, _heap: &CStr, _device: &Devices<'_>, _memory: MemoryRef<'_>) -> Result {
+        Ok(())
     }
 }
 
@@ -686,33 +692,6 @@ impl<T: Exporter> Exported<T> {
         self.data.memory().ok_or(ENOMEM)
     }
 
-    /// Whether `att`'s device can use `memory` (chosen for others): `EINVAL`
-    /// when it needs one contiguous range and the memory is scattered,
-    /// `EIO` when it cannot reach the memory; a log line says which.
-    fn admit(&self, att: &Attachment, memory: MemoryRef<'_>) -> Result {
-        let MemoryRef::Pages(runs) = memory else {
-            return Ok(());
-        };
-        let mut dev = Devices::none();
-        // SAFETY: `att` is attached (it is being mapped): live until
-        // detach, after this call.
-        unsafe { dev.push(att.dev)? };
-        let (err, why) = if dev.need_contiguous() && !runs.contiguous() {
-            (EINVAL, "needs one contiguous range")
-        } else if !runs.reachable_by(&dev) {
-            (EIO, "cannot reach it under its DMA mask")
-        } else {
-            return Ok(());
-        };
-        super::warn_ratelimited(fmt!(
-            "rust_dma_heap: {}: {} cannot map a buffer whose memory was chosen at its first use: it {}\n",
-            self.exports.name.to_str().unwrap_or("?"),
-            dev.names(),
-            why
-        ));
-        Err(err)
-    }
-
     /// `EIO` when `att`'s device bounces every mapping through a software
     /// buffer: memory no CPU cache holds would be written there and never
     /// copied back (the bounce copies are cache maintenance points, which
@@ -809,7 +788,11 @@ impl<T: Exporter> Exported<T> {
             Some(t) => t,
             empty => {
                 if self.data.checks_devices() {
-                    self.admit(att, memory)?;
+                    let mut dev = Devices::none();
+                    // SAFETY: `att` is attached (it is being mapped): live
+                    // until detach, after this call.
+                    unsafe { dev.push(att.dev)? };
+                    self.data.admit(&self.exports.name, &dev, memory)?;
                 }
                 match memory {
                     MemoryRef::Pages(runs) if runs.write_combined() => self.refuse_bouncing(att)?,

@@ -8,7 +8,7 @@
 //! heap: what it calls must live as long as the kernel, so adding one pins
 //! this module.
 
-use super::{chrdev::NodeKey, dmabuf::DmaBuf, err_ptr, this_module};
+use super::{chrdev::NodeKey, dmabuf::DmaBuf, this_module};
 use core::{marker::PhantomData, mem::MaybeUninit};
 use kernel::{
     bindings, ffi,
@@ -143,13 +143,13 @@ pub(crate) fn add<T: Provide>(data: Arc<T>) -> Result<NodeKey> {
     // SAFETY: `info` is fully initialized and only read during the call;
     // the name (borrowed from `data`), the ops (static) and `data` live
     // for as long as the kernel once the heap is added.
-    match err_ptr(unsafe { dma_heap_add(&info) }) {
+    match kernel::error::from_err_ptr(unsafe { dma_heap_add(&info) }) {
         Ok(heap) => {
             // SAFETY: our own module, live (we run in it); the reference
             // taken here is never put.
             unsafe { bindings::__module_get(this_module().as_ptr()) };
             // `dma_heap_open()` makes the heap the file's private data.
-            Ok(NodeKey::from_ptr(heap.as_ptr()))
+            Ok(NodeKey::from_ptr(heap))
         }
         Err(e) => {
             // SAFETY: the framework did not take it: still ours, once.

@@ -400,7 +400,10 @@ const fn this_module() -> &'static kernel::ThisModule {
 
 /// A pointer a kernel function returned that may encode an error
 /// (`IS_ERR()`/`PTR_ERR()`, without a call into the kernel for each):
-/// the pointer if valid, its error otherwise (`ENOMEM` for NULL).
+/// the pointer if valid, its error otherwise (`ENOMEM` for NULL). The
+/// kernel crate's `from_err_ptr` is not `#[inline]` and calls two C
+/// helpers: this one serves the allocation path (`dma_buf_export`) only;
+/// elsewhere the module uses the kernel crate's.
 fn err_ptr<T>(ptr: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
     let addr = ptr as usize;
     if addr >= (-(bindings::MAX_ERRNO as isize)) as usize {
@@ -414,7 +417,8 @@ fn err_ptr<T>(ptr: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
 
 /// A kernel function's `int` result: `Ok` unless negative (an errno).
 /// As the kernel crate's `to_result`, inlined: that one is a call into
-/// the kernel crate, on every DMA map.
+/// the kernel crate, on every DMA map. For the map path (table and
+/// mapping) only; elsewhere the module uses `to_result`.
 #[inline]
 fn errno(ret: ffi::c_int) -> kernel::error::Result {
     if ret < 0 {

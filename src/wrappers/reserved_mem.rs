@@ -108,7 +108,7 @@ impl Claim {
         // SAFETY: a query-and-insert on the resource tree; `name` outlives
         // the claim (caller).
         let ret = unsafe { ffi_helpers::rdh_request_mem_region(start, size, name.as_char_ptr()) };
-        super::errno(ret)?;
+        kernel::error::to_result(ret)?;
         // INVARIANT: claimed just now.
         Ok(Self { base, size })
     }

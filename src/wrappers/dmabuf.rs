@@ -692,6 +692,26 @@ impl<T: Exporter> Exported<T> {
         self.data.memory().ok_or(ENOMEM)
     }
 
+    /// Whether `att`'s device may map `memory` at all (its first map):
+    /// memory chosen for other devices ([`Exporter::admit`]),
+    /// write-combined memory, memory without `struct page`. Out of line:
+    /// the common case (the buffer's own cached pages) skips it.
+    #[inline(never)]
+    fn first_map_checks(&self, att: &Attachment, memory: MemoryRef<'_>) -> Result {
+        if self.data.checks_devices() {
+            let mut dev = Devices::none();
+            // SAFETY: `att` is attached (it is being mapped): live until
+            // detach, after this call.
+            unsafe { dev.push(att.dev)? };
+            self.data.admit(&self.exports.name, &dev, memory)?;
+        }
+        match memory {
+            MemoryRef::Pages(runs) if runs.write_combined() => self.refuse_bouncing(att),
+            MemoryRef::Chunk(_) if !att.peer2peer => Err(self.refuse_pageless(att)),
+            _ => Ok(()),
+        }
+    }
+
     /// `EIO` when `att`'s device bounces every mapping through a software
     /// buffer: memory no CPU cache holds would be written there and never
     /// copied back (the bounce copies are cache maintenance points, which
@@ -787,17 +807,10 @@ impl<T: Exporter> Exported<T> {
         let table = match resv.table(att)? {
             Some(t) => t,
             empty => {
-                if self.data.checks_devices() {
-                    let mut dev = Devices::none();
-                    // SAFETY: `att` is attached (it is being mapped): live
-                    // until detach, after this call.
-                    unsafe { dev.push(att.dev)? };
-                    self.data.admit(&self.exports.name, &dev, memory)?;
-                }
-                match memory {
-                    MemoryRef::Pages(runs) if runs.write_combined() => self.refuse_bouncing(att)?,
-                    MemoryRef::Chunk(_) if !att.peer2peer => return Err(self.refuse_pageless(att)),
-                    _ => {}
+                // Cached pages of the buffer's own: nothing to check.
+                let plain = matches!(memory, MemoryRef::Pages(runs) if !runs.write_combined());
+                if !plain || self.data.checks_devices() {
+                    self.first_map_checks(att, memory)?;
                 }
                 self.table_in(empty, att, memory)?
             }

@@ -1034,6 +1034,13 @@ mod tests {
         assert_eq!(core::mem::offset_of!(FillData, offset), 24);
         assert_eq!(core::mem::offset_of!(FillData, heap_fd), 36);
         assert_eq!(core::mem::offset_of!(FillData, read), 48);
+        // The proposal's struct: upstream's, then charge_pid_fd and the
+        // padding word (heap_fd on the control node).
+        assert_eq!(core::mem::size_of::<ChargeData>(), 32);
+        assert_eq!(core::mem::offset_of!(ChargeData, heap_flags), 16);
+        assert_eq!(core::mem::offset_of!(ChargeData, charge_pid_fd), 24);
+        assert_eq!(core::mem::offset_of!(ChargeData, heap_fd), 28);
+        assert_eq!(arg_sizes(_IOWR::<ChargeData>(DMA_HEAP_IOC_MAGIC, ALLOC_NR)), (32, 32));
     }
 
     #[test]

@@ -1040,7 +1040,10 @@ mod tests {
         assert_eq!(core::mem::offset_of!(ChargeData, heap_flags), 16);
         assert_eq!(core::mem::offset_of!(ChargeData, charge_pid_fd), 24);
         assert_eq!(core::mem::offset_of!(ChargeData, heap_fd), 28);
-        assert_eq!(arg_sizes(_IOWR::<ChargeData>(DMA_HEAP_IOC_MAGIC, ALLOC_NR)), (32, 32));
+        assert_eq!(
+            arg_sizes(_IOWR::<ChargeData>(DMA_HEAP_IOC_MAGIC, ALLOC_NR)),
+            (32, 32)
+        );
     }
 
     #[test]

@@ -42,9 +42,9 @@ FIXTURE(kapi) {
 
 FIXTURE_SETUP(kapi)
 {
-	self->imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+	self->imp = rdh_open_importer();
 	if (self->imp < 0)
-		SKIP(return, "no test importer");
+		SKIP(return, RDH_NO_IMPORTER);
 }
 
 FIXTURE_TEARDOWN(kapi)

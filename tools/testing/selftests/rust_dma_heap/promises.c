@@ -459,9 +459,9 @@ TEST(mmap_readonly_importer)
 	int heap, ro, rw, imp, imp2, err;
 	uint32_t *p, *q;
 
-	imp = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+	imp = rdh_open_importer();
 	if (imp < 0)
-		SKIP(return, "no test importer");
+		SKIP(return, RDH_NO_IMPORTER);
 	if (rdh_taken("system")) {
 		close(imp);
 		SKIP(return, RDH_SYSTEM_TAKEN);

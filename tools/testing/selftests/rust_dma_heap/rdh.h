@@ -94,6 +94,42 @@ static inline bool rdh_missing_ok(void)
 	return !require || strcmp(require, "1");
 }
 
+/* Why a case that maps through the test importer is skipped without it. */
+#define RDH_NO_IMPORTER "no test importer (importer/rdh_importer.ko beside the program)"
+
+/*
+ * The selftests' in-kernel importer, /dev/rdh_importer: loaded first from
+ * importer/rdh_importer.ko beside the program (where kselftest installs
+ * TEST_GEN_MODS_DIR) when it is not there yet. The fd, or -errno (-ENOENT:
+ * neither loaded nor found).
+ */
+static inline int rdh_open_importer(void)
+{
+	char dir[PATH_MAX], ko_path[PATH_MAX + 32], *slash;
+	int fd = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC), ko;
+	ssize_t n;
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd >= 0 ? fd : -errno;
+	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	snprintf(ko_path, sizeof(ko_path), "%s/importer/rdh_importer.ko", dir);
+	ko = open(ko_path, O_RDONLY | O_CLOEXEC);
+	if (ko < 0)
+		return -ENOENT;
+	/* EEXIST: another test loaded it meanwhile. */
+	syscall(SYS_finit_module, ko, "", 0);
+	close(ko);
+	fd = open("/dev/rdh_importer", O_RDWR | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
 static inline int rdh_open_heap(const char *name, int flags)
 {
 	char path[256];

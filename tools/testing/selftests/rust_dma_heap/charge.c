@@ -31,7 +31,8 @@
 
 #define MIB (1024UL * 1024)
 #define CONTROL "/dev/rust_dma_heap_ctl"
-#define SLACK (512 * 1024LL)
+/* memcg charges ahead in per-CPU batches (64 pages a CPU) */
+#define SLACK (1024 * 1024LL)
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

@@ -145,8 +145,8 @@ static void check_nothing_left(struct __test_metadata *_metadata, struct baselin
 	mem = rdh_meminfo_wait("MemFree+pool", b->memfree - slack, 5000);
 	if (b->cmafree >= 0)
 		cma = rdh_meminfo_wait("CmaFree", b->cmafree - CMA_SLACK_KB, 5000);
-	ksft_print_msg("MemFree %ld -> %ld KiB, CmaFree %ld -> %ld KiB\n",
-		       b->memfree, mem, b->cmafree, cma);
+	ksft_print_msg("MemFree+pool+pcp %ld -> %ld KiB (pcp %ld), CmaFree %ld -> %ld KiB\n",
+		       b->memfree, mem, rdh_pcp_kb(), b->cmafree, cma);
 	EXPECT_GE(mem, b->memfree - slack);
 	if (b->cmafree >= 0)
 		EXPECT_GE(cma, b->cmafree - CMA_SLACK_KB);

@@ -234,7 +234,7 @@ impl Buffer {
     /// place, into the buffer's own object (allocated and zeroed by a
     /// heap).
     /// `charged`: the process a service allocates for (the memory is
-    /// charged to it: the caller runs this in its memory cgroup's scope).
+    /// charged to it: `alloc` runs in its memory cgroup's scope).
     #[inline]
     pub(crate) fn now(
         alloc: impl FnOnce(MemorySlot<'_>) -> Result<Filled>,
@@ -255,14 +255,15 @@ impl Buffer {
     /// task, without memory until its first use, when `chooser` picks it.
     /// Refused (`ENOMEM`) when the task's memory cgroup has no room for
     /// `len` bytes now, or `chooser` cannot reserve them.
-    /// The task's memory cgroup is the one active in the caller's scope
-    /// (`charged`'s, see [`Self::now`]).
+    /// `memcg`, `charged`: the memory cgroup charged instead of the task's
+    /// and its process, when a service allocates for it.
     pub(crate) fn deferred(
         len: usize,
         chooser: Arc<dyn Choose>,
+        memcg: Option<MemCgroup>,
         charged: Option<Charged>,
     ) -> Result<Self> {
-        let memcg = MemCgroup::current();
+        let memcg = memcg.or_else(MemCgroup::current);
         if memcg.as_ref().is_some_and(|m| len > m.room()) {
             return Err(ENOMEM);
         }

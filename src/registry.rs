@@ -15,7 +15,7 @@ use crate::{
     heaps::Heap,
     pool::Pool,
     wrappers::{
-        cgroup::{charge_target, Charged},
+        cgroup::{charge_target, Charged, MemCgroup},
         chrdev::{ChrdevRegion, Class, Node, NodeKey, NodeOps},
         dmabuf::{DmaBuf, Exports, Info, Slabs},
         fs::{Read, Source},
@@ -70,6 +70,9 @@ struct HeapFile {
     /// What chooses its buffers' memory at their first use, for a heap
     /// that defers it (asked once: [`Heap::deferred`]).
     deferred: Option<Arc<dyn Choose>>,
+    /// Whether its buffers are charged to the dmem controller (asked once:
+    /// [`Heap::charges_dmem`]).
+    charges_dmem: bool,
     exports: Arc<Exports<Buffer>>,
 }
 
@@ -129,79 +132,90 @@ type AllocationWords = [u64; 3];
 impl HeapFile {
     /// `dma_heap_ioctl_allocate()`: validates, allocates and exports. The
     /// fd is reserved but not installed.
+    #[inline(always)]
     fn allocate(&self, data: &AllocationData) -> Result<(DmaBuf, FileDescriptorReservation)> {
         if data.fd != 0 {
             return Err(EINVAL);
         }
-        let dmabuf = self.buffer(data.len, data.fd_flags, data.heap_flags, None)?;
+        let len = self.checked_len(data.len, data.fd_flags, data.heap_flags)?;
+        let dmabuf = self.export_new(len, data.fd_flags, data.heap_flags, None)?;
         let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
         Ok((dmabuf, fd))
     }
 
     /// As [`Self::allocate`], charged to the process `charge_pid_fd`
-    /// refers to when it is not 0 (see [`Self::buffer_for`]).
+    /// refers to when it is not 0 instead of the caller: its memory cgroup
+    /// is charged (and limits it) for the system heap's pages and an
+    /// `auto` buffer's, whenever they are placed. `EBADF` when it is not an
+    /// open pidfd, `ESRCH` when its process has exited, `EPERM` when the
+    /// caller could not signal it and lacks `CAP_SYS_RESOURCE`;
+    /// `EOPNOTSUPP` on a heap charged to the dmem controller (CMA,
+    /// carve-outs, `auto`'s reservation) when the process is in another
+    /// dmem cgroup than the caller (7.3's controller charges only the
+    /// current task's). The length and flags are checked first.
+    #[inline(always)]
     fn allocate_charged(&self, data: &ChargeData) -> Result<(DmaBuf, FileDescriptorReservation)> {
         if data.fd != 0 {
             return Err(EINVAL);
         }
+        let (fd_flags, heap_flags) = (data.fd_flags, data.heap_flags);
+        let len = self.checked_len(data.len, fd_flags, heap_flags)?;
         let dmabuf = if data.charge_pid_fd == 0 {
-            self.buffer(data.len, data.fd_flags, data.heap_flags, None)?
+            self.export_new(len, fd_flags, heap_flags, None)?
         } else {
-            self.buffer_for(data.len, data.fd_flags, data.heap_flags, data.charge_pid_fd)?
+            let pidfd = i32::try_from(data.charge_pid_fd).map_err(|_| EBADF)?;
+            let client = charge_target(pidfd, self.charges_dmem)?;
+            self.export_new(len, fd_flags, heap_flags, Some(client))?
         };
-        let fd = FileDescriptorReservation::get_unused_fd_flags(data.fd_flags)?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(fd_flags)?;
         Ok((dmabuf, fd))
-    }
-
-    /// A new buffer, as [`Self::buffer`], charged to the process of pidfd
-    /// `pidfd` instead of the caller: its memory cgroup is charged (and
-    /// limits it) for the system heap's pages and an `auto` buffer's,
-    /// whenever they are placed. `EBADF` when `pidfd` is not an open
-    /// pidfd, `ESRCH` when its process has exited, `EPERM` when the caller
-    /// could not signal it and lacks `CAP_SYS_RESOURCE`; `EOPNOTSUPP` on a
-    /// heap charged to the dmem controller (CMA, carve-outs, `auto`'s
-    /// reservation) when the process is in another dmem cgroup than the
-    /// caller (7.3's controller charges only the current task's).
-    #[inline(never)]
-    fn buffer_for(&self, len: u64, fd_flags: u32, heap_flags: u64, pidfd: u32) -> Result<DmaBuf> {
-        self.checked_len(len, fd_flags, heap_flags)?;
-        let fd = i32::try_from(pidfd).map_err(|_| EBADF)?;
-        let (memcg, charged) = charge_target(fd, self.heap.charges_dmem())?;
-        match memcg {
-            Some(memcg) => memcg.charging(|| self.buffer(len, fd_flags, heap_flags, Some(charged))),
-            None => self.buffer(len, fd_flags, heap_flags, Some(charged)),
-        }
     }
 
     /// `len` page-aligned, after the checks of `dma_heap_ioctl_allocate()`
     /// on the flags and length and ours on the heap's `max_alloc`.
-    #[inline]
+    #[inline(always)]
     fn checked_len(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<usize> {
         checked_len(len, fd_flags, heap_flags, self.heap.usage().max_alloc())
     }
 
     /// A new buffer of `len` bytes, exported (the ioctl's and the
     /// in-kernel API's checks).
-    /// `charged`: the process charged instead of the caller (the caller
-    /// runs this in its memory cgroup's scope).
-    fn buffer(
+    #[inline]
+    fn buffer(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
+        let len = self.checked_len(len, fd_flags, heap_flags)?;
+        self.export_new(len, fd_flags, heap_flags, None)
+    }
+
+    /// A new buffer of `len` bytes ([`Self::checked_len`]), exported.
+    /// `client`: the process charged instead of the caller and its memory
+    /// cgroup ([`charge_target`]). Only the buffer's memory is charged to
+    /// it, as the proposal does: the dma-buf's own objects (its file,
+    /// inode, our bookkeeping) are the caller's, who holds the fd.
+    fn export_new(
         &self,
-        len: u64,
+        len: usize,
         fd_flags: u32,
         heap_flags: u64,
-        charged: Option<Charged>,
+        client: Option<(Option<MemCgroup>, Charged)>,
     ) -> Result<DmaBuf> {
-        let len = self.checked_len(len, fd_flags, heap_flags)?;
+        let (memcg, charged) = match client {
+            Some((memcg, charged)) => (memcg, Some(charged)),
+            None => (None, None),
+        };
         match &self.deferred {
             Some(chooser) => DmaBuf::export(
                 &self.exports,
-                Buffer::deferred(len, chooser.clone(), charged),
+                Buffer::deferred(len, chooser.clone(), memcg, charged),
                 fd_flags,
             ),
             None => DmaBuf::export(
                 &self.exports,
                 Buffer::now(
-                    |slot| self.heap.allocate(len, fd_flags, heap_flags, slot),
+                    |slot| match memcg {
+                        Some(memcg) => memcg
+                            .charging_once(|| self.heap.allocate(len, fd_flags, heap_flags, slot)),
+                        None => self.heap.allocate(len, fd_flags, heap_flags, slot),
+                    },
                     charged,
                 ),
                 fd_flags,
@@ -326,6 +340,7 @@ fn sized_arg<const N: usize, R>(
 
 /// `RUST_DMA_HEAP_IOCTL_FILL` on the heap `pick` names (from the
 /// argument), its argument of any size (as the allocation's).
+#[inline(never)]
 fn ioctl_fill<H: core::ops::Deref<Target = HeapFile>>(
     cmd: u32,
     arg: usize,
@@ -348,6 +363,7 @@ fn ioctl_fill<H: core::ops::Deref<Target = HeapFile>>(
 
 /// `RUST_DMA_HEAP_IOCTL_ALLOC` on the heap `pick` names (from the
 /// argument), its argument of any size (as the allocation's).
+#[inline(never)]
 fn ioctl_alloc<H: core::ops::Deref<Target = HeapFile>>(
     user: UserPtr,
     (in_size, out_size): (usize, usize),
@@ -436,7 +452,7 @@ impl KernelHeap for HeapFile {
     }
 
     fn alloc(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
-        self.buffer(len, fd_flags, heap_flags, None)
+        self.buffer(len, fd_flags, heap_flags)
     }
 
     fn fill(
@@ -467,7 +483,7 @@ impl crate::wrappers::dma_heap::Provide for HeapFile {
     }
 
     fn allocate(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<DmaBuf> {
-        self.buffer(len, fd_flags, heap_flags, None)
+        self.buffer(len, fd_flags, heap_flags)
     }
 }
 
@@ -609,6 +625,7 @@ impl HeapFile {
     /// [`ChargeData`]: its `__padding` must be zero); other sizes are
     /// upstream's struct, older or newer (extra bytes ignored: upstream's
     /// kselftest sends a longer one with garbage after the struct).
+    #[inline(never)]
     fn ioctl_resized(&self, user: UserPtr, in_size: usize, out_size: usize) -> Result<isize> {
         if in_size == CHARGE_DATA_SIZE {
             return ioctl_alloc(user, (in_size, out_size), |data| {
@@ -844,10 +861,12 @@ impl Registry {
             };
             let exports = Exports::new(heap.name(), &slabs)?;
             let deferred = heap.deferred();
+            let charges_dmem = heap.charges_dmem();
             let file = Arc::new(
                 HeapFile {
                     heap,
                     deferred,
+                    charges_dmem,
                     exports,
                 },
                 GFP_KERNEL,

@@ -68,7 +68,7 @@ pub(crate) trait Heap: Send + Sync {
 
     /// Whether its buffers are charged to the dmem controller (a CMA area
     /// or carve-out with a registered region), which charges only the
-    /// current task's cgroup.
+    /// current task's cgroup. Fixed once the heap is built (asked once).
     fn charges_dmem(&self) -> bool {
         false
     }

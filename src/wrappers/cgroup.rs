@@ -259,6 +259,23 @@ impl MemCgroup {
     }
 }
 
+impl MemCgroup {
+    /// As [`Self::charging`], for the last use of this reference: it is
+    /// put as the scope ends (one call into C for both).
+    #[inline]
+    pub(crate) fn charging_once<R>(self, f: impl FnOnce() -> R) -> R {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: as in `charging`.
+        let old = unsafe { ffi_helpers::rdh_set_active_memcg(this.ptr.as_ptr()) };
+        let r = f();
+        // SAFETY: the scope ends in the task that opened it, restoring the
+        // previous one (scopes nest); our reference (type invariant) is
+        // put, once: `this` is not dropped.
+        unsafe { ffi_helpers::rdh_memcg_unscope(old, this.ptr.as_ptr()) };
+        r
+    }
+}
+
 impl Drop for MemCgroup {
     fn drop(&mut self) {
         // SAFETY: our reference (type invariant).
@@ -268,12 +285,14 @@ impl Drop for MemCgroup {
 
 /// For an allocation a service makes for the process of pidfd `fd` (its
 /// client): that process's memory cgroup (`None` without the memory
-/// controller), to charge in its scope ([`MemCgroup::charging`]), and the
-/// process, for the report. `EBADF` when `fd` is not an open pidfd,
-/// `ESRCH` when the process has exited (or is exiting), `EPERM` when the
-/// current task could not signal it and lacks `CAP_SYS_RESOURCE`; with
-/// `dmem`, `EOPNOTSUPP` when it is in another dmem cgroup than the
-/// current task (7.3's controller charges only the current task's).
+/// controller), to charge the buffer's memory in its scope
+/// ([`MemCgroup::charging_once`]), and the process, for the report.
+/// `EBADF` when `fd` is not an open pidfd, `ESRCH` when the process has
+/// exited (or is exiting), `EPERM` when the current task could not signal
+/// it and lacks `CAP_SYS_RESOURCE`; with `dmem`, `EOPNOTSUPP` when it is in
+/// another dmem cgroup than the current task (7.3's controller charges
+/// only the current task's).
+#[inline(always)]
 pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, Charged)> {
     let mut memcg = core::ptr::null_mut();
     let mut tgid = 0;
@@ -281,7 +300,7 @@ pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, C
     // SAFETY: process context; any value of `fd`; the out pointers are
     // valid (`comm` has room for `TASK_COMM_LEN`, 16, bytes). On success
     // `memcg` is NULL or a cgroup with a reference for us.
-    kernel::error::to_result(unsafe {
+    super::errno(unsafe {
         ffi_helpers::rdh_pidfd_charge(fd, dmem, &mut memcg, &mut tgid, comm.0.as_mut_ptr().cast())
     })?;
     // INVARIANT: the reference just taken.

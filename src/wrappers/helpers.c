@@ -494,9 +494,12 @@ int rdh_pidfd_charge(int fd, bool dmem, struct mem_cgroup **memcg, pid_t *tgid, 
 	if (!mem_cgroup_disabled()) {
 		struct mem_cgroup *m;
 
-		/* As get_mem_cgroup_from_mm(): the task may be moving. */
+		/*
+		 * As get_mem_cgroup_from_mm(): the task may be moving.
+		 * mem_cgroup_from_task(), inline.
+		 */
 		do {
-			m = mem_cgroup_from_task(task);
+			m = mem_cgroup_from_css(task_css(task, memory_cgrp_id));
 		} while (!css_tryget(&m->css));
 		*memcg = m;
 	}
@@ -511,6 +514,13 @@ out:
 
 void rdh_memcg_put(struct mem_cgroup *memcg)
 {
+	mem_cgroup_put(memcg);
+}
+
+/* Ends a set_active_memcg(@memcg) scope: @old active again, @memcg put. */
+void rdh_memcg_unscope(struct mem_cgroup *old, struct mem_cgroup *memcg)
+{
+	set_active_memcg(old);
 	mem_cgroup_put(memcg);
 }
 

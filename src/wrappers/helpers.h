@@ -93,6 +93,7 @@ bool rdh_cc_guest(void);
 void rdh_cond_resched(void);
 struct mem_cgroup *rdh_current_memcg(void);
 int rdh_pidfd_charge(int fd, bool dmem, struct mem_cgroup **memcg, pid_t *tgid, char *comm);
+void rdh_memcg_unscope(struct mem_cgroup *old, struct mem_cgroup *memcg);
 void rdh_memcg_put(struct mem_cgroup *memcg);
 struct mem_cgroup *rdh_set_active_memcg(struct mem_cgroup *memcg);
 /* mem_cgroup_margin() (static in mm/memcontrol.c) of memcg and its ancestors, in pages. */

@@ -153,6 +153,10 @@ mod ffi_helpers {
             comm: *mut ffi::c_char,
         ) -> ffi::c_int;
         pub(super) fn rdh_memcg_put(memcg: *mut bindings::mem_cgroup);
+        pub(super) fn rdh_memcg_unscope(
+            old: *mut bindings::mem_cgroup,
+            memcg: *mut bindings::mem_cgroup,
+        );
         pub(super) fn rdh_set_active_memcg(
             memcg: *mut bindings::mem_cgroup,
         ) -> *mut bindings::mem_cgroup;

@@ -91,8 +91,11 @@ struct rust_dma_heap_fill_data {
  * @charge_pid_fd is a pidfd (pidfd_open(2)) the buffer is charged to that
  * process's memory cgroup instead of the caller's, and fails with ENOMEM
  * when that cgroup is over its memory.max, however much room the caller's
- * has. System heap pages are charged at allocation (never taken from the
- * pool, which charges nobody); an auto buffer's memory when it is placed.
+ * has. The buffer's memory is charged, not the kernel objects of the
+ * dma-buf and its fd (those stay the caller's, who holds the fd, as in the
+ * proposal). System heap pages are charged at allocation (never taken from
+ * the pool, which charges nobody); an auto buffer's memory when it is
+ * placed.
  * 7.3's dmem controller charges only the current task's cgroup: on a heap
  * charged there (CMA areas, carve-outs, auto's reservation) a client in
  * another dmem cgroup is refused (EOPNOTSUPP) rather than the caller's

@@ -554,6 +554,7 @@ impl NodeOps for HeapFile {
     /// today's struct (older or newer userspace); missing input reads as
     /// zero, extra input is ignored, and only what the caller's size covers
     /// is written back.
+    #[inline]
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         if _IOC_TYPE(cmd) != DMA_HEAP_IOC_MAGIC {
             return Err(ENOTTY);

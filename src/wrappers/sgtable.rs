@@ -13,6 +13,12 @@ use kernel::{bindings, dma::DataDirection, ffi, page::PAGE_SIZE, prelude::*, typ
 /// The longest scatterlist entry built (`length` is an `unsigned int`).
 const MAX_SEGMENT: usize = 1 << 30;
 
+/// Entries kept in the table itself: a table of one entry (every CMA or
+/// carve-out buffer up to [`MAX_SEGMENT`], a system buffer of one block)
+/// allocates nothing but its owner (as `sg_alloc_table_chained()`'s first
+/// chunk, without the SG pool).
+const INLINE: usize = 1;
+
 /// The memory a table describes (kept alive by whoever built the table).
 enum Memory {
     /// Pages with `struct page`: the entries point at them. Mapped with
@@ -28,13 +34,18 @@ enum Memory {
 ///
 /// # Invariants
 ///
-/// - `table` was initialized by `sg_alloc_table` with `entries` entries
-///   and is freed in `Drop`; or, only inside [`SgTable::pages_in`] while
-///   it is built, it is all zero with `entries == 0` (nothing allocated,
-///   nothing freed). The header is inline (no allocation of its own): a table may move
-///   until it is mapped; the dma-buf layer maps a table only where it stays
-///   until unmapped (its attachment's slot), since the importer holds a
-///   pointer to the header in between.
+/// - With more than [`INLINE`] entries, `table` was initialized by
+///   `sg_alloc_table` with `entries` entries and is freed in `Drop`; or,
+///   only inside [`SgTable::pages_in`] while it is built, it is all zero
+///   with `entries == 0` (nothing allocated, nothing freed). With at most
+///   [`INLINE`], its entries are `inline` (ended by `SG_END`, nothing
+///   allocated or freed) and `table.sgl` points at them whenever the
+///   table is read: set where it is built and again by [`SgTable::map`]
+///   (it may dangle only while the table is unmapped and has moved, when
+///   nothing reads it). The header is inline (no allocation of its own):
+///   a table may move until it is mapped; the dma-buf layer maps a table
+///   only where it stays until unmapped (its attachment's slot), since the
+///   importer holds a pointer to the header in between.
 ///   For `Memory::Pages` its entries point at the pages of the runs, in
 ///   order; for `Memory::Chunk` it has one entry per [`MAX_SEGMENT`] of
 ///   the `len` bytes at `phys`, with no page, whose DMA address and length
@@ -44,6 +55,8 @@ enum Memory {
 ///   in direction `dir`.
 pub(crate) struct SgTable {
     table: Opaque<bindings::sg_table>,
+    /// The entries of a table of at most [`INLINE`].
+    inline: Opaque<[bindings::scatterlist; INLINE]>,
     /// Live for as long as the table (the constructors' contract).
     dev: NonNull<bindings::device>,
     mapped: Option<DataDirection>,
@@ -64,20 +77,59 @@ unsafe impl Send for SgTable {}
 // SAFETY: shared access is read-only (syncs).
 unsafe impl Sync for SgTable {}
 
-/// A table of `nents` zeroed entries (the header by value: it only points
-/// at the entries, so it may move).
-fn alloc_table(nents: usize) -> Result<Opaque<bindings::sg_table>> {
-    let nents = ffi::c_uint::try_from(nents).map_err(|_| ENOMEM)?;
-    if nents == 0 {
-        return Err(EINVAL);
-    }
-    let table = Opaque::<bindings::sg_table>::zeroed();
-    // SAFETY: `table` is zeroed memory for a `struct sg_table`.
-    errno(unsafe { bindings::sg_alloc_table(table.get(), nents, bindings::GFP_KERNEL) })?;
-    Ok(table)
-}
-
 impl SgTable {
+    /// An empty table of `entries` entries for `dev` (see the invariants):
+    /// zeroed, and for at most [`INLINE`] entries complete but for
+    /// `table.sgl` (set where the table stays: [`Self::point_inline`]).
+    #[inline]
+    fn empty(
+        dev: NonNull<bindings::device>,
+        memory: Memory,
+        len: usize,
+        entries: ffi::c_uint,
+    ) -> Self {
+        let t = Self {
+            table: Opaque::zeroed(),
+            inline: Opaque::zeroed(),
+            dev,
+            mapped: None,
+            memory,
+            len,
+            entries: 0,
+        };
+        if entries as usize <= INLINE {
+            // SAFETY: the header and `entries` (> 0, at most `INLINE`)
+            // zeroed entries are ours; the last one ends the list, as
+            // `sg_init_table()` marks it.
+            unsafe {
+                let last = t
+                    .inline
+                    .get()
+                    .cast::<bindings::scatterlist>()
+                    .add(entries as usize - 1);
+                (*last).page_link = bindings::SG_END as ffi::c_ulong;
+                (*t.table.get()).nents = entries;
+                (*t.table.get()).orig_nents = entries;
+            }
+        }
+        t
+    }
+
+    /// Whether the entries are [`Self::inline`].
+    fn is_inline(&self) -> bool {
+        self.entries as usize <= INLINE
+    }
+
+    /// Points an inline table's header at its entries, where the table is
+    /// now (see the invariants).
+    #[inline]
+    fn point_inline(&mut self) {
+        if self.is_inline() {
+            // SAFETY: our header; only `sgl` is written.
+            unsafe { (*self.table.get()).sgl = self.inline.get().cast() };
+        }
+    }
+
     /// A table with one entry per run of `runs` (runs longer than
     /// [`MAX_SEGMENT`] take several), for `dev`, built in `slot` (where it
     /// stays: a table built and moved would be copied by a call to
@@ -102,30 +154,30 @@ impl SgTable {
         if entries == 0 {
             return Err(EINVAL);
         }
-        // INVARIANT: empty (zeroed, no entries) until allocated below.
+        let memory = Memory::Pages {
+            write_combined: runs.write_combined(),
+        };
+        // INVARIANT: empty (zeroed, no entries) until allocated below, or
+        // inline and complete once pointed at its entries where it stays.
         let header = slot
-            .insert(Self {
-                table: Opaque::zeroed(),
-                dev,
-                mapped: None,
-                memory: Memory::Pages {
-                    write_combined: runs.write_combined(),
-                },
-                len: runs.len(),
-                entries: 0,
-            })
+            .insert(Self::empty(dev, memory, runs.len(), entries))
             .table
             .get();
-        // SAFETY: the header is zeroed memory for a `struct sg_table`; on
-        // failure `sg_alloc_table` frees what it took and leaves no list.
-        let allocated = unsafe { bindings::sg_alloc_table(header, entries, bindings::GFP_KERNEL) };
-        if let Err(e) = errno(allocated) {
-            // An empty table: its drop frees nothing.
-            *slot = None;
-            return Err(e);
+        if entries as usize > INLINE {
+            // SAFETY: the header is zeroed memory for a `struct sg_table`;
+            // on failure `sg_alloc_table` frees what it took and leaves no
+            // list.
+            let allocated =
+                unsafe { bindings::sg_alloc_table(header, entries, bindings::GFP_KERNEL) };
+            if let Err(e) = errno(allocated) {
+                // An empty table: its drop frees nothing.
+                *slot = None;
+                return Err(e);
+            }
         }
         let t = slot.as_mut().ok_or(EINVAL)?;
         t.entries = entries;
+        t.point_inline();
         // SAFETY: the table was just allocated with `nents` entries.
         let mut sg = unsafe { (*t.table.get()).sgl };
         for run in runs.runs() {
@@ -158,21 +210,27 @@ impl SgTable {
         if chunk.has_pages() {
             return Err(EINVAL);
         }
-        let nents = chunk.len().div_ceil(MAX_SEGMENT);
-        let table = alloc_table(nents)?;
-        let entries = nents as ffi::c_uint;
+        let entries =
+            ffi::c_uint::try_from(chunk.len().div_ceil(MAX_SEGMENT)).map_err(|_| ENOMEM)?;
+        if entries == 0 {
+            return Err(EINVAL);
+        }
+        let memory = Memory::Chunk { phys: chunk.phys() };
+        let mut t = Self::empty(dev, memory, chunk.len(), entries);
+        if entries as usize > INLINE {
+            // SAFETY: the header is zeroed memory for a `struct sg_table`;
+            // on failure `sg_alloc_table` frees what it took.
+            errno(unsafe {
+                bindings::sg_alloc_table(t.table.get(), entries, bindings::GFP_KERNEL)
+            })?;
+        }
+        t.entries = entries;
         // SAFETY: a table of our own, no CPU list (see the invariants).
-        unsafe { (*table.get()).orig_nents = 0 };
-        // INVARIANT: entries are zeroed (no page); addresses come at map;
-        // the caller keeps the chunk alive.
-        Ok(Self {
-            table,
-            dev,
-            mapped: None,
-            memory: Memory::Chunk { phys: chunk.phys() },
-            len: chunk.len(),
-            entries,
-        })
+        unsafe { (*t.table.get()).orig_nents = 0 };
+        // INVARIANT: entries are zeroed (no page); addresses come at map,
+        // which points an inline table at its entries; the caller keeps
+        // the chunk alive.
+        Ok(t)
     }
 
     /// The device.
@@ -193,6 +251,8 @@ impl SgTable {
         if self.mapped.is_some() {
             return Err(EBUSY);
         }
+        // Where it stays until unmapped (see the invariants).
+        self.point_inline();
         let dev = self.raw_dev();
         match &self.memory {
             // SAFETY: the device is live (constructors' contract) and the
@@ -379,6 +439,10 @@ impl Drop for SgTable {
     fn drop(&mut self) {
         // An importer that detaches without unmapping leaves no mapping.
         self.unmap();
+        if self.is_inline() {
+            // Nothing allocated (an empty table has no entries either).
+            return;
+        }
         // SAFETY: the table was allocated by `sg_alloc_table` with
         // `entries` entries, which `sg_free_table` reads from `orig_nents`
         // (zero in a table without CPU list), and is freed only here.

@@ -452,3 +452,110 @@ impl Drop for SgTable {
         }
     }
 }
+
+#[cfg(CONFIG_RUST_DMA_HEAP_KUNIT_TEST)]
+#[kernel::macros::kunit_tests(rust_dma_heap_sgtable)]
+mod tests {
+    use super::super::{
+        pages::{Effort, Fresh, FreshRuns, PageRun},
+        Zeroed,
+    };
+    use super::*;
+    use kernel::faux;
+
+    /// The device of `reg` (a `struct device`: `Device` is transparent).
+    fn dev_of(reg: &faux::Registration) -> NonNull<bindings::device> {
+        let dev: &kernel::device::Device<kernel::device::Bound> =
+            AsRef::<faux::Device<kernel::device::Bound>>::as_ref(reg).as_ref();
+        NonNull::from(dev).cast()
+    }
+
+    /// A buffer of one buddy block per order of `orders`.
+    fn runs(orders: &[u32]) -> Result<PageRuns> {
+        let mut fresh = FreshRuns::<Zeroed<PageRun>>::with_capacity(orders.len())?;
+        for &order in orders {
+            fresh.push(Zeroed::<PageRun>::buddy(order, Effort::Normal, false).ok_or(ENOMEM)?)?;
+        }
+        Ok(PageRuns::from_runs(fresh).into_inner())
+    }
+
+    /// The entries of `t`'s list, as (page, length) pairs, and whether its
+    /// last entry ends it.
+    fn entries(t: &SgTable) -> KVec<(*mut bindings::page, u32)> {
+        let mut out = KVec::new();
+        // SAFETY: a table just built, where it is: its list is valid.
+        let mut sg = unsafe { (*t.table.get()).sgl };
+        while !sg.is_null() {
+            // SAFETY: an entry of the list; `sg_next` stops at `SG_END`.
+            unsafe {
+                let page = ((*sg).page_link
+                    & !((bindings::SG_CHAIN | bindings::SG_END) as ffi::c_ulong))
+                    as *mut bindings::page;
+                let _ = out.push((page, (*sg).length), GFP_KERNEL);
+                sg = bindings::sg_next(sg);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_run_is_inline() -> Result {
+        let dev = faux::Registration::new(c"rdh-kunit-sg1", None)?;
+        let raw = dev_of(&dev);
+        let buffer = runs(&[4])?;
+        let mut slot = None;
+        // SAFETY: the runs and the device outlive the table (dropped first).
+        let t = unsafe { SgTable::pages_in(&mut slot, &buffer, raw)? };
+        assert!(t.is_inline());
+        // SAFETY: reading the header of our table.
+        let (sgl, nents, orig) = unsafe {
+            let h = t.table.get();
+            ((*h).sgl, (*h).nents, (*h).orig_nents)
+        };
+        assert_eq!(sgl, t.inline.get().cast::<bindings::scatterlist>());
+        assert_eq!((nents, orig, t.entries), (1, 1, 1));
+        let list = entries(t);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0], (buffer.runs()[0].page(0), 16 * PAGE_SIZE as u32));
+        drop(slot);
+        Ok(())
+    }
+
+    #[test]
+    fn more_runs_are_allocated() -> Result {
+        let dev = faux::Registration::new(c"rdh-kunit-sg2", None)?;
+        let raw = dev_of(&dev);
+        let buffer = runs(&[4, 0, 0])?;
+        let mut slot = None;
+        // SAFETY: as above.
+        let t = unsafe { SgTable::pages_in(&mut slot, &buffer, raw)? };
+        assert!(!t.is_inline());
+        // SAFETY: reading the header of our table.
+        let sgl = unsafe { (*t.table.get()).sgl };
+        assert!(sgl != t.inline.get().cast::<bindings::scatterlist>());
+        let list = entries(t);
+        assert_eq!(list.len(), 3);
+        for (i, run) in buffer.runs().iter().enumerate() {
+            assert_eq!(list[i], (run.page(0), run.size() as u32));
+        }
+        drop(slot);
+        Ok(())
+    }
+
+    #[test]
+    fn moved_inline_table_is_pointed_again() -> Result {
+        let dev = faux::Registration::new(c"rdh-kunit-sg3", None)?;
+        let raw = dev_of(&dev);
+        let buffer = runs(&[0])?;
+        let mut slot = None;
+        // SAFETY: as above.
+        unsafe { SgTable::pages_in(&mut slot, &buffer, raw)? };
+        let mut moved = KBox::new(slot.take().ok_or(EINVAL)?, GFP_KERNEL)?;
+        moved.point_inline();
+        // SAFETY: reading the header of our table.
+        let sgl = unsafe { (*moved.table.get()).sgl };
+        assert_eq!(sgl, moved.inline.get().cast::<bindings::scatterlist>());
+        assert_eq!(entries(&moved).len(), 1);
+        Ok(())
+    }
+}

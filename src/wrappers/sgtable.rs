@@ -79,8 +79,9 @@ unsafe impl Sync for SgTable {}
 
 impl SgTable {
     /// An empty table of `entries` entries for `dev` (see the invariants):
-    /// zeroed, and for at most [`INLINE`] entries complete but for
-    /// `table.sgl` (set where the table stays: [`Self::point_inline`]).
+    /// zeroed, and for 1 to [`INLINE`] entries complete but for
+    /// `table.sgl` (set where the table stays: [`Self::point_inline`]);
+    /// the caller records `entries` once the table is complete.
     #[inline]
     fn empty(
         dev: NonNull<bindings::device>,
@@ -97,7 +98,7 @@ impl SgTable {
             len,
             entries: 0,
         };
-        if entries as usize <= INLINE {
+        if (1..=INLINE).contains(&(entries as usize)) {
             // SAFETY: the header and `entries` (> 0, at most `INLINE`)
             // zeroed entries are ours; the last one ends the list, as
             // `sg_init_table()` marks it.

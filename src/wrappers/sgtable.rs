@@ -179,7 +179,8 @@ impl SgTable {
         let t = slot.as_mut().ok_or(EINVAL)?;
         t.entries = entries;
         t.point_inline();
-        // SAFETY: the table was just allocated with `nents` entries.
+        // SAFETY: the table has `nents` entries, just allocated or inline
+        // (its header pointed at them above).
         let mut sg = unsafe { (*t.table.get()).sgl };
         for run in runs.runs() {
             let mut off = 0;

@@ -257,9 +257,7 @@ impl MemCgroup {
         unsafe { ffi_helpers::rdh_set_active_memcg(old) };
         r
     }
-}
 
-impl MemCgroup {
     /// As [`Self::charging`], for the last use of this reference: it is
     /// put as the scope ends (one call into C for both).
     #[inline]

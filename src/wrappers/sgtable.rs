@@ -481,8 +481,8 @@ mod tests {
         Ok(PageRuns::from_runs(fresh).into_inner())
     }
 
-    /// The entries of `t`'s list, as (page, length) pairs, and whether its
-    /// last entry ends it.
+    /// The entries of `t`'s list, as (page, length) pairs, up to the one
+    /// that ends it (`sg_next` returns NULL after it).
     fn entries(t: &SgTable) -> KVec<(*mut bindings::page, u32)> {
         let mut out = KVec::new();
         // SAFETY: a table just built, where it is: its list is valid.

@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use crate::wrappers::{
-    cgroup::{Charged, DmemCharge, DmemRegion, MemCgroup, Owner},
+    cgroup::{DmemCharge, DmemRegion, MemCgroup, Process},
     device::Devices,
     dmabuf::{Exporter, MemoryRef},
     fs::{Read, Source},
@@ -33,25 +33,15 @@ pub(crate) enum Charge {
     /// `__GFP_ACCOUNT`: they carry the charge themselves).
     Memcg,
     /// The allocating task's dmem cgroup (uncharged when dropped).
-    Dmem {
-        /// Held for its `Drop`.
-        _charge: DmemCharge,
-    },
+    Dmem(DmemCharge),
 }
 
 impl Charge {
-    /// Whether a dmem cgroup is charged.
-    pub(crate) fn is_dmem(&self) -> bool {
-        matches!(self, Charge::Dmem { .. })
-    }
-
     /// `len` bytes charged to the current task's dmem cgroup in `region`
     /// (nobody without the dmem controller): `ENOMEM` over a limit.
     pub(crate) fn dmem(region: Option<&Arc<DmemRegion>>, len: usize) -> Result<Self> {
         Ok(match region {
-            Some(region) => Charge::Dmem {
-                _charge: region.try_charge(len as u64)?,
-            },
+            Some(region) => Charge::Dmem(region.try_charge(len as u64)?),
             None => Charge::None,
         })
     }
@@ -108,11 +98,6 @@ impl Memory {
             Backing::Pages(runs) => runs.len(),
             Backing::Chunk(chunk) => chunk.len(),
         }
-    }
-
-    /// Whether a dmem cgroup is charged for it.
-    fn dmem_charged(&self) -> bool {
-        self.charge.is_dmem()
     }
 }
 
@@ -223,10 +208,10 @@ struct Deferred {
 /// memory chosen at first use is exactly `len` bytes and never changes.
 pub(crate) struct Buffer {
     contents: Contents,
-    owner: Owner,
+    owner: Process,
     /// The process charged instead of the allocating one, when a service
     /// allocated for it (`charge_pid_fd`).
-    charged: Option<Charged>,
+    charged: Option<Process>,
 }
 
 impl Buffer {
@@ -238,7 +223,7 @@ impl Buffer {
     #[inline]
     pub(crate) fn now(
         alloc: impl FnOnce(MemorySlot<'_>) -> Result<Filled>,
-        charged: Option<Charged>,
+        charged: Option<Process>,
     ) -> impl Init<Self, Error> {
         try_init!(Self {
             contents: Contents::Empty,
@@ -246,7 +231,7 @@ impl Buffer {
                 // INVARIANT: just emptied.
                 let Filled(()) = alloc(MemorySlot(contents))?;
             },
-            owner: Owner::current(matches!(contents, Contents::Now(m) if m.dmem_charged())),
+            owner: Process::current(),
             charged,
         })
     }
@@ -261,14 +246,14 @@ impl Buffer {
         len: usize,
         chooser: Arc<dyn Choose>,
         memcg: Option<MemCgroup>,
-        charged: Option<Charged>,
+        charged: Option<Process>,
     ) -> Result<Self> {
         let memcg = memcg.or_else(MemCgroup::current);
         if memcg.as_ref().is_some_and(|m| len > m.room()) {
             return Err(ENOMEM);
         }
         let reserved = chooser.reserve(len)?;
-        let owner = Owner::current(reserved.is_dmem());
+        let owner = Process::current();
         Ok(Self {
             contents: Contents::Deferred(KBox::pin_init(
                 pin_init!(Deferred {
@@ -295,7 +280,7 @@ impl Buffer {
         from: &'static CStr,
     ) -> Result<Self> {
         let len = memory.len();
-        let owner = Owner::current(memory.dmem_charged());
+        let owner = Process::current();
         let chosen = SetOnce::new();
         // A new cell: populated here, once.
         chosen.populate(Chosen { memory, from });
@@ -334,12 +319,12 @@ impl Buffer {
     }
 
     /// Who allocated it.
-    pub(crate) fn owner(&self) -> &Owner {
+    pub(crate) fn owner(&self) -> &Process {
         &self.owner
     }
 
     /// Who it is charged to when another process allocated it for them.
-    pub(crate) fn charged(&self) -> Option<&Charged> {
+    pub(crate) fn charged(&self) -> Option<&Process> {
         self.charged.as_ref()
     }
 
@@ -363,8 +348,9 @@ impl Buffer {
         match (&memory.charge, &memory.backing) {
             // The pages carry their memory cgroup.
             (Charge::Memcg, Backing::Pages(runs)) => runs.memcg_path(buf),
-            // The allocating task's (an `auto` buffer's reservation too).
-            (Charge::Dmem { .. }, _) => self.owner.cgroup_path(buf),
+            // The allocating task's when charged (an `auto` buffer's
+            // reservation too).
+            (Charge::Dmem(charge), _) => charge.cgroup_path(buf),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ use crate::{
     heaps::Heap,
     pool::Pool,
     wrappers::{
-        cgroup::{charge_target, Charged, MemCgroup},
+        cgroup::{charge_target, MemCgroup, Process},
         chrdev::{ChrdevRegion, Class, Node, NodeKey, NodeOps},
         dmabuf::{DmaBuf, Exports, Info, Slabs},
         fs::{Read, Source},
@@ -196,7 +196,7 @@ impl HeapFile {
         len: usize,
         fd_flags: u32,
         heap_flags: u64,
-        client: Option<(Option<MemCgroup>, Charged)>,
+        client: Option<(Option<MemCgroup>, Process)>,
     ) -> Result<DmaBuf> {
         let (memcg, charged) = match client {
             Some((memcg, charged)) => (memcg, Some(charged)),
@@ -777,7 +777,7 @@ fn line(heap: &[u8], buffer: &Buffer, info: &Info<'_>, f: &mut fmt::Formatter<'_
 
 /// The `charged` column: `<tgid>:<comm>` of the process a service
 /// allocated the buffer for, `-` when it is the allocating one.
-struct ChargedTo<'a>(Option<&'a Charged>);
+struct ChargedTo<'a>(Option<&'a Process>);
 
 impl fmt::Display for ChargedTo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,7 +8,7 @@
 //! [`MemCgroup::charging`], to another one (`set_active_memcg()`).
 
 use super::ffi_helpers::{self, DmemPool};
-use core::ptr::NonNull;
+use core::{mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, str::CStr, sync::Arc};
 
 /// A region of the dmem controller: one pool of device memory that
@@ -48,13 +48,19 @@ impl DmemRegion {
     /// way: nothing is charged then.
     pub(crate) fn try_charge(self: &Arc<Self>, size: u64) -> Result<DmemCharge> {
         let mut pool: *mut DmemPool = core::ptr::null_mut();
-        // SAFETY: the region is registered (type invariant); `pool` is a
-        // valid out-pointer.
-        let ret = unsafe { ffi_helpers::rdh_dmem_try_charge(self.ptr.as_ptr(), size, &mut pool) };
+        let mut css = core::ptr::null_mut();
+        // SAFETY: the region is registered (type invariant); `pool` and
+        // `css` are valid out-pointers, set on success.
+        let ret = unsafe {
+            ffi_helpers::rdh_dmem_try_charge(self.ptr.as_ptr(), size, &mut pool, &mut css)
+        };
         match ret {
             0 => Ok(DmemCharge {
-                // INVARIANT: a successful charge returns its pool.
+                // INVARIANT: a successful charge returns its pool and a
+                // reference on the task's css.
                 pool: NonNull::new(pool).ok_or(EINVAL)?,
+                // SAFETY: a reference for us, given back in `Drop`.
+                css: ManuallyDrop::new(unsafe { Css::from_raw(NonNull::new(css).ok_or(EINVAL)?) }),
                 size,
                 _region: self.clone(),
             }),
@@ -74,28 +80,43 @@ impl Drop for DmemRegion {
 }
 
 /// Bytes charged to a dmem cgroup pool, uncharged when dropped (by
-/// whichever task drops the buffer last).
+/// whichever task drops the buffer last), and the cgroup charged, for
+/// reports.
 ///
 /// # Invariants
 ///
 /// `pool` and `size` are what a successful `dmem_cgroup_try_charge` on
-/// `_region` returned and was asked; uncharged once, in `Drop`.
+/// `_region` returned and was asked, `css` the charging task's css of the
+/// dmem controller then; uncharged and put once, in `Drop` (one call).
 pub(crate) struct DmemCharge {
     pool: NonNull<DmemPool>,
+    css: ManuallyDrop<Css>,
     size: u64,
     _region: Arc<DmemRegion>,
 }
 
-// SAFETY: an uncharge may happen on any thread (page counters are atomic).
+// SAFETY: an uncharge may happen on any thread (page counters are atomic;
+// a css reference may be put from any thread).
 unsafe impl Send for DmemCharge {}
-// SAFETY: shared access reads nothing but `size`.
+// SAFETY: shared access reads `size` and names the cgroup (`Css` is
+// `Sync`).
 unsafe impl Sync for DmemCharge {}
+
+impl DmemCharge {
+    /// The path of the dmem cgroup charged ([`Css::path`]).
+    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        self.css.path(buf)
+    }
+}
 
 impl Drop for DmemCharge {
     fn drop(&mut self) {
-        // SAFETY: the charge made in `try_charge` (type invariant); this
-        // also drops the pool and css references it holds.
-        unsafe { ffi_helpers::rdh_dmem_uncharge(self.pool.as_ptr(), self.size) };
+        // SAFETY: the charge made in `try_charge` and our reference on the
+        // css (type invariant), given back once: `css` is not dropped.
+        // This also drops the pool and css references the charge holds.
+        unsafe {
+            ffi_helpers::rdh_dmem_uncharge(self.pool.as_ptr(), self.size, self.css.0.as_ptr())
+        };
     }
 }
 
@@ -116,15 +137,6 @@ impl Css {
     /// the new object.
     pub(super) unsafe fn from_raw(css: NonNull<bindings::cgroup_subsys_state>) -> Self {
         Self(css)
-    }
-
-    /// The current task's css of the dmem controller, if the kernel has it.
-    fn current_dmem() -> Option<Self> {
-        // SAFETY: process context; returns NULL or a css with a reference
-        // for us.
-        let css = unsafe { ffi_helpers::rdh_current_dmem_css() };
-        // SAFETY: a reference for us.
-        NonNull::new(css).map(|css| unsafe { Self::from_raw(css) })
     }
 
     /// The cgroup's path (from the caller's cgroup namespace; its names are
@@ -156,55 +168,45 @@ impl Drop for Css {
     }
 }
 
-/// Who allocated a buffer: the process (thread group id and name at
-/// allocation) and, for dmem-charged memory, the dmem cgroup charged.
+/// A process a buffer is for, as it was at allocation: the one that
+/// allocated it, or the client a service allocated it for (its thread
+/// group id and name then).
 ///
 /// # Invariants
 ///
 /// `comm` is NUL-padded (`get_task_comm`).
-pub(crate) struct Owner {
+pub(crate) struct Process {
     tgid: i32,
     comm: Comm,
-    dmem: Option<Css>,
 }
 
-/// A task's name, aligned so that an [`Owner`] (32 bytes) moves with a
+/// A task's name, aligned so that a [`Process`] (24 bytes) moves with a
 /// few register loads and stores: without NEON and with strict alignment
 /// (the kernel's arm64 Rust target), copies of more than 32 bytes or of
 /// byte arrays become calls to `memcpy`.
 #[repr(C, align(8))]
 struct Comm([u8; 16]);
 
-impl Owner {
-    /// The current task, with its dmem cgroup if `dmem` (its buffer is
-    /// charged there).
-    pub(crate) fn current(dmem: bool) -> Self {
+impl Process {
+    /// The current task's process.
+    pub(crate) fn current() -> Self {
         let mut comm = Comm([0u8; 16]);
         // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
         let tgid = unsafe { ffi_helpers::rdh_current_owner(comm.0.as_mut_ptr().cast()) };
-        Self {
-            tgid,
-            comm,
-            dmem: if dmem { Css::current_dmem() } else { None },
-        }
+        // INVARIANT: the helper NUL-pads.
+        Self { tgid, comm }
     }
 
-    /// The allocating process's id.
+    /// The process's id.
     pub(crate) fn tgid(&self) -> i32 {
         self.tgid
     }
 
-    /// The allocating process's name at allocation, as the task set it
+    /// The process's name at allocation, as the task set it
     /// (`prctl(PR_SET_NAME)` takes any bytes: escape them to print).
     pub(crate) fn comm(&self) -> &[u8] {
         let len = self.comm.0.iter().position(|&b| b == 0).unwrap_or(16);
         &self.comm.0[..len]
-    }
-
-    /// The path of the dmem cgroup charged, written into `buf`; `None`
-    /// when not charged there.
-    pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-        self.dmem.as_ref()?.path(buf)
     }
 }
 
@@ -291,7 +293,7 @@ impl Drop for MemCgroup {
 /// another dmem cgroup than the current task (7.3's controller charges
 /// only the current task's).
 #[inline(always)]
-pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, Charged)> {
+pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, Process)> {
     let mut memcg = core::ptr::null_mut();
     let mut tgid = 0;
     let mut comm = Comm([0u8; 16]);
@@ -303,29 +305,6 @@ pub(crate) fn charge_target(fd: i32, dmem: bool) -> Result<(Option<MemCgroup>, C
     })?;
     // INVARIANT: the reference just taken.
     let memcg = NonNull::new(memcg).map(|ptr| MemCgroup { ptr });
-    Ok((memcg, Charged { tgid, comm }))
-}
-
-/// The process a buffer is charged to when another allocated it for it
-/// (its thread group id and name then).
-///
-/// # Invariants
-///
-/// `comm` is NUL-padded.
-pub(crate) struct Charged {
-    tgid: i32,
-    comm: Comm,
-}
-
-impl Charged {
-    /// The charged process's id.
-    pub(crate) fn tgid(&self) -> i32 {
-        self.tgid
-    }
-
-    /// The charged process's name at allocation (any bytes: escape them).
-    pub(crate) fn comm(&self) -> &[u8] {
-        let len = self.comm.0.iter().position(|&b| b == 0).unwrap_or(16);
-        &self.comm.0[..len]
-    }
+    // INVARIANT: the helper NUL-pads `comm`.
+    Ok((memcg, Process { tgid, comm }))
 }

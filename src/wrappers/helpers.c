@@ -353,25 +353,33 @@ void rdh_dmem_unregister(struct dmem_cgroup_region *region)
 	dmem_cgroup_unregister_region(region);
 }
 
+/*
+ * Charges @size bytes of @region to current's dmem cgroup; on success
+ * (0) sets @pool to the charged pool and @css to a reference on current's
+ * css of the dmem controller, for naming the cgroup: both are given back
+ * by rdh_dmem_uncharge(). (The pool's own reference on its cgroup is
+ * private to the controller.)
+ */
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
-			struct dmem_cgroup_pool_state **pool)
-{
-	return dmem_cgroup_try_charge(region, size, pool, NULL);
-}
-
-void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size)
-{
-	dmem_cgroup_uncharge(pool, size);
-}
-
-/* A reference on current's css of the dmem controller. */
-struct cgroup_subsys_state *rdh_current_dmem_css(void)
+			struct dmem_cgroup_pool_state **pool,
+			struct cgroup_subsys_state **css)
 {
 #ifdef CONFIG_CGROUP_DMEM
-	return task_get_css(current, dmem_cgrp_id);
+	int ret = dmem_cgroup_try_charge(region, size, pool, NULL);
+
+	if (!ret)
+		*css = task_get_css(current, dmem_cgrp_id);
+	return ret;
 #else
-	return NULL;
+	return -ENODEV;
 #endif
+}
+
+void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size,
+		       struct cgroup_subsys_state *css)
+{
+	dmem_cgroup_uncharge(pool, size);
+	css_put(css);
 }
 
 /* A reference on the css of the memory cgroup @page is charged to. */

@@ -34,9 +34,10 @@ pid_t rdh_current_owner(char buf[16]);
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);
 void rdh_dmem_unregister(struct dmem_cgroup_region *region);
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
-			struct dmem_cgroup_pool_state **pool);
-void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size);
-struct cgroup_subsys_state *rdh_current_dmem_css(void);
+			struct dmem_cgroup_pool_state **pool,
+			struct cgroup_subsys_state **css);
+void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size,
+		       struct cgroup_subsys_state *css);
 struct cgroup_subsys_state *rdh_page_memcg_css(struct page *page);
 void rdh_css_put(struct cgroup_subsys_state *css);
 int rdh_css_path(struct cgroup_subsys_state *css, char *buf, size_t len);

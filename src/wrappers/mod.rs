@@ -75,9 +75,13 @@ mod ffi_helpers {
             region: *mut DmemRegion,
             size: u64,
             pool: *mut *mut DmemPool,
+            css: *mut *mut bindings::cgroup_subsys_state,
         ) -> ffi::c_int;
-        pub(super) fn rdh_dmem_uncharge(pool: *mut DmemPool, size: u64);
-        pub(super) fn rdh_current_dmem_css() -> *mut bindings::cgroup_subsys_state;
+        pub(super) fn rdh_dmem_uncharge(
+            pool: *mut DmemPool,
+            size: u64,
+            css: *mut bindings::cgroup_subsys_state,
+        );
         pub(super) fn rdh_page_memcg_css(
             page: *mut bindings::page,
         ) -> *mut bindings::cgroup_subsys_state;

@@ -12,7 +12,7 @@
 
 use crate::{
     buffer::{Buffer, Choose},
-    heaps::Heap,
+    heaps::{Heap, Usage},
     pool::Pool,
     wrappers::{
         cgroup::{charge_target, MemCgroup, Process},
@@ -73,6 +73,8 @@ struct HeapFile {
     /// Whether its buffers are charged to the dmem controller (asked once:
     /// [`Heap::charges_dmem`]).
     charges_dmem: bool,
+    /// The heap's size and allocation limit ([`Heap::usage`]).
+    usage: Arc<Usage>,
     exports: Arc<Exports<Buffer>>,
 }
 
@@ -175,7 +177,7 @@ impl HeapFile {
     /// on the flags and length and ours on the heap's `max_alloc`.
     #[inline(always)]
     fn checked_len(&self, len: u64, fd_flags: u32, heap_flags: u64) -> Result<usize> {
-        checked_len(len, fd_flags, heap_flags, self.heap.usage().max_alloc())
+        checked_len(len, fd_flags, heap_flags, self.usage.max_alloc())
     }
 
     /// A new buffer of `len` bytes, exported (the ioctl's and the
@@ -863,11 +865,13 @@ impl Registry {
             let exports = Exports::new(heap.name(), &slabs)?;
             let deferred = heap.deferred();
             let charges_dmem = heap.charges_dmem();
+            let usage = heap.usage().clone();
             let file = Arc::new(
                 HeapFile {
                     heap,
                     deferred,
                     charges_dmem,
+                    usage,
                     exports,
                 },
                 GFP_KERNEL,

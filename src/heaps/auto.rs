@@ -51,7 +51,7 @@ struct Sources {
 /// The `auto` heap.
 pub(crate) struct AutoHeap {
     sources: Arc<Sources>,
-    usage: Usage,
+    usage: Arc<Usage>,
 }
 
 impl AutoHeap {
@@ -65,7 +65,7 @@ impl AutoHeap {
             }
         }
         Ok(Self {
-            usage: Usage::new(system.usage().size()),
+            usage: Arc::new(Usage::new(system.usage().size()), GFP_KERNEL)?,
             sources: Arc::new(Sources { system, cma: areas }, GFP_KERNEL)?,
         })
     }
@@ -137,7 +137,7 @@ impl Heap for AutoHeap {
         c"auto"
     }
 
-    fn usage(&self) -> &Usage {
+    fn usage(&self) -> &Arc<Usage> {
         &self.usage
     }
 

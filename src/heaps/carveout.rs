@@ -29,7 +29,7 @@ pub(crate) struct CarveoutHeap {
     /// Its dmem region (`carveout/<heap name>`); `None` without the dmem
     /// controller.
     dmem: Option<Arc<DmemRegion>>,
-    usage: Usage,
+    usage: Arc<Usage>,
 }
 
 impl CarveoutHeap {
@@ -40,7 +40,7 @@ impl CarveoutHeap {
         Ok(Self {
             dmem: DmemRegion::register(&name, size)?,
             region,
-            usage: Usage::new(size),
+            usage: Arc::new(Usage::new(size), GFP_KERNEL)?,
         })
     }
 
@@ -69,7 +69,7 @@ impl Heap for CarveoutHeap {
         self.region.name()
     }
 
-    fn usage(&self) -> &Usage {
+    fn usage(&self) -> &Arc<Usage> {
         &self.usage
     }
 

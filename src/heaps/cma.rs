@@ -35,7 +35,7 @@ pub(crate) struct CmaHeap {
     /// The area's dmem region (`cma/<area name>`), shared by every heap
     /// over the area; `None` without the dmem controller.
     dmem: Option<Arc<DmemRegion>>,
-    usage: Usage,
+    usage: Arc<Usage>,
 }
 
 impl CmaHeap {
@@ -66,7 +66,7 @@ impl CmaHeap {
                     name,
                     area,
                     dmem,
-                    usage: Usage::new(area.size()),
+                    usage: Arc::new(Usage::new(area.size()), GFP_KERNEL)?,
                 },
                 GFP_KERNEL,
             )?;
@@ -76,7 +76,9 @@ impl CmaHeap {
 }
 
 impl CmaHeap {
-    /// `len` bytes of zeroed contiguous pages, charged to nobody yet.
+    /// `len` bytes of zeroed contiguous pages, charged to nobody yet
+    /// (inlined: the allocation's one call, 90 instructions).
+    #[inline(always)]
     fn run(&self, len: usize) -> Result<Zeroed<PageRun>> {
         // A killed caller stops zeroing; the run is released then.
         self.dirty_run(len)?.zero()
@@ -139,7 +141,7 @@ impl Heap for CmaHeap {
         self.name
     }
 
-    fn usage(&self) -> &Usage {
+    fn usage(&self) -> &Arc<Usage> {
         &self.usage
     }
 

@@ -38,8 +38,9 @@ pub(crate) trait Heap: Send + Sync {
     /// buffers' exporter name.
     fn name(&self) -> &CStr;
 
-    /// The heap's size and allocation limit.
-    fn usage(&self) -> &Usage;
+    /// The heap's size and allocation limit (shared: the registry keeps a
+    /// reference, to check each allocation without a call).
+    fn usage(&self) -> &Arc<Usage>;
 
     /// Allocates `len` bytes (page-aligned, non-zero, at most
     /// [`Usage::max_alloc`]), zeroed, into `slot` (the new buffer's own

@@ -36,7 +36,7 @@ pub(crate) struct SystemHeap {
     /// Charge buffers to the allocating task's memory cgroup (upstream's
     /// `mem_accounting`).
     account: bool,
-    usage: Usage,
+    usage: Arc<Usage>,
     /// Declared before the pool: unregistered first.
     _shrinker: Shrinker<Pool>,
     pool: Arc<Pool>,
@@ -54,7 +54,7 @@ impl SystemHeap {
         let pool = Pool::new(&POOLED, max)?;
         Ok(Self {
             account,
-            usage: Usage::new(ram as u64),
+            usage: Arc::new(Usage::new(ram as u64), GFP_KERNEL)?,
             _shrinker: Shrinker::register(c"rust-dma-heap-pool", pool.clone())?,
             pool,
         })
@@ -205,7 +205,7 @@ impl Heap for SystemHeap {
         c"system"
     }
 
-    fn usage(&self) -> &Usage {
+    fn usage(&self) -> &Arc<Usage> {
         &self.usage
     }
 

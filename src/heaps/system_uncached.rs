@@ -25,7 +25,7 @@ use kernel::{prelude::*, str::CStr, sync::Arc};
 /// cgroup charge) of the system heap.
 pub(crate) struct UncachedHeap {
     system: Arc<SystemHeap>,
-    usage: Usage,
+    usage: Arc<Usage>,
     cleaner: CacheCleaner,
 }
 
@@ -33,7 +33,7 @@ impl UncachedHeap {
     /// The heap, drawing its pages from `system`.
     pub(crate) fn new(system: Arc<SystemHeap>) -> Result<Self> {
         Ok(Self {
-            usage: Usage::new(system.usage().size()),
+            usage: Arc::new(Usage::new(system.usage().size()), GFP_KERNEL)?,
             system,
             cleaner: CacheCleaner::new(c"rust-dma-heap-uncached")?,
         })
@@ -45,7 +45,7 @@ impl Heap for UncachedHeap {
         c"system-uncached"
     }
 
-    fn usage(&self) -> &Usage {
+    fn usage(&self) -> &Arc<Usage> {
         &self.usage
     }
 

@@ -146,14 +146,19 @@ bool rdh_page_highmem(struct page *page)
 	return PageHighMem(page);
 }
 
-void *rdh_page_address(struct page *page)
-{
-	return page_address(page);
-}
-
 void rdh_clear_highpage(struct page *page)
 {
 	clear_highpage(page);
+}
+
+/*
+ * Zeroes @npages (at least one) physically contiguous pages of the linear
+ * map from @page: the architecture's clear_pages() where it has one
+ * (x86: one string instruction for the range), else clear_page() each.
+ */
+void rdh_clear_pages(struct page *page, unsigned int npages)
+{
+	clear_pages(page_address(page), npages);
 }
 
 unsigned long rdh_page_to_pfn(struct page *page)

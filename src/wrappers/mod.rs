@@ -99,8 +99,8 @@ mod ffi_helpers {
         pub(super) fn rdh_totalram_pages() -> ffi::c_ulong;
         pub(super) fn rdh_fatal_signal_pending() -> bool;
         pub(super) fn rdh_page_highmem(page: *mut bindings::page) -> bool;
-        pub(super) fn rdh_page_address(page: *mut bindings::page) -> *mut ffi::c_void;
         pub(super) fn rdh_clear_highpage(page: *mut bindings::page);
+        pub(super) fn rdh_clear_pages(page: *mut bindings::page, npages: ffi::c_uint);
         pub(super) fn rdh_page_to_pfn(page: *mut bindings::page) -> ffi::c_ulong;
         pub(super) fn rdh_pfn_to_page(pfn: ffi::c_ulong) -> *mut bindings::page;
         pub(super) fn rdh_pfn_valid(pfn: ffi::c_ulong) -> bool;

@@ -200,6 +200,7 @@ impl PageRun {
     /// Zeroes every page (highmem-safe), 2 MiB at a time, yielding the CPU
     /// and stopping with `EINTR` between them when the caller gets a fatal
     /// signal. Only for a run nobody has seen yet (see [`Dirty::zero`]).
+    #[inline]
     fn zero(&self) -> Result {
         const CHUNK: usize = 512;
         let mut i = 0;
@@ -214,16 +215,16 @@ impl PageRun {
             let (first, last) = (self.page(i), self.page(i + n - 1));
             // SAFETY: pages `i .. i + n` belong to this run, which we own
             // (type invariant). Without highmem they are contiguous in the
-            // linear map (physically contiguous), so one memset covers them
-            // (as upstream's CMA heap); otherwise each is mapped in turn.
-            // Without `CONFIG_HIGHMEM` no page is.
+            // linear map (physically contiguous), so one `clear_pages()`
+            // covers them (as upstream's CMA heap); otherwise each is
+            // mapped in turn. Without `CONFIG_HIGHMEM` no page is.
             unsafe {
                 if !cfg!(CONFIG_HIGHMEM)
                     || (!ffi_helpers::rdh_page_highmem(first)
                         && !ffi_helpers::rdh_page_highmem(last))
                 {
-                    let addr = ffi_helpers::rdh_page_address(first).cast::<u8>();
-                    core::ptr::write_bytes(addr, 0, n * PAGE_SIZE);
+                    // CAST: `n` is at most `CHUNK`.
+                    ffi_helpers::rdh_clear_pages(first, n as u32);
                 } else {
                     for p in i..i + n {
                         ffi_helpers::rdh_clear_highpage(self.page(p));
@@ -275,6 +276,7 @@ impl PageRun {
 
 impl Dirty<PageRun> {
     /// Zeroes the run (see [`PageRun::zero`]); on failure it is freed.
+    #[inline]
     pub(crate) fn zero(self) -> Result<Zeroed<PageRun>> {
         self.0.zero()?;
         // SAFETY: every byte was just zeroed; nobody else has the run.

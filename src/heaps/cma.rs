@@ -33,7 +33,8 @@ pub(crate) struct CmaHeap {
     name: &'static CStr,
     area: CmaArea,
     /// The area's dmem region (`cma/<area name>`), shared by every heap
-    /// over the area; `None` without the dmem controller.
+    /// over the area; `None` without the dmem controller (or with it
+    /// disabled).
     dmem: Option<Arc<DmemRegion>>,
     usage: Arc<Usage>,
 }

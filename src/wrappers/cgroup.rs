@@ -31,7 +31,8 @@ unsafe impl Sync for DmemRegion {}
 
 impl DmemRegion {
     /// Registers region `name` of `size` bytes; `None` when the kernel
-    /// has no dmem controller (nothing is charged then).
+    /// has no dmem controller or it is disabled (`cgroup_disable=dmem`):
+    /// nothing is charged then.
     pub(crate) fn register(name: &CStr, size: u64) -> Result<Option<Arc<Self>>> {
         // SAFETY: `name` is NUL-terminated; the controller copies it.
         let ptr = unsafe { ffi_helpers::rdh_dmem_register(name.as_char_ptr(), size) };
@@ -55,15 +56,24 @@ impl DmemRegion {
             ffi_helpers::rdh_dmem_try_charge(self.ptr.as_ptr(), size, &mut pool, &mut css)
         };
         match ret {
-            0 => Ok(DmemCharge {
-                // INVARIANT: a successful charge returns its pool and a
-                // reference on the task's css.
-                pool: NonNull::new(pool).ok_or(EINVAL)?,
-                // SAFETY: a reference for us, given back in `Drop`.
-                css: ManuallyDrop::new(unsafe { Css::from_raw(NonNull::new(css).ok_or(EINVAL)?) }),
-                size,
-                _region: self.clone(),
-            }),
+            0 => match (NonNull::new(pool), NonNull::new(css)) {
+                (Some(pool), Some(css)) => Ok(DmemCharge {
+                    // INVARIANT: what the successful charge returned.
+                    pool,
+                    // SAFETY: a reference for us, given back in `Drop`.
+                    css: ManuallyDrop::new(unsafe { Css::from_raw(css) }),
+                    size,
+                    _region: self.clone(),
+                }),
+                // Not what the helper returns on success; if it ever did,
+                // what it did return is given back.
+                _ => {
+                    // SAFETY: the charge just made, and the reference if
+                    // any, given back once (the helper takes NULLs).
+                    unsafe { ffi_helpers::rdh_dmem_uncharge(pool, size, css) };
+                    Err(EINVAL)
+                }
+            },
             // At a limit (`-EAGAIN`): the caller asked for memory its
             // cgroup may not have.
             r if r == -(bindings::EAGAIN as i32) => Err(ENOMEM),

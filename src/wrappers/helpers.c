@@ -358,10 +358,19 @@ pid_t rdh_current_owner(char buf[TASK_COMM_LEN])
  * The dmem controller's API: variadic, and inline stubs without
  * CONFIG_CGROUP_DMEM.
  */
+/*
+ * NULL (nothing to charge) without the controller, or when the
+ * administrator turned it off (cgroup_disable=dmem): its files are
+ * gone then, and a charge would only cost.
+ */
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size)
 {
 	struct dmem_cgroup_init init = { .size = size };
 
+#ifdef CONFIG_CGROUP_DMEM
+	if (!cgroup_subsys_enabled(dmem_cgrp_subsys))
+		return NULL;
+#endif
 	return dmem_cgroup_register_region(&init, "%s", name);
 }
 
@@ -373,9 +382,9 @@ void rdh_dmem_unregister(struct dmem_cgroup_region *region)
 /*
  * Charges @size bytes of @region to current's dmem cgroup; on success
  * (0) sets @pool to the charged pool and @css to a reference on current's
- * css of the dmem controller, for naming the cgroup: both are given back
- * by rdh_dmem_uncharge(). (The pool's own reference on its cgroup is
- * private to the controller.)
+ * css of the dmem controller, for naming the cgroup, both non-NULL: both
+ * are given back by rdh_dmem_uncharge(). (The pool's own reference on its
+ * cgroup is private to the controller.)
  */
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
 			struct dmem_cgroup_pool_state **pool,
@@ -392,11 +401,13 @@ int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
 #endif
 }
 
+/* Either may be NULL (nothing to give back of it). */
 void rdh_dmem_uncharge(struct dmem_cgroup_pool_state *pool, u64 size,
 		       struct cgroup_subsys_state *css)
 {
 	dmem_cgroup_uncharge(pool, size);
-	css_put(css);
+	if (css)
+		css_put(css);
 }
 
 /* A reference on the css of the memory cgroup @page is charged to. */

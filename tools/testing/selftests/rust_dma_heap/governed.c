@@ -16,6 +16,11 @@
  *	in cgroup A, four 1 MiB buffers succeed and the fifth fails ENOMEM,
  *	while a sibling B takes 8 MiB. A buffer passed from A to B over
  *	SCM_RIGHTS stays charged to A after A exits, until B closes it.
+ * dmem_charge_names_cgroup: a buffer of each CMA and carve-out heap is
+ *	listed in debugfs <class>/buffers with the allocating task's dmem
+ *	cgroup; with "-" (nothing charged) when the kernel has no dmem
+ *	controller or was booted with cgroup_disable=dmem (vmtest's
+ *	"nodmem" boot), which must leave it out of cgroup.controllers.
  * sysfs_attrs_match_bufinfo: contiguous, cached and size of every heap;
  *	used and buffers agree with debugfs bufinfo under mixed allocations
  *	and return to where they were; peak is a high-water mark that "0"
@@ -1040,6 +1045,75 @@ TEST_F_TIMEOUT(gov, dmem_max_per_cgroup, 300)
 	EXPECT_EQ(0, rdh_cg_keyed_wait(cga, "dmem.current", region, 0));
 	ASSERT_EQ(0, say(b->sock, 0, 0, 0, 0));
 	EXPECT_TRUE(exited_ok(agent_wait(b)));
+}
+
+/* The current task's cgroup on the unified hierarchy ("0::<path>"). */
+static int own_cgroup(char *buf, size_t len)
+{
+	char text[512], *p;
+
+	if (rdh_read_text("/proc/self/cgroup", text, sizeof(text)))
+		return -EIO;
+	p = text;
+	while (p && strncmp(p, "0::", 3)) {
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return -ENOENT;
+	p += 3;
+	snprintf(buf, len, "%.*s", (int)strcspn(p, "\n"), p);
+	return 0;
+}
+
+TEST_F(gov, dmem_charge_names_cgroup)
+{
+	struct live *l = calloc(MAX_LIVE, sizeof(*l));
+	char text[1024], region[2 * RDH_NAME_LEN], want[CG_LEN];
+	int i, j, nl, fd, buf, checked = 0;
+	bool dmem, off;
+	struct stat st;
+
+	ASSERT_NE(NULL, l);
+	if (rdh_read_text(CG_ROOT "/cgroup.controllers", text, sizeof(text)))
+		SKIP(free(l); return, "no cgroup v2 at " CG_ROOT);
+	dmem = rdh_has_word(text, "dmem");
+	ASSERT_EQ(0, rdh_read_text("/proc/cmdline", text, sizeof(text)));
+	off = strstr(text, "cgroup_disable=dmem");
+	if (off)
+		ASSERT_FALSE(dmem) TH_LOG("cgroup_disable=dmem, yet dmem is in cgroup.controllers");
+	snprintf(want, sizeof(want), "-");
+	if (dmem)
+		ASSERT_EQ(0, own_cgroup(want, sizeof(want)));
+	for (i = 0; i < self->n; i++) {
+		const char *heap = self->heaps[i];
+
+		region_of(heap, region, sizeof(region));
+		if (!region[0])
+			continue;
+		fd = rdh_open_heap(heap, O_RDWR);
+		ASSERT_LE(0, fd) TH_LOG("%s: %s", heap, strerror(errno));
+		buf = rdh_alloc(fd, 4 * KIB, O_RDWR, 0);
+		ASSERT_LE(0, buf) TH_LOG("%s: %s", heap, strerror(-buf));
+		ASSERT_EQ(0, fstat(buf, &st));
+		nl = live_read(l, MAX_LIVE);
+		ASSERT_LE(0, nl) TH_LOG("debugfs %s/buffers: %s", rdh_class(), strerror(-nl));
+		for (j = 0; j < nl && l[j].ino != (unsigned long long)st.st_ino; j++)
+			;
+		EXPECT_GT(nl, j) TH_LOG("%s: inode %llu not listed", heap,
+					(unsigned long long)st.st_ino);
+		if (j < nl)
+			EXPECT_STREQ(want, l[j].cgroup) TH_LOG("%s (%s)", heap, region);
+		close(buf);
+		close(fd);
+		checked++;
+	}
+	free(l);
+	if (!checked)
+		SKIP(return, "no heap charges the dmem controller");
+	ksft_print_msg("%d heaps: cgroup \"%s\" (dmem controller %s)\n", checked, want,
+		       dmem ? "on" : off ? "disabled at boot" : "absent");
 }
 
 /* 4. sysfs attributes */

@@ -4,7 +4,8 @@
 
 Reads the log the guest's /init wrote (see initramfs/init): one section per
 test program, between "### RDH-BEGIN <name>" and "### RDH-END <name> rc=N",
-each holding that program's KTAP output. Prints every result line, a summary
+each holding that program's KTAP output (the END line also says how many
+seconds it ran). Prints every result line, a summary
 of problems, and a closing line "N passed, N failed". Exits 1 when anything
 failed: a "not ok", a missing or short plan, a program that exited non-zero,
 a program that never finished, a boot that did not reach its end (crash or

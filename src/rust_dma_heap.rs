@@ -54,6 +54,15 @@ struct RustDmaHeap {
 /// `carveout=` fails the load here, before userspace can see anything.
 fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut all: KVec<Arc<dyn heaps::Heap>> = KVec::new();
+    // Whether buffers are charged to the allocating task's cgroups: the
+    // system heap's pages to its memory cgroup, CMA and carve-out buffers
+    // to its dmem cgroup (whose regions are registered only then).
+    #[cfg(any(
+        CONFIG_RUST_DMA_HEAP_SYSTEM,
+        CONFIG_RUST_DMA_HEAP_CMA,
+        CONFIG_RUST_DMA_HEAP_CARVEOUT
+    ))]
+    let charged = wrappers::mem_accounting_param();
     #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM)]
     let system = {
         let mut uncached =
@@ -67,10 +76,7 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
         }
         let auto = cfg!(CONFIG_RUST_DMA_HEAP_AUTO) && module_parameters::auto_heap.value();
         if module_parameters::system_heap.value() || uncached || auto {
-            let system = Arc::new(
-                heaps::system::SystemHeap::new(wrappers::mem_accounting_param())?,
-                GFP_KERNEL,
-            )?;
+            let system = Arc::new(heaps::system::SystemHeap::new(charged)?, GFP_KERNEL)?;
             #[cfg(CONFIG_RUST_DMA_HEAP_SYSTEM_UNCACHED)]
             if uncached {
                 match heaps::system_uncached::UncachedHeap::new(system.clone()) {
@@ -93,7 +99,7 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     let mut cma = KVec::new();
     #[cfg(CONFIG_RUST_DMA_HEAP_CMA)]
     if module_parameters::cma_heaps.value() {
-        for heap in heaps::cma::CmaHeap::all()? {
+        for heap in heaps::cma::CmaHeap::all(charged)? {
             let heap = Arc::new(heap, GFP_KERNEL)?;
             all.push(heap.clone(), GFP_KERNEL)?;
             cma.push(heap, GFP_KERNEL)?;
@@ -113,10 +119,10 @@ fn all_heaps() -> Result<KVec<Arc<dyn heaps::Heap>>> {
     #[cfg(CONFIG_RUST_DMA_HEAP_CARVEOUT)]
     if module_parameters::carveout_heaps.value() {
         #[cfg(CONFIG_OF_RESERVED_MEM)]
-        for heap in heaps::carveout::CarveoutHeap::from_device_tree()? {
+        for heap in heaps::carveout::CarveoutHeap::from_device_tree(charged)? {
             all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        if let Some(heap) = heaps::carveout::CarveoutHeap::from_param()? {
+        if let Some(heap) = heaps::carveout::CarveoutHeap::from_param(charged)? {
             all.push(Arc::new(heap, GFP_KERNEL)?, GFP_KERNEL)?;
         }
     }

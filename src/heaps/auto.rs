@@ -13,7 +13,8 @@
 //!
 //! Memory is zeroed and charged to the task that allocated the buffer,
 //! whoever uses it first (a buffer passed to another process does not
-//! escape its allocator's limits):
+//! escape its allocator's limits), unless `mem_accounting=0` (nobody is
+//! charged then):
 //!
 //! - at allocation, its size is reserved in the allocator's dmem cgroup on
 //!   the default CMA area's region (`cma/<area>`, `ENOMEM` over its

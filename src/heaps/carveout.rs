@@ -27,38 +27,46 @@ use kernel::{
 pub(crate) struct CarveoutHeap {
     region: Arc<Region>,
     /// Its dmem region (`carveout/<heap name>`); `None` without the dmem
-    /// controller.
+    /// controller (or with it disabled), or with `mem_accounting=0`.
     dmem: Option<Arc<DmemRegion>>,
     usage: Arc<Usage>,
 }
 
 impl CarveoutHeap {
-    /// The heap over `region`, with its dmem region.
-    fn new(region: Arc<Region>) -> Result<Self> {
+    /// The heap over `region`, with its dmem region when `charged`
+    /// (`mem_accounting`).
+    fn new(region: Arc<Region>, charged: bool) -> Result<Self> {
         let size = region.size() as u64;
-        let name = CString::try_from_fmt(fmt!("carveout/{}", region.name()))?;
+        let dmem = if charged {
+            let name = CString::try_from_fmt(fmt!("carveout/{}", region.name()))?;
+            DmemRegion::register(&name, size)?
+        } else {
+            None
+        };
         Ok(Self {
-            dmem: DmemRegion::register(&name, size)?,
+            dmem,
             region,
             usage: Arc::new(Usage::new(size), GFP_KERNEL)?,
         })
     }
 
     /// Every `carved-out` region of the device tree (a region that cannot
-    /// be set up is logged and skipped).
+    /// be set up is logged and skipped); charged to the dmem controller
+    /// when `charged`.
     #[cfg(CONFIG_OF_RESERVED_MEM)]
-    pub(crate) fn from_device_tree() -> Result<KVec<Self>> {
+    pub(crate) fn from_device_tree(charged: bool) -> Result<KVec<Self>> {
         let mut heaps = KVec::new();
         for region in Region::from_device_tree()? {
-            heaps.push(Self::new(region)?, GFP_KERNEL)?;
+            heaps.push(Self::new(region, charged)?, GFP_KERNEL)?;
         }
         Ok(heaps)
     }
 
-    /// The heap of the `carveout=<size>@<base>` parameter, if set.
-    pub(crate) fn from_param() -> Result<Option<Self>> {
+    /// The heap of the `carveout=<size>@<base>` parameter, if set;
+    /// charged to the dmem controller when `charged`.
+    pub(crate) fn from_param(charged: bool) -> Result<Option<Self>> {
         match Region::from_param(carveout_param())? {
-            Some(region) => Ok(Some(Self::new(region)?)),
+            Some(region) => Ok(Some(Self::new(region, charged)?)),
             None => Ok(None),
         }
     }

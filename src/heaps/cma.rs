@@ -34,16 +34,17 @@ pub(crate) struct CmaHeap {
     area: CmaArea,
     /// The area's dmem region (`cma/<area name>`), shared by every heap
     /// over the area; `None` without the dmem controller (or with it
-    /// disabled).
+    /// disabled), or with `mem_accounting=0`.
     dmem: Option<Arc<DmemRegion>>,
     usage: Arc<Usage>,
 }
 
 impl CmaHeap {
     /// Every heap upstream's CMA heap would register: the default area as
-    /// `default_cma_region`, then each area under its own name. One dmem
-    /// region per area, whatever the number of names it has.
-    pub(crate) fn all() -> Result<KVec<Self>> {
+    /// `default_cma_region`, then each area under its own name. When
+    /// `charged` (`mem_accounting`), one dmem region per area, whatever the
+    /// number of names it has.
+    pub(crate) fn all(charged: bool) -> Result<KVec<Self>> {
         let mut areas = KVec::new();
         if let Some(area) = CmaArea::default_area() {
             areas.push((DEFAULT_NAME, area), GFP_KERNEL)?;
@@ -57,6 +58,7 @@ impl CmaHeap {
         for (name, area) in areas {
             let dmem = match heaps.iter().find(|h| h.area == area) {
                 Some(h) => h.dmem.clone(),
+                None if !charged => None,
                 None => {
                     let region = CString::try_from_fmt(fmt!("cma/{}", area.name()))?;
                     DmemRegion::register(&region, area.size())?

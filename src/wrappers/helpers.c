@@ -58,7 +58,7 @@ MODULE_IMPORT_NS("DMA_BUF_HEAP");
 static bool mem_accounting = true;
 module_param(mem_accounting, bool, 0444);
 MODULE_PARM_DESC(mem_accounting,
-		 "Charge system heap buffers to the allocating task's memory cgroup (default: true; upstream's default is false)");
+		 "Charge buffers to the allocating task's cgroups: system heap pages to its memory cgroup, CMA and carve-out buffers to its dmem cgroup (default: true; upstream's default is false)");
 
 static char carveout[64];
 module_param_string(carveout, carveout, sizeof(carveout), 0444);

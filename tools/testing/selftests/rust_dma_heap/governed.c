@@ -21,6 +21,11 @@
  *	cgroup; with "-" (nothing charged) when the kernel has no dmem
  *	controller or was booted with cgroup_disable=dmem (vmtest's
  *	"nodmem" boot), which must leave it out of cgroup.controllers.
+ * mem_accounting_off_charges_nobody: loaded with mem_accounting=0, the
+ *	module registers no dmem region, a 16 MiB system heap buffer leaves
+ *	its cgroup's memory.current within a CPU stock of where it was, and
+ *	debugfs <class>/buffers names no cgroup for a buffer of any heap;
+ *	loaded again with the default, the regions are back.
  * sysfs_attrs_match_bufinfo: contiguous, cached and size of every heap;
  *	used and buffers agree with debugfs bufinfo under mixed allocations
  *	and return to where they were; peak is a high-water mark that "0"
@@ -658,6 +663,8 @@ FIXTURE(gov) {
 	/* /etc/mdev.conf: written by the test, and whether one was saved. */
 	bool mdev_conf;
 	bool mdev_conf_saved;
+	/* The module was reloaded with other parameters: load it as it was. */
+	bool reload;
 };
 
 FIXTURE_SETUP(gov)
@@ -701,6 +708,10 @@ FIXTURE_TEARDOWN_PARENT(gov)
 	if (self->mdev_conf)
 		unlink(MDEV_CONF);
 	EXPECT_EQ(0, self->mdev_conf_saved ? rename(MDEV_CONF_SAVED, MDEV_CONF) : 0);
+	if (self->reload) {
+		rdh_unload_module();
+		EXPECT_EQ(0, rdh_load_module("")) TH_LOG("loading the module again");
+	}
 }
 
 /* 1. memcg */
@@ -1114,6 +1125,88 @@ TEST_F(gov, dmem_charge_names_cgroup)
 		SKIP(return, "no heap charges the dmem controller");
 	ksft_print_msg("%d heaps: cgroup \"%s\" (dmem controller %s)\n", checked, want,
 		       dmem ? "on" : off ? "disabled at boot" : "absent");
+}
+
+#define UNCHARGED_SYSTEM (16 * MIB)
+
+/*
+ * mem_accounting=0 charges nobody: no dmem region is registered, a system
+ * heap buffer leaves memory.current where it was, and the report names no
+ * cgroup for any buffer (each heap's, allocated in a cgroup of its own).
+ */
+TEST_F(gov, mem_accounting_off_charges_nobody)
+{
+	struct live *l = calloc(MAX_LIVE, sizeof(*l));
+	int i, j, nl, fd, bufs[RDH_MAX_HEAPS], nbufs = 0, regions;
+	unsigned long long inos[RDH_MAX_HEAPS];
+	long long before, after, slack;
+	char text[8], region[2 * RDH_NAME_LEN];
+	const char *why;
+	bool enabled;
+	struct stat st;
+
+	ASSERT_NE(NULL, l);
+	why = cg_unavailable(&enabled);
+	if (why)
+		SKIP(free(l); return, "%s", why);
+	ASSERT_TRUE(enabled);
+	if (rdh_provider())
+		SKIP(free(l); return, RDH_PINNED);
+	regions = our_regions();
+	ASSERT_LE(0, regions);
+	ASSERT_EQ(0, cg_make(self->cg[0], "noacct"));
+	ASSERT_EQ(0, rdh_unload_module());
+	self->reload = true;
+	ASSERT_EQ(0, rdh_load_module("mem_accounting=0"));
+	ASSERT_EQ(0, rdh_read_text(MEM_ACCOUNTING, text, sizeof(text)));
+	EXPECT_STREQ("N", text);
+	EXPECT_EQ(0, our_regions()) TH_LOG("%d regions with mem_accounting=Y", regions);
+
+	ASSERT_EQ(0, cg_join(self->cg[0]));
+	before = rdh_cg_num(self->cg[0], "memory.current");
+	ASSERT_LE(0, before);
+	for (i = 0; i < self->n; i++) {
+		const char *heap = self->heaps[i];
+		bool system = !strcmp(heap, "system");
+
+		region_of(heap, region, sizeof(region));
+		if (!system && !region[0])
+			continue;
+		fd = rdh_open_heap(heap, O_RDWR);
+		ASSERT_LE(0, fd) TH_LOG("%s: %s", heap, strerror(errno));
+		bufs[nbufs] = rdh_alloc(fd, system ? UNCHARGED_SYSTEM : 4 * KIB, O_RDWR, 0);
+		ASSERT_LE(0, bufs[nbufs]) TH_LOG("%s: %s", heap, strerror(-bufs[nbufs]));
+		close(fd);
+		ASSERT_EQ(0, fstat(bufs[nbufs], &st));
+		inos[nbufs++] = st.st_ino;
+	}
+	after = rdh_cg_num(self->cg[0], "memory.current");
+	nl = live_read(l, MAX_LIVE);
+	ASSERT_LE(0, nl) TH_LOG("debugfs %s/buffers: %s", rdh_class(), strerror(-nl));
+	for (i = 0; i < nbufs; i++) {
+		for (j = 0; j < nl && l[j].ino != inos[i]; j++)
+			;
+		EXPECT_GT(nl, j) TH_LOG("inode %llu not listed", inos[i]);
+		if (j < nl)
+			EXPECT_STREQ("-", l[j].cgroup) TH_LOG("%s", l[j].heap);
+		close(bufs[i]);
+	}
+	free(l);
+	/*
+	 * The dma-buf's own objects (its file, inode, our bookkeeping) are
+	 * charged as every task's kernel objects are; give a CPU's stock of
+	 * precharged pages and a page of slab bytes each.
+	 */
+	slack = sysconf(_SC_NPROCESSORS_ONLN) * (64 + 1) * (long long)PAGE + MIB;
+	if (heap_index(self->heaps, self->n, "system") >= 0)
+		EXPECT_GT(slack, after - before) TH_LOG("memory.current %lld -> %lld", before, after);
+	ksft_print_msg("mem_accounting=0: %d buffers, memory.current %lld -> %lld, %d regions (%d with it on)\n",
+		       nbufs, before, after, our_regions(), regions);
+
+	ASSERT_EQ(0, rdh_unload_module());
+	ASSERT_EQ(0, rdh_load_module(""));
+	self->reload = false;
+	EXPECT_EQ(regions, our_regions());
 }
 
 /* 4. sysfs attributes */

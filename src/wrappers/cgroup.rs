@@ -198,12 +198,40 @@ pub(crate) struct Process {
 struct Comm([u8; 16]);
 
 impl Process {
-    /// The current task's process.
+    /// The current task's process: its thread group id and name, as
+    /// `get_task_comm()` reads it (a rename racing with the copy may tear
+    /// the name, as it may `get_task_comm()`'s).
+    #[inline]
     pub(crate) fn current() -> Self {
+        /// Where `comm` lies in `task_struct`: on an 8-byte boundary the
+        /// name is copied as two words, otherwise a byte at a time (the
+        /// test folds at compile time).
+        const COMM: usize = core::mem::offset_of!(bindings::task_struct, comm);
+        const WORDS: bool =
+            COMM % 8 == 0 && core::mem::align_of::<bindings::task_struct>() >= 8;
+        let task = kernel::task::Task::current_raw();
         let mut comm = Comm([0u8; 16]);
-        // SAFETY: `comm` has room for `TASK_COMM_LEN` (16) bytes.
-        let tgid = unsafe { ffi_helpers::rdh_current_owner(comm.0.as_mut_ptr().cast()) };
-        // INVARIANT: the helper NUL-pads.
+        // SAFETY: `current` is live while it runs this; its `tgid` never
+        // changes. Its `comm` is written only by a rename (under the task
+        // lock, which `get_task_comm()` does not take either): the reads are
+        // volatile, each of a whole aligned word or byte.
+        let tgid = unsafe {
+            let src = (&raw const (*task).comm).cast::<u8>();
+            if WORDS {
+                let src = src.cast::<u64>();
+                let dst = comm.0.as_mut_ptr().cast::<u64>();
+                dst.write(src.read_volatile());
+                dst.add(1).write(src.add(1).read_volatile());
+            } else {
+                for (i, b) in comm.0.iter_mut().enumerate() {
+                    *b = src.add(i).read_volatile();
+                }
+            }
+            (*task).tgid
+        };
+        // INVARIANT: NUL-padded by every rename (`strscpy_pad`), and
+        // terminated here.
+        comm.0[15] = 0;
         Self { tgid, comm }
     }
 

@@ -603,9 +603,11 @@ impl DmaBuf {
                     exports.link(e);
                 }
                 // INVARIANT: counted and on its list, with its dma-buf, until
-                // release.
-                ledger.count += 1;
-                ledger.used += size as u64;
+                // release. The sums cannot wrap: they count live objects
+                // and the bytes of their dma-bufs (`size` fits the address
+                // space).
+                ledger.count = ledger.count.wrapping_add(1);
+                ledger.used = ledger.used.wrapping_add(size as u64);
                 ledger.peak = ledger.peak.max(ledger.used);
                 Ok(this)
             }
@@ -1105,9 +1107,10 @@ impl<T: Exporter> VTable<T> {
             // SAFETY: under the ledger's lock; an exported buffer is on its
             // own source's list (type invariant of `Exported`).
             unsafe { this.exports.unlink(this) };
-            // INVARIANT: uncounted as it leaves the list.
-            ledger.count -= 1;
-            ledger.used -= this.size as u64;
+            // INVARIANT: uncounted as it leaves the list (counted at
+            // export: the sums cannot wrap).
+            ledger.count = ledger.count.wrapping_sub(1);
+            ledger.used = ledger.used.wrapping_sub(this.size as u64);
         }
         // SAFETY: off the list; the core calls nothing on the dma-buf after
         // release.

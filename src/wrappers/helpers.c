@@ -341,19 +341,6 @@ void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end)
 #endif
 #endif
 
-/* current's tgid, and its comm into @buf. */
-pid_t rdh_current_owner(char buf[TASK_COMM_LEN])
-{
-	/*
-	 * As get_task_comm() without its call to strscpy_pad(): a copy of
-	 * the fixed-size array, terminated (a racing rename may tear it, as
-	 * it may get_task_comm()'s).
-	 */
-	memcpy(buf, current->comm, TASK_COMM_LEN);
-	buf[TASK_COMM_LEN - 1] = '\0';
-	return current->tgid;
-}
-
 /*
  * The dmem controller's API: variadic, and inline stubs without
  * CONFIG_CGROUP_DMEM.

@@ -30,7 +30,6 @@ const char *rdh_mode(void);
 unsigned long rdh_cma_pages(const struct cma *cma);
 void rdh_cma_span(const struct cma *cma, phys_addr_t *base, phys_addr_t *end);
 void rdh_warn_ratelimited(const char *msg);
-pid_t rdh_current_owner(char buf[16]);
 struct dmem_cgroup_region *rdh_dmem_register(const char *name, u64 size);
 void rdh_dmem_unregister(struct dmem_cgroup_region *region);
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,

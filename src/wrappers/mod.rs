@@ -68,7 +68,6 @@ mod ffi_helpers {
             end: *mut bindings::phys_addr_t,
         );
         pub(super) fn rdh_warn_ratelimited(msg: *const ffi::c_char);
-        pub(super) fn rdh_current_owner(buf: *mut ffi::c_char) -> ffi::c_int;
         pub(super) fn rdh_dmem_register(name: *const ffi::c_char, size: u64) -> *mut DmemRegion;
         pub(super) fn rdh_dmem_unregister(region: *mut DmemRegion);
         pub(super) fn rdh_dmem_try_charge(

@@ -212,8 +212,9 @@ impl Process {
         let task = kernel::task::Task::current_raw();
         let mut comm = Comm([0u8; 16]);
         // SAFETY: `current` is live while it runs this; its `tgid` never
-        // changes. Its `comm` is written only by a rename (under the task
-        // lock, which `get_task_comm()` does not take either): the reads are
+        // changes. Its `comm` (`TASK_COMM_LEN`, 16 bytes: what is read) is
+        // written only by a rename (`__set_task_comm()`, which readers such
+        // as `get_task_comm()` do not synchronise with): the reads are
         // volatile, each of a whole aligned word or byte.
         let tgid = unsafe {
             let src = (&raw const (*task).comm).cast::<u8>();
@@ -229,8 +230,8 @@ impl Process {
             }
             (*task).tgid
         };
-        // INVARIANT: NUL-padded by every rename (`strscpy_pad`), and
-        // terminated here.
+        // INVARIANT: NUL-padded by every rename (`__set_task_comm()` pads),
+        // and terminated here.
         comm.0[15] = 0;
         Self { tgid, comm }
     }

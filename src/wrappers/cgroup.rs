@@ -207,8 +207,7 @@ impl Process {
         /// name is copied as two words, otherwise a byte at a time (the
         /// test folds at compile time).
         const COMM: usize = core::mem::offset_of!(bindings::task_struct, comm);
-        const WORDS: bool =
-            COMM % 8 == 0 && core::mem::align_of::<bindings::task_struct>() >= 8;
+        const WORDS: bool = COMM % 8 == 0 && core::mem::align_of::<bindings::task_struct>() >= 8;
         let task = kernel::task::Task::current_raw();
         let mut comm = Comm([0u8; 16]);
         // SAFETY: `current` is live while it runs this; its `tgid` never

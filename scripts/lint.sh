@@ -8,17 +8,20 @@
 # the module's layering.
 #
 # Usage: lint.sh KBUILD KSRC WORKDIR
+# Exits 1 (and says rc=1 on its END line) when any check is "not ok".
 set -uo pipefail
 . "$(dirname "$0")/../tools/testing/vm/lib.sh"
 KBUILD=$1 KSRC=$2 W=$3
 mkdir -p "$W"
 
 n=0
+failed=0
 result() { # ok|not-ok name [details file]
 	n=$((n + 1))
 	if [ "$1" = ok ]; then
 		echo "ok $n $2"
 	else
+		failed=1
 		echo "not ok $n $2"
 		[ -z "${3:-}" ] || sed 's/^/# /' "$3" | head -n 40
 	fi
@@ -126,5 +129,6 @@ if python3 "$REPO/scripts/layers-lint.py" "$REPO" >"$W/layers.log" 2>&1; then
 else
 	result not-ok "layers: entry > registry > heaps > buffer > wrappers, no cycles" "$W/layers.log"
 fi
-echo "### RDH-END lint rc=0"
+echo "### RDH-END lint rc=$failed"
 echo "### RDH-DONE"
+exit "$failed"

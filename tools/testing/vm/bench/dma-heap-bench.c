@@ -34,8 +34,10 @@
  * allocation ops run for it.
  *
  * (RDH_BENCH_OPS="op,op" runs only those; RDH_BENCH_ITERS=N sets the
- * iterations), and the guest's memset of the same sizes, the floor of any allocation
- * that must zero its memory, and the cost of one atomic operation. Output is KTAP, one result per KIND and size,
+ * iterations; RDH_BENCH_DECILES=1 adds each side's deciles), and the
+ * guest's memset of the same sizes, the floor of any allocation that must
+ * zero its memory, and the cost of one atomic operation. Output is KTAP,
+ * one result per KIND and size,
  * with a "# RDH-BENCH heap,op,size_bytes,upstream_ns,rust_ns,n" line per
  * median; tools/testing/vm/bench/report.py turns those into the CSV, the
  * markdown table and the plot.
@@ -101,6 +103,29 @@ static uint64_t median(uint64_t *v, int n)
 {
 	qsort(v, n, sizeof(*v), cmp_u64);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * RDH_BENCH_DECILES=1: after each median, the deciles of both sides' sorted
+ * samples (median() sorted them), in microseconds, "# RDH-DECILES heap,op,
+ * size_bytes,upstream|rust,d0,...,d10" (d0 the fastest, d10 the slowest):
+ * whether a median sits in one mode or between two.
+ */
+static void deciles(const char *heap, const char *op, uint64_t size, int who,
+		    const uint64_t *v, int n)
+{
+	static int on = -1;
+	int k;
+
+	if (on < 0)
+		on = getenv("RDH_BENCH_DECILES") != NULL;
+	if (!on)
+		return;
+	printf("# RDH-DECILES %s,%s,%llu,%s", heap, op, (unsigned long long)size,
+	       who ? "rust" : "upstream");
+	for (k = 0; k <= 10; k++)
+		printf(",%llu", (unsigned long long)v[k < 10 ? k * n / 10 : n - 1] / 1000);
+	printf("\n");
 }
 
 /*
@@ -482,6 +507,8 @@ static int bench_size(struct pair *p, uint64_t size)
 		}
 		report(p->kind, op_names[op], size, median(samples[0], rounds),
 		       median(samples[1], rounds), rounds);
+		for (s = 0; s < 2; s++)
+			deciles(p->kind, op_names[op], size, s, samples[s], rounds);
 	}
 	if (importer_fd >= 0 && strcmp(p->kind, "charged")) {
 		for (s = 0; s < 2; s++) {

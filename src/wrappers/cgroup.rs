@@ -97,7 +97,9 @@ impl Drop for DmemRegion {
 ///
 /// `pool` and `size` are what a successful `dmem_cgroup_try_charge` on
 /// `_region` returned and was asked, `css` the charging task's css of the
-/// dmem controller then; uncharged and put once, in `Drop` (one call).
+/// dmem controller read just after it (the charged cgroup's unless the task
+/// moved in between: the controller keeps the pool's cgroup private);
+/// uncharged and put once, in `Drop` (one call).
 pub(crate) struct DmemCharge {
     pool: NonNull<DmemPool>,
     css: ManuallyDrop<Css>,
@@ -113,7 +115,8 @@ unsafe impl Send for DmemCharge {}
 unsafe impl Sync for DmemCharge {}
 
 impl DmemCharge {
-    /// The path of the dmem cgroup charged ([`Css::path`]).
+    /// The path of the dmem cgroup charged ([`Css::path`]; see the type's
+    /// invariants for a task moved while charging).
     pub(crate) fn cgroup_path<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         self.css.path(buf)
     }

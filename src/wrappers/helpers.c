@@ -371,7 +371,8 @@ void rdh_dmem_unregister(struct dmem_cgroup_region *region)
  * (0) sets @pool to the charged pool and @css to a reference on current's
  * css of the dmem controller, for naming the cgroup, both non-NULL: both
  * are given back by rdh_dmem_uncharge(). (The pool's own reference on its
- * cgroup is private to the controller.)
+ * cgroup is private to the controller, so the css is read just after the
+ * charge: the charged cgroup's unless current moved in between.)
  */
 int rdh_dmem_try_charge(struct dmem_cgroup_region *region, u64 size,
 			struct dmem_cgroup_pool_state **pool,
